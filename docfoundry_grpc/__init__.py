@@ -1,0 +1,3 @@
+"""DocFoundry: a gRPC documentation search service."""
+
+__version__ = "0.1.0"

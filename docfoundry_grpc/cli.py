@@ -1,0 +1,82 @@
+"""The `docfoundry` command: server-side operations here, client commands from
+`docfoundry_client.cli` (ingest, search, click, health, delete)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .config import Settings
+from .errors import DocFoundryError
+from .logs import configure_logging
+
+log = logging.getLogger("docfoundry_grpc")
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .embedding import MiniLMEmbedder
+    from .service.app import serve
+
+    settings = Settings.from_env()
+    asyncio.run(serve(settings, embedder=MiniLMEmbedder(), ingest=args.ingest))
+    return 0
+
+
+def _init_db(args: argparse.Namespace) -> int:
+    from .embedding import MiniLMEmbedder
+    from .storage import build_store
+
+    async def run() -> None:
+        settings = Settings.from_env()
+        store = build_store(settings.database, dimension=MiniLMEmbedder().dimension)
+        await store.open()
+        stats = await store.stats()
+        await store.close()
+        print(
+            f"{store.backend} schema v{stats.schema_version} ready: "
+            f"{stats.documents} documents, {stats.chunks} chunks, {stats.clicks} clicks"
+        )
+
+    asyncio.run(run())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="docfoundry", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the gRPC server (settings from environment)")
+    serve.add_argument(
+        "--ingest", action="append", type=Path, default=[], metavar="PATH",
+        help="index these files or folders once the server is up (repeatable)",
+    )
+    serve.set_defaults(func=_serve)
+
+    init_db = commands.add_parser("init-db", help="create or upgrade the database schema")
+    init_db.set_defaults(func=_init_db)
+
+    from .ops_cli import add_ops_commands
+
+    add_ops_commands(commands)
+
+    from docfoundry_client.cli import add_client_commands
+
+    add_client_commands(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        configure_logging(settings.log_level, settings.log_format)
+        return int(args.func(args))
+    except DocFoundryError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,162 @@
+"""Settings from the environment, as frozen dataclasses; every variable is in the README table."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote
+
+from .errors import InvalidArgumentError
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    try:
+        return int(raw) if raw else default
+    except ValueError:
+        raise InvalidArgumentError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    try:
+        return float(raw) if raw else default
+    except ValueError:
+        raise InvalidArgumentError(f"{name} must be a number, got {raw!r}") from None
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    return raw in {"1", "true", "yes", "on"} if raw else default
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = env.get(name, "").strip().lower() or default
+    if value not in allowed:
+        raise InvalidArgumentError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class PostgresConfig:
+    host: str = "127.0.0.1"
+    port: int = 5432
+    database: str = "docfoundry"
+    user: str = "postgres"
+    password: str = field(default="", repr=False)
+    sslmode: str = "prefer"
+    url: str = field(default="", repr=False)
+    pool_min_size: int = 5
+    pool_max_size: int = 20
+    pool_max_queries: int = 50000
+    pool_max_inactive_lifetime: float = 300.0
+    pool_acquire_timeout: float = 5.0
+    vector_index: str = "hnsw"
+    hnsw_m: int = 16
+    hnsw_ef_construction: int = 64
+    hnsw_ef_search: int = 100
+    ivfflat_lists: int = 100
+    ivfflat_probes: int = 10
+    log_queries: bool = False
+
+    def dsn(self) -> str:
+        """The connection string; contains the password, so never log it (see `safe_dsn`)."""
+        if self.url:
+            return self.url
+        auth = quote(self.user, safe="")
+        if self.password:
+            auth += ":" + quote(self.password, safe="")
+        return f"postgresql://{auth}@{self.host}:{self.port}/{quote(self.database, safe='')}"
+
+    def safe_dsn(self) -> str:
+        """The DSN with any password masked, for logs and error messages."""
+        from urllib.parse import urlsplit, urlunsplit
+
+        parts = urlsplit(self.dsn())
+        if parts.password is None:
+            return self.dsn()
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+        return urlunsplit(parts._replace(netloc=netloc))
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    type: str = "sqlite"
+    sqlite_path: Path = Path("data/docfoundry.db")
+    postgres: PostgresConfig = field(default_factory=PostgresConfig)
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    default_k: int = 10
+    max_k: int = 1000
+    max_query_chars: int = 4096
+    candidate_window: int = 100
+    click_weight: float = 0.5
+    chunk_max_chars: int = 1200
+
+
+@dataclass(frozen=True)
+class Settings:
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+    grpc_host: str = "127.0.0.1"
+    grpc_port: int = 50051
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 9464
+    log_level: str = "INFO"
+    log_format: str = "text"
+    embedding_batch_size: int = 32
+    shutdown_grace_seconds: float = 5.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        postgres = PostgresConfig(
+            host=env.get("POSTGRES_HOST", "127.0.0.1"),
+            port=_int(env, "POSTGRES_PORT", 5432),
+            database=env.get("POSTGRES_DB", "docfoundry"),
+            user=env.get("POSTGRES_USER", "postgres"),
+            password=env.get("POSTGRES_PASSWORD", ""),
+            sslmode=env.get("POSTGRES_SSLMODE", "prefer"),
+            url=env.get("DATABASE_URL", ""),
+            pool_min_size=_int(env, "POSTGRES_POOL_MIN_SIZE", 5),
+            pool_max_size=_int(env, "POSTGRES_POOL_MAX_SIZE", 20),
+            pool_max_queries=_int(env, "POSTGRES_POOL_MAX_QUERIES", 50000),
+            pool_max_inactive_lifetime=_float(env, "POSTGRES_POOL_MAX_INACTIVE_LIFETIME", 300.0),
+            pool_acquire_timeout=_float(env, "POSTGRES_POOL_ACQUIRE_TIMEOUT", 5.0),
+            vector_index=_choice(env, "POSTGRES_VECTOR_INDEX", "hnsw", ("hnsw", "ivfflat")),
+            hnsw_m=_int(env, "POSTGRES_HNSW_M", 16),
+            hnsw_ef_construction=_int(env, "POSTGRES_HNSW_EF_CONSTRUCTION", 64),
+            hnsw_ef_search=_int(env, "POSTGRES_HNSW_EF_SEARCH", 100),
+            ivfflat_lists=_int(env, "POSTGRES_IVFFLAT_LISTS", 100),
+            ivfflat_probes=_int(env, "POSTGRES_IVFFLAT_PROBES", 10),
+            log_queries=_bool(env, "POSTGRES_LOG_QUERIES", False),
+        )
+        database = DatabaseConfig(
+            type=_choice(env, "DATABASE_TYPE", "sqlite", ("sqlite", "postgresql")),
+            sqlite_path=Path(env.get("SQLITE_PATH", "data/docfoundry.db")),
+            postgres=postgres,
+        )
+        search = SearchConfig(
+            default_k=_int(env, "SEARCH_DEFAULT_K", 10),
+            max_k=_int(env, "SEARCH_MAX_K", 1000),
+            max_query_chars=_int(env, "SEARCH_MAX_QUERY_CHARS", 4096),
+            candidate_window=_int(env, "SEARCH_CANDIDATE_WINDOW", 100),
+            click_weight=_float(env, "SEARCH_CLICK_WEIGHT", 0.5),
+            chunk_max_chars=_int(env, "CHUNK_MAX_CHARS", 1200),
+        )
+        return cls(
+            database=database,
+            search=search,
+            grpc_host=env.get("GRPC_HOST", "127.0.0.1"),
+            grpc_port=_int(env, "GRPC_PORT", 50051),
+            metrics_host=env.get("METRICS_HOST", "127.0.0.1"),
+            metrics_port=_int(env, "METRICS_PORT", 9464),
+            log_level=env.get("LOG_LEVEL", "INFO").upper(),
+            log_format=_choice(env, "LOG_FORMAT", "text", ("text", "json")),
+            embedding_batch_size=_int(env, "EMBEDDING_BATCH_SIZE", 32),
+            shutdown_grace_seconds=_float(env, "SHUTDOWN_GRACE_SECONDS", 5.0),
+        )

@@ -1,0 +1,208 @@
+"""SearchEngine: embed → retrieve → fuse → feedback. Knows nothing of gRPC or SQL."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from . import __version__
+from .config import SearchConfig
+from .embedding import Embedder
+from .errors import DocFoundryError
+from .ingest import DocumentInput, DocumentPreparer, check_document, content_hash
+from .models import (
+    ClickEvent,
+    DeleteResult,
+    Hit,
+    LegResult,
+    StoredChunk,
+    StoreStats,
+    UpsertOutcome,
+    UpsertResult,
+    Vector,
+)
+from .ranking import click_ranks, reciprocal_rank_fusion
+from .snippets import snippet
+from .storage.base import StorageAdapter
+from .text import query_terms
+from .validation import SearchQuery, check_document_path
+
+QUERY_CACHE_SIZE = 2048
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    serving: bool
+    detail: str
+    backend: str
+    stats: StoreStats | None
+    roundtrip_ms: float
+    embedding_model: str
+    embedding_dimension: int
+    version: str = __version__
+
+
+class _QueryVectorCache:
+    """LRU of query embeddings: repeated queries skip the model (the slowest step)."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._entries: OrderedDict[str, Vector] = OrderedDict()
+
+    def get(self, text: str) -> Vector | None:
+        vector = self._entries.get(text)
+        if vector is not None:
+            self._entries.move_to_end(text)
+        return vector
+
+    def put(self, text: str, vector: Vector) -> None:
+        self._entries[text] = vector
+        if len(self._entries) > self._size:
+            self._entries.popitem(last=False)
+
+
+class SearchEngine:
+    def __init__(self, store: StorageAdapter, embedder: Embedder, config: SearchConfig) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.config = config
+        self.preparer = DocumentPreparer(embedder, max_chars=config.chunk_max_chars)
+        self._query_vectors = _QueryVectorCache(QUERY_CACHE_SIZE)
+
+    # Search -----------------------------------------------------------------------------
+
+    async def fulltext(self, query: SearchQuery) -> list[Hit]:
+        terms = query_terms(query.q)
+        found = await self.store.search_fulltext(
+            terms, limit=query.k, path_prefix=query.path_prefix
+        )
+        return [self._hit(c, c.score, terms) for c in found]
+
+    async def semantic(self, query: SearchQuery) -> list[Hit]:
+        found = await self._semantic_leg(query, limit=query.k)
+        return [self._hit(c, c.score, query_terms(query.q)) for c in found]
+
+    async def hybrid(self, query: SearchQuery) -> list[Hit]:
+        window = max(self.config.candidate_window, 2 * query.k)
+        terms = query_terms(query.q)
+        fulltext, semantic = await asyncio.gather(
+            self.store.search_fulltext(terms, limit=window, path_prefix=query.path_prefix),
+            self._semantic_leg(query, limit=window),
+        )
+        clicks = await self._click_ranks(terms, [*fulltext, *semantic])
+        fused = reciprocal_rank_fusion(
+            fulltext,
+            semantic,
+            rrf_k=query.rrf_k,
+            fulltext_weight=query.fulltext_weight,
+            semantic_weight=query.semantic_weight,
+            click_ranks=clicks,
+            click_weight=self.config.click_weight,
+        )
+        return [
+            self._hit(f.chunk, f.score, terms, fulltext=f.fulltext, semantic=f.semantic)
+            for f in fused[: query.k]
+        ]
+
+    async def _semantic_leg(self, query: SearchQuery, *, limit: int) -> list[StoredChunk]:
+        vector = query.vector if query.vector is not None else await self.embed_query(query.q)
+        if vector is None:
+            return []
+        found = await self.store.search_vector(vector, limit=limit, path_prefix=query.path_prefix)
+        if query.min_similarity is None:
+            return found
+        return [c for c in found if c.score >= query.min_similarity]
+
+    async def embed_query(self, text: str) -> Vector | None:
+        """The query's embedding (cached), or None for text with nothing to embed."""
+        key = " ".join(text.split())
+        if not key:
+            return None
+        vector = self._query_vectors.get(key)
+        if vector is None:
+            vector = (await asyncio.to_thread(self.embedder.embed, [key]))[0]
+            self._query_vectors.put(key, vector)
+        return vector
+
+    async def _click_ranks(
+        self, terms: Sequence[str], candidates: Sequence[StoredChunk]
+    ) -> dict[int, int]:
+        if not terms or self.config.click_weight == 0:
+            return {}
+        document_ids = sorted({c.document_id for c in candidates})
+        counts = await self.store.click_counts(query_key(terms), document_ids)
+        return click_ranks(counts)
+
+    @staticmethod
+    def _hit(
+        chunk: StoredChunk,
+        score: float,
+        terms: Sequence[str],
+        *,
+        fulltext: LegResult | None = None,
+        semantic: LegResult | None = None,
+    ) -> Hit:
+        text_snippet = snippet(chunk.text, frozenset(terms))
+        return Hit(chunk, score, text_snippet, fulltext=fulltext, semantic=semantic)
+
+    # Feedback ---------------------------------------------------------------------------
+
+    async def record_click(self, click: ClickEvent) -> int:
+        return await self.store.record_click(click, query_key=query_key(query_terms(click.query)))
+
+    # Indexing ---------------------------------------------------------------------------
+
+    async def index(self, docs: Sequence[DocumentInput]) -> list[UpsertResult]:
+        """Adds or replaces documents; each is its own transaction, so an error in one
+        leaves the ones before it stored. Unchanged documents cost one lookup."""
+        for doc in docs:
+            check_document(doc, self.embedder.dimension)
+        hashes = [content_hash(doc, chunking=self.preparer.chunking) for doc in docs]
+        stored = await asyncio.gather(*(self.store.content_hash(doc.path) for doc in docs))
+        changed = [i for i, (new, old) in enumerate(zip(hashes, stored, strict=True)) if new != old]
+        prepared = await self.preparer.prepare(
+            [docs[i] for i in changed], [hashes[i] for i in changed]
+        )
+        results = {
+            i: UpsertResult(doc.path, UpsertOutcome.UNCHANGED, 0) for i, doc in enumerate(docs)
+        }
+        for i, item in zip(changed, prepared, strict=True):
+            outcome = await self.store.replace_document(item.document, item.chunks)
+            results[i] = UpsertResult(item.document.path, outcome, len(item.chunks))
+        return [results[i] for i in range(len(docs))]
+
+    async def delete(self, path: str) -> DeleteResult:
+        return await self.store.delete_document(check_document_path(path))
+
+    # Health -----------------------------------------------------------------------------
+
+    async def health(self) -> HealthReport:
+        started = time.perf_counter()
+        try:
+            await self.store.ping()
+            roundtrip_ms = (time.perf_counter() - started) * 1000
+            stats = await self.store.stats()
+        except DocFoundryError as exc:
+            return self._report(False, str(exc), None, 0.0)
+        return self._report(True, "", stats, roundtrip_ms)
+
+    def _report(
+        self, serving: bool, detail: str, stats: StoreStats | None, roundtrip_ms: float
+    ) -> HealthReport:
+        return HealthReport(
+            serving=serving,
+            detail=detail,
+            backend=self.store.backend,
+            stats=stats,
+            roundtrip_ms=roundtrip_ms,
+            embedding_model=self.embedder.model_name,
+            embedding_dimension=self.embedder.dimension,
+        )
+
+
+def query_key(terms: Sequence[str]) -> str:
+    """The form under which clicks are grouped: 'Install guides' and 'install guide' meet."""
+    return " ".join(sorted(terms))

@@ -1,0 +1,119 @@
+"""Turns incoming documents into chunks ready for storage: hash, chunk, analyse, embed."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .chunking import chunk_content, content_type_for
+from .embedding import Embedder
+from .errors import InvalidArgumentError
+from .models import Chunk, ContentType, Document
+from .text import analyze
+from .validation import MAX_CONTENT_CHARS, check_document_path, check_vector
+
+
+@dataclass(frozen=True)
+class ChunkInput:
+    heading: str
+    anchor: str
+    text: str
+    embedding: Sequence[float] = ()
+
+
+@dataclass(frozen=True)
+class DocumentInput:
+    path: str
+    title: str = ""
+    source_url: str = ""
+    content: str = ""
+    content_type: ContentType | None = None
+    chunks: Sequence[ChunkInput] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class PreparedDocument:
+    document: Document
+    chunks: list[Chunk]
+
+
+def content_hash(doc: DocumentInput, *, chunking: str) -> str:
+    """A hash of everything that decides the stored chunks, so re-sending is a no-op."""
+    digest = hashlib.sha256()
+    content_type = doc.content_type or content_type_for(doc.path)
+    for part in (chunking, doc.title, doc.source_url, content_type.value, doc.content):
+        digest.update(part.encode("utf-8", "surrogatepass") + b"\x00")
+    for chunk in doc.chunks:
+        for part in (chunk.heading, chunk.anchor, chunk.text):
+            digest.update(part.encode("utf-8", "surrogatepass") + b"\x00")
+        digest.update(np.asarray(chunk.embedding, dtype=np.float32).tobytes() + b"\x01")
+    return digest.hexdigest()
+
+
+def check_document(doc: DocumentInput, dimension: int) -> None:
+    check_document_path(doc.path)
+    if doc.content and doc.chunks:
+        raise InvalidArgumentError(f"{doc.path}: send content or chunks, not both")
+    if len(doc.content) > MAX_CONTENT_CHARS:
+        raise InvalidArgumentError(f"{doc.path}: content is over {MAX_CONTENT_CHARS} characters")
+    for n, chunk in enumerate(doc.chunks):
+        if chunk.embedding:
+            check_vector(chunk.embedding, dimension, what=f"{doc.path} chunk {n} embedding")
+
+
+def embedding_text(title: str, heading: str, text: str) -> str:
+    """What the model sees for a chunk: its document title and heading give it context."""
+    return "\n".join(part for part in (title, heading, text) if part.strip())
+
+
+class DocumentPreparer:
+    """Chunks and embeds documents; embeds all chunks of a batch in one model call."""
+
+    def __init__(self, embedder: Embedder, *, max_chars: int) -> None:
+        self.embedder = embedder
+        self.max_chars = max_chars
+        self.chunking = f"chars={max_chars};model={embedder.model_name}"
+
+    def _sections(self, doc: DocumentInput) -> list[ChunkInput]:
+        if doc.chunks:
+            return list(doc.chunks)
+        content_type = doc.content_type or content_type_for(doc.path)
+        return [
+            ChunkInput(s.heading, s.anchor, s.text)
+            for s in chunk_content(doc.content, content_type, max_chars=self.max_chars)
+        ]
+
+    async def prepare(
+        self, docs: Sequence[DocumentInput], hashes: Sequence[str]
+    ) -> list[PreparedDocument]:
+        sections = [self._sections(doc) for doc in docs]
+        to_embed = [
+            embedding_text(doc.title, s.heading, s.text)
+            for doc, doc_sections in zip(docs, sections, strict=True)
+            for s in doc_sections
+            if not s.embedding
+        ]
+        vectors = iter(await asyncio.to_thread(self.embedder.embed, to_embed) if to_embed else [])
+        prepared = []
+        for doc, doc_sections, digest in zip(docs, sections, hashes, strict=True):
+            chunks = [
+                Chunk(
+                    heading=s.heading,
+                    anchor=s.anchor,
+                    text=s.text,
+                    tokens=tuple(analyze(f"{doc.title}\n{s.heading}\n{s.text}")),
+                    embedding=(
+                        check_vector(s.embedding, self.embedder.dimension, what="embedding")
+                        if s.embedding
+                        else next(vectors)
+                    ),
+                )
+                for s in doc_sections
+            ]
+            document = Document(doc.path, doc.title, doc.source_url, digest)
+            prepared.append(PreparedDocument(document, chunks))
+        return prepared

@@ -1,0 +1,134 @@
+"""Prometheus metrics. Everything is registered on a registry passed in: no hidden globals,
+so tests build a fresh registry and read values with `get_sample_value`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterator
+from concurrent.futures import TimeoutError as FutureTimeout
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from .models import StoreStats
+
+log = logging.getLogger(__name__)
+
+# From 0.25 ms (an in-memory hit) to 10 s (a large batch ingest).
+LATENCY_BUCKETS = (
+    0.00025, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512,
+    1.0, 2.5, 5.0, 10.0,
+)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+
+
+class ServiceMetrics:
+    def __init__(self, registry: CollectorRegistry, *, backend: str) -> None:
+        self.registry = registry
+        self.backend = backend
+        self.rpc_requests = Counter(
+            "docfoundry_grpc_requests", "gRPC requests handled, by method and status code.",
+            ["method", "code"], registry=registry,
+        )
+        self.rpc_duration = Histogram(
+            "docfoundry_grpc_request_duration_seconds", "gRPC request handling time.",
+            ["method"], buckets=LATENCY_BUCKETS, registry=registry,
+        )
+        self.rpc_in_flight = Gauge(
+            "docfoundry_grpc_requests_in_flight", "gRPC requests being handled.",
+            ["method"], registry=registry,
+        )
+        self.storage_duration = Histogram(
+            "docfoundry_storage_operation_duration_seconds",
+            "Time of search and storage operations, by operation and backend.",
+            ["operation", "backend"], buckets=LATENCY_BUCKETS, registry=registry,
+        )
+        self.storage_errors = Counter(
+            "docfoundry_storage_errors", "Failed storage operations, by operation and kind.",
+            ["operation", "backend", "kind"], registry=registry,
+        )
+        self.embedding_duration = Histogram(
+            "docfoundry_embedding_duration_seconds", "Time of one embedding model call.",
+            buckets=LATENCY_BUCKETS, registry=registry,
+        )
+        self.embedding_batch = Histogram(
+            "docfoundry_embedding_batch_size", "Texts per embedding model call.",
+            buckets=BATCH_BUCKETS, registry=registry,
+        )
+        self.build_info = Gauge(
+            "docfoundry_build_info", "Version, backend and embedding model; always 1.",
+            ["version", "backend", "embedding_model"], registry=registry,
+        )
+
+    def register_store_collector(
+        self, stats: Callable[[], StoreStats | None], *, vector_index: str
+    ) -> None:
+        self.registry.register(_StoreCollector(stats, self.backend, vector_index))
+
+
+class _StoreCollector(Collector):
+    """Index and pool figures read at scrape time."""
+
+    def __init__(
+        self, stats: Callable[[], StoreStats | None], backend: str, vector_index: str
+    ) -> None:
+        self._stats = stats
+        self._backend = backend
+        self._vector_index = vector_index
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self._stats()
+        if stats is None:
+            return
+        labels = ["backend"]
+        for name, doc, value in (
+            ("docfoundry_index_documents", "Documents in the index.", stats.documents),
+            ("docfoundry_index_chunks", "Chunks in the index.", stats.chunks),
+            ("docfoundry_click_events", "Stored click events.", stats.clicks),
+        ):
+            family = GaugeMetricFamily(name, doc, labels=labels)
+            family.add_metric([self._backend], value)
+            yield family
+        index = GaugeMetricFamily(
+            "docfoundry_vector_index_info", "Vector index type; always 1.",
+            labels=["backend", "type"],
+        )
+        index.add_metric([self._backend, self._vector_index], 1)
+        yield index
+        if stats.pool is not None:
+            pool = GaugeMetricFamily(
+                "docfoundry_pool_connections", "Database connections by state.",
+                labels=["backend", "state"],
+            )
+            for state in ("size", "in_use", "idle", "min_size", "max_size", "waiting"):
+                pool.add_metric([self._backend, state], getattr(stats.pool, state))
+            yield pool
+        if stats.extra:
+            scans = GaugeMetricFamily(
+                "docfoundry_index_scans", "Scans of the search indexes (pg_stat_user_indexes).",
+                labels=["backend", "index"],
+            )
+            for index_name, value in sorted(stats.extra.items()):
+                scans.add_metric([self._backend, index_name], value)
+            yield scans
+
+
+def stats_from_loop(
+    loop: asyncio.AbstractEventLoop, read: Callable[[], object], timeout: float = 2.0
+) -> Callable[[], StoreStats | None]:
+    """A scrape-time reader that runs the async `read()` on the server's event loop (so the
+    database call is awaited there, never blocking it) and waits at most `timeout`."""
+
+    def collect() -> StoreStats | None:
+        future = asyncio.run_coroutine_threadsafe(read(), loop)  # type: ignore[arg-type]
+        try:
+            result = future.result(timeout)
+        except (FutureTimeout, Exception) as exc:  # a failed scrape must not fail /metrics
+            future.cancel()
+            log.warning("index statistics unavailable for metrics: %s", type(exc).__name__)
+            return None
+        return result if isinstance(result, StoreStats) else None
+
+    return collect

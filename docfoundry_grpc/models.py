@@ -1,0 +1,117 @@
+"""Plain data passed between the engine and the storage adapters."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+Vector = npt.NDArray[np.float32]
+
+
+class ContentType(enum.Enum):
+    MARKDOWN = "markdown"
+    HTML = "html"
+    PLAIN_TEXT = "text"
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A searchable piece of a document; `tokens` is the analysed title + heading + text."""
+
+    heading: str
+    anchor: str
+    text: str
+    tokens: tuple[str, ...] = ()
+    embedding: Vector | None = None
+
+
+@dataclass(frozen=True)
+class Document:
+    path: str
+    title: str
+    source_url: str
+    content_hash: str
+
+
+class UpsertOutcome(enum.Enum):
+    CREATED = "created"
+    REPLACED = "replaced"
+    UNCHANGED = "unchanged"
+
+
+@dataclass(frozen=True)
+class UpsertResult:
+    path: str
+    outcome: UpsertOutcome
+    chunk_count: int
+
+
+@dataclass(frozen=True)
+class DeleteResult:
+    path: str
+    chunks_deleted: int
+    clicks_deleted: int
+
+
+@dataclass(frozen=True)
+class StoredChunk:
+    """A chunk as a search returns it, with its document's fields."""
+
+    chunk_id: int
+    document_id: int
+    document_path: str
+    title: str
+    source_url: str
+    heading: str
+    anchor: str
+    text: str
+    score: float
+
+
+@dataclass(frozen=True)
+class LegResult:
+    rank: int
+    score: float
+
+
+@dataclass(frozen=True)
+class Hit:
+    chunk: StoredChunk
+    score: float
+    snippet: str
+    fulltext: LegResult | None = None
+    semantic: LegResult | None = None
+
+
+@dataclass(frozen=True)
+class ClickEvent:
+    query: str
+    chunk_id: int
+    position: int
+    session_id: str = ""
+    user_id: str = ""
+    dwell_time: float = 0.0
+
+
+@dataclass(frozen=True)
+class PoolStats:
+    size: int
+    in_use: int
+    idle: int
+    min_size: int
+    max_size: int
+    waiting: int
+
+
+@dataclass(frozen=True)
+class StoreStats:
+    documents: int
+    chunks: int
+    clicks: int
+    schema_version: int
+    embedding_dimension: int
+    pool: PoolStats | None = None
+    extra: dict[str, float] = field(default_factory=dict)

@@ -1,0 +1,1 @@
+"""The gRPC boundary: protobuf in, domain calls, protobuf out."""

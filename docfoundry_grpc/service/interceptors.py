@@ -1,0 +1,133 @@
+"""One interceptor at the gRPC boundary: domain errors → status codes (one table), metrics,
+and one log line per RPC. Unknown exceptions become INTERNAL with a generic message; the
+traceback goes to the log, never to the client."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+
+from .. import errors
+from ..metrics import ServiceMetrics
+
+log = logging.getLogger("docfoundry_grpc.rpc")
+
+STATUS_OF_ERROR: dict[type[errors.DocFoundryError], grpc.StatusCode] = {
+    errors.InvalidArgumentError: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.NotFoundError: grpc.StatusCode.NOT_FOUND,
+    errors.StoreUnavailableError: grpc.StatusCode.UNAVAILABLE,
+    errors.StoreBusyError: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    errors.SchemaMismatchError: grpc.StatusCode.FAILED_PRECONDITION,
+}
+
+
+def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
+    for error_type, code in STATUS_OF_ERROR.items():
+        if isinstance(exc, error_type):
+            return code, str(exc)
+    return grpc.StatusCode.INTERNAL, "internal error"
+
+
+class _RpcScope:
+    """Times one RPC and records its outcome exactly once."""
+
+    def __init__(self, method: str, metrics: ServiceMetrics | None) -> None:
+        self.method = method
+        self.metrics = metrics
+        self.started = time.perf_counter()
+        if metrics:
+            metrics.rpc_in_flight.labels(method).inc()
+
+    async def fail(self, exc: Exception, context: grpc.aio.ServicerContext) -> None:
+        code, message = status_for(exc)
+        if code is grpc.StatusCode.INTERNAL:
+            log.exception("unhandled error in %s", self.method)
+        self.finish(code)
+        await context.abort(code, message)
+
+    def finish(self, code: grpc.StatusCode) -> None:
+        elapsed = time.perf_counter() - self.started
+        if self.metrics:
+            self.metrics.rpc_in_flight.labels(self.method).dec()
+            self.metrics.rpc_requests.labels(self.method, code.name).inc()
+            self.metrics.rpc_duration.labels(self.method).observe(elapsed)
+        log.info(
+            "rpc %s %s %.2fms", self.method, code.name, elapsed * 1000,
+            extra={"rpc_method": self.method, "grpc_code": code.name,
+                   "duration_ms": round(elapsed * 1000, 3)},
+        )
+
+
+class ServiceInterceptor(grpc.aio.ServerInterceptor):
+    def __init__(self, metrics: ServiceMetrics | None = None) -> None:
+        self.metrics = metrics
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        method = handler_call_details.method.rsplit("/", 1)[-1]
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(
+                self._unary(method, handler.unary_unary),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.stream_stream:
+            return grpc.stream_stream_rpc_method_handler(
+                self._stream(method, handler.stream_stream),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(
+                self._stream(method, handler.unary_stream),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
+
+    def _unary(self, method: str, behavior: Any) -> Any:
+        async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            scope = _RpcScope(method, self.metrics)
+            try:
+                response = await behavior(request, context)
+            except grpc.aio.AbortError:
+                scope.finish(context.code() or grpc.StatusCode.UNKNOWN)
+                raise
+            except asyncio.CancelledError:
+                scope.finish(grpc.StatusCode.CANCELLED)
+                raise
+            except Exception as exc:
+                await scope.fail(exc, context)
+            scope.finish(grpc.StatusCode.OK)
+            return response
+
+        return wrapper
+
+    def _stream(self, method: str, behavior: Any) -> Any:
+        async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            scope = _RpcScope(method, self.metrics)
+            try:
+                async for response in behavior(request, context):
+                    yield response
+            except grpc.aio.AbortError:
+                scope.finish(context.code() or grpc.StatusCode.UNKNOWN)
+                raise
+            except asyncio.CancelledError:
+                scope.finish(grpc.StatusCode.CANCELLED)
+                raise
+            except Exception as exc:
+                await scope.fail(exc, context)
+            scope.finish(grpc.StatusCode.OK)
+
+        return wrapper

@@ -1,0 +1,198 @@
+"""SQL run by PostgresAdapter (PostgreSQL 13+ with pgvector 0.8+).
+
+Full-text ranking is BM25 computed from a postings table (term, chunk, term frequency, chunk
+length) plus per-term document frequencies, with SQLite FTS5's exact formula, so both
+backends rank the same chunks in the same order. `ts_rank` has no IDF and ranks far worse.
+"""
+
+from ..storage.base import BM25_B, BM25_K1
+
+INIT_LOCK = "SELECT pg_advisory_xact_lock(7240211)"
+CREATE_EXTENSION = "CREATE EXTENSION IF NOT EXISTS vector"
+
+
+def schema(dimension: int) -> str:
+    return f"""
+CREATE TABLE IF NOT EXISTS meta (
+    key   text PRIMARY KEY,
+    value text NOT NULL
+);
+CREATE TABLE IF NOT EXISTS documents (
+    id           bigserial PRIMARY KEY,
+    path         text NOT NULL UNIQUE,
+    title        text NOT NULL DEFAULT '',
+    source_url   text NOT NULL DEFAULT '',
+    content_hash text NOT NULL,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    updated_at   timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS chunks (
+    id          bigserial PRIMARY KEY,
+    document_id bigint NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+    path        text NOT NULL,
+    ordinal     integer NOT NULL,
+    heading     text NOT NULL DEFAULT '',
+    anchor      text NOT NULL DEFAULT '',
+    text        text NOT NULL,
+    token_count integer NOT NULL,
+    embedding   vector({dimension}) NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_document_id ON chunks(document_id);
+CREATE TABLE IF NOT EXISTS postings (
+    term     text NOT NULL,
+    chunk_id bigint NOT NULL REFERENCES chunks(id) ON DELETE CASCADE,
+    tf       integer NOT NULL,
+    dl       integer NOT NULL,
+    PRIMARY KEY (term, chunk_id) INCLUDE (tf, dl)
+);
+CREATE INDEX IF NOT EXISTS postings_chunk_id ON postings(chunk_id);
+CREATE TABLE IF NOT EXISTS term_stats (
+    term text PRIMARY KEY,
+    df   integer NOT NULL
+);
+CREATE TABLE IF NOT EXISTS corpus_stats (
+    id          integer PRIMARY KEY CHECK (id = 1),
+    chunk_count bigint NOT NULL,
+    token_count bigint NOT NULL
+);
+INSERT INTO corpus_stats VALUES (1, 0, 0) ON CONFLICT (id) DO NOTHING;
+CREATE TABLE IF NOT EXISTS click_feedback (
+    id          bigserial PRIMARY KEY,
+    query       text NOT NULL,
+    query_key   text NOT NULL,
+    chunk_id    bigint REFERENCES chunks(id) ON DELETE SET NULL,
+    document_id bigint NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+    position    integer NOT NULL,
+    session_id  text NOT NULL DEFAULT '',
+    user_id     text NOT NULL DEFAULT '',
+    dwell_time  double precision NOT NULL DEFAULT 0,
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS click_feedback_query ON click_feedback(query);
+CREATE INDEX IF NOT EXISTS click_feedback_query_key ON click_feedback(query_key);
+CREATE INDEX IF NOT EXISTS click_feedback_session_id ON click_feedback(session_id);
+CREATE INDEX IF NOT EXISTS click_feedback_document_id ON click_feedback(document_id);
+CREATE INDEX IF NOT EXISTS click_feedback_chunk_id ON click_feedback(chunk_id);
+"""
+
+
+def hnsw_index(m: int, ef_construction: int) -> str:
+    return f"""
+DROP INDEX IF EXISTS chunks_embedding_ivfflat;
+CREATE INDEX IF NOT EXISTS chunks_embedding_hnsw ON chunks
+    USING hnsw (embedding vector_cosine_ops) WITH (m = {int(m)}, ef_construction = {int(ef_construction)});
+"""
+
+
+def ivfflat_index(lists: int) -> str:
+    return f"""
+DROP INDEX IF EXISTS chunks_embedding_hnsw;
+CREATE INDEX IF NOT EXISTS chunks_embedding_ivfflat ON chunks
+    USING ivfflat (embedding vector_cosine_ops) WITH (lists = {int(lists)});
+"""
+
+
+GET_META = "SELECT value FROM meta WHERE key = $1"
+SET_META = """
+INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value
+"""
+
+GET_HASH = "SELECT content_hash FROM documents WHERE path = $1"
+GET_DOCUMENT_ID = "SELECT id FROM documents WHERE path = $1 FOR UPDATE"
+# xmax = 0 only on a freshly inserted row: tells a create from a replace in one statement.
+UPSERT_DOCUMENT = """
+INSERT INTO documents AS d (path, title, source_url, content_hash) VALUES ($1, $2, $3, $4)
+ON CONFLICT (path) DO UPDATE
+    SET title = excluded.title, source_url = excluded.source_url,
+        content_hash = excluded.content_hash, updated_at = now()
+RETURNING d.id, (d.xmax = 0) AS created
+"""
+OLD_TERM_COUNTS = """
+SELECT p.term, count(*)::int FROM postings p JOIN chunks c ON c.id = p.chunk_id
+WHERE c.document_id = $1 GROUP BY p.term
+"""
+OLD_CHUNK_TOTALS = "SELECT count(*), coalesce(sum(token_count), 0) FROM chunks WHERE document_id = $1"
+DELETE_CHUNKS_OF_DOCUMENT = "DELETE FROM chunks WHERE document_id = $1"
+NEXT_CHUNK_IDS = "SELECT nextval('chunks_id_seq') FROM generate_series(1, $1)"
+CHUNK_COLUMNS = (
+    "id", "document_id", "path", "ordinal", "heading", "anchor", "text", "token_count", "embedding"
+)
+POSTING_COLUMNS = ("term", "chunk_id", "tf", "dl")
+# Sorted by term so concurrent writers lock term rows in one order and cannot deadlock.
+APPLY_DF_DELTAS = """
+INSERT INTO term_stats AS t (term, df)
+SELECT term, delta FROM unnest($1::text[], $2::int[]) AS u(term, delta) ORDER BY term
+ON CONFLICT (term) DO UPDATE SET df = t.df + excluded.df
+"""
+DROP_EMPTY_TERMS = "DELETE FROM term_stats WHERE term = ANY($1::text[]) AND df <= 0"
+APPLY_CORPUS_DELTA = """
+UPDATE corpus_stats SET chunk_count = chunk_count + $1, token_count = token_count + $2
+WHERE id = 1
+"""
+COUNT_CLICKS_OF_DOCUMENT = "SELECT count(*) FROM click_feedback WHERE document_id = $1"
+DELETE_DOCUMENT = "DELETE FROM documents WHERE id = $1"
+
+_HIT_COLUMNS = "c.id, c.document_id, c.path, d.title, d.source_url, c.heading, c.anchor, c.text"
+
+# FTS5's bm25(): idf = ln((N - n + 0.5) / (n + 0.5)) floored at 1e-6, k1 = 1.2, b = 0.75.
+_BM25 = f"""
+WITH stats AS (
+    SELECT chunk_count::float8 AS n,
+           greatest(token_count::float8 / nullif(chunk_count, 0), 1e-9) AS avgdl
+    FROM corpus_stats WHERE id = 1
+), query AS (
+    SELECT t.term, greatest(ln((s.n - t.df + 0.5) / (t.df + 0.5)), 1e-6) AS idf
+    FROM term_stats t, stats s WHERE t.term = ANY($1::text[])
+), scored AS (
+    SELECT p.chunk_id,
+           sum(q.idf * p.tf * {BM25_K1 + 1} /
+               (p.tf + {BM25_K1} * (1 - {BM25_B} + {BM25_B} * p.dl / s.avgdl))) AS score
+    FROM query q JOIN postings p ON p.term = q.term CROSS JOIN stats s
+    {{filter}}
+    GROUP BY p.chunk_id
+    ORDER BY score DESC, p.chunk_id
+    LIMIT $2
+)
+SELECT {_HIT_COLUMNS}, scored.score
+FROM scored JOIN chunks c ON c.id = scored.chunk_id JOIN documents d ON d.id = c.document_id
+ORDER BY scored.score DESC, c.id
+"""
+SEARCH_FULLTEXT = _BM25.format(filter="")
+SEARCH_FULLTEXT_PREFIX = _BM25.format(
+    filter="JOIN chunks fc ON fc.id = p.chunk_id AND starts_with(fc.path, $3)"
+)
+
+# The inner query is a plain ORDER BY distance LIMIT so the vector index serves it;
+# iterative index scans (set per connection) keep a path filter from starving it.
+_NEAREST = f"""
+WITH nearest AS MATERIALIZED (
+    SELECT id, embedding <=> $1 AS distance FROM chunks
+    {{filter}}
+    ORDER BY embedding <=> $1 LIMIT $2
+)
+SELECT {_HIT_COLUMNS}, 1 - nearest.distance AS score
+FROM nearest JOIN chunks c ON c.id = nearest.id JOIN documents d ON d.id = c.document_id
+ORDER BY nearest.distance, c.id
+"""
+SEARCH_VECTOR = _NEAREST.format(filter="")
+SEARCH_VECTOR_PREFIX = _NEAREST.format(filter="WHERE starts_with(path, $3)")
+
+DOCUMENT_OF_CHUNK = "SELECT document_id FROM chunks WHERE id = $1"
+INSERT_CLICK = """
+INSERT INTO click_feedback
+    (query, query_key, chunk_id, document_id, position, session_id, user_id, dwell_time)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id
+"""
+CLICK_COUNTS = """
+SELECT document_id, count(*) FROM click_feedback
+WHERE query_key = $1 AND document_id = ANY($2::bigint[])
+GROUP BY document_id
+"""
+COUNTS = """
+SELECT (SELECT count(*) FROM documents), (SELECT chunk_count FROM corpus_stats WHERE id = 1),
+       (SELECT count(*) FROM click_feedback)
+"""
+INDEX_SCANS = """
+SELECT indexrelname, idx_scan FROM pg_stat_user_indexes
+WHERE indexrelname IN ('chunks_embedding_hnsw', 'chunks_embedding_ivfflat', 'postings_pkey')
+"""

@@ -1,0 +1,83 @@
+"""The storage contract. Every adapter passes the same contract suite (tests/test_storage.py).
+
+Adapters translate their driver's errors into `errors.StoreUnavailableError` /
+`StoreBusyError`; nothing above this layer sees a driver exception or writes SQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from ..models import (
+    Chunk,
+    ClickEvent,
+    DeleteResult,
+    Document,
+    StoredChunk,
+    StoreStats,
+    UpsertOutcome,
+    Vector,
+)
+
+SCHEMA_VERSION = 1
+
+# BM25 parameters; SQLite's FTS5 bm25() fixes these, PostgreSQL uses the same.
+BM25_K1 = 1.2
+BM25_B = 0.75
+
+
+class StorageAdapter(Protocol):
+    backend: str
+
+    async def open(self) -> None:
+        """Connects and creates or upgrades the schema (idempotent).
+
+        Raises SchemaMismatchError if the database holds vectors of another dimension.
+        """
+
+    async def close(self) -> None:
+        """Releases connections; safe to call twice."""
+
+    async def content_hash(self, path: str) -> str | None:
+        """The stored content hash of the document at `path`, or None if absent."""
+
+    async def replace_document(
+        self, document: Document, chunks: Sequence[Chunk]
+    ) -> UpsertOutcome:
+        """Stores the document and swaps in `chunks` (each with tokens and an embedding)
+        in one transaction: readers see the old chunks or the new, never a mix.
+
+        Clicks on the document survive a replace (their chunk reference is cleared).
+        """
+
+    async def delete_document(self, path: str) -> DeleteResult:
+        """Removes the document, its chunks and its clicks. Raises NotFoundError."""
+
+    async def search_fulltext(
+        self, terms: Sequence[str], *, limit: int, path_prefix: str = ""
+    ) -> list[StoredChunk]:
+        """Chunks matching any of `terms` (already analysed), best BM25 first.
+
+        The score is BM25 with FTS5's formula: idf = ln((N - n + 0.5) / (n + 0.5)), floored
+        at 1e-6; k1 = 1.2, b = 0.75; document length = number of index terms of the chunk.
+        """
+
+    async def search_vector(
+        self, vector: Vector, *, limit: int, path_prefix: str = ""
+    ) -> list[StoredChunk]:
+        """Nearest chunks by cosine similarity (the score), most similar first."""
+
+    async def record_click(self, click: ClickEvent, *, query_key: str) -> int:
+        """Stores a click and returns its id. Raises NotFoundError for an unknown chunk."""
+
+    async def click_counts(
+        self, query_key: str, document_ids: Sequence[int]
+    ) -> dict[int, int]:
+        """Clicks recorded for `query_key` on each of `document_ids` (absent means none)."""
+
+    async def stats(self) -> StoreStats:
+        """Counts for health and metrics."""
+
+    async def ping(self) -> None:
+        """One round trip to the database; raises StoreUnavailableError if it fails."""

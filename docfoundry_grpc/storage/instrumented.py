@@ -1,0 +1,89 @@
+"""A StorageAdapter wrapper that times every operation and counts failures by kind."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+from ..metrics import ServiceMetrics
+from ..models import (
+    Chunk,
+    ClickEvent,
+    DeleteResult,
+    Document,
+    StoredChunk,
+    StoreStats,
+    UpsertOutcome,
+    Vector,
+)
+from .base import StorageAdapter
+
+
+class InstrumentedStore:
+    def __init__(self, inner: StorageAdapter, metrics: ServiceMetrics) -> None:
+        self.inner = inner
+        self.backend = inner.backend
+        self._metrics = metrics
+
+    @asynccontextmanager
+    async def _timed(self, operation: str) -> AsyncIterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        except Exception as exc:
+            self._metrics.storage_errors.labels(operation, self.backend, type(exc).__name__).inc()
+            raise
+        finally:
+            self._metrics.storage_duration.labels(operation, self.backend).observe(
+                time.perf_counter() - started
+            )
+
+    async def open(self) -> None:
+        async with self._timed("open"):
+            await self.inner.open()
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+    async def content_hash(self, path: str) -> str | None:
+        async with self._timed("content_hash"):
+            return await self.inner.content_hash(path)
+
+    async def replace_document(
+        self, document: Document, chunks: Sequence[Chunk]
+    ) -> UpsertOutcome:
+        async with self._timed("upsert"):
+            return await self.inner.replace_document(document, chunks)
+
+    async def delete_document(self, path: str) -> DeleteResult:
+        async with self._timed("delete"):
+            return await self.inner.delete_document(path)
+
+    async def search_fulltext(
+        self, terms: Sequence[str], *, limit: int, path_prefix: str = ""
+    ) -> list[StoredChunk]:
+        async with self._timed("fulltext"):
+            return await self.inner.search_fulltext(terms, limit=limit, path_prefix=path_prefix)
+
+    async def search_vector(
+        self, vector: Vector, *, limit: int, path_prefix: str = ""
+    ) -> list[StoredChunk]:
+        async with self._timed("semantic"):
+            return await self.inner.search_vector(vector, limit=limit, path_prefix=path_prefix)
+
+    async def record_click(self, click: ClickEvent, *, query_key: str) -> int:
+        async with self._timed("click"):
+            return await self.inner.record_click(click, query_key=query_key)
+
+    async def click_counts(self, query_key: str, document_ids: Sequence[int]) -> dict[int, int]:
+        async with self._timed("click_counts"):
+            return await self.inner.click_counts(query_key, document_ids)
+
+    async def stats(self) -> StoreStats:
+        async with self._timed("stats"):
+            return await self.inner.stats()
+
+    async def ping(self) -> None:
+        async with self._timed("ping"):
+            await self.inner.ping()

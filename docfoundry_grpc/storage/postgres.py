@@ -1,0 +1,329 @@
+"""PostgresAdapter: the production backend (asyncpg pool, pgvector, BM25 over postings).
+
+Writes keep BM25's statistics exact under concurrent writers: per-term document frequencies
+and corpus totals change in the same transaction as the chunks, with term rows locked in
+sorted order. Readers therefore always score against the statistics of what they can see.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+from pgvector.asyncpg import register_vector
+
+from ..config import PostgresConfig
+from ..errors import NotFoundError, SchemaMismatchError, StoreBusyError, StoreUnavailableError
+from ..models import (
+    Chunk,
+    ClickEvent,
+    DeleteResult,
+    Document,
+    PoolStats,
+    StoredChunk,
+    StoreStats,
+    UpsertOutcome,
+    Vector,
+)
+from . import _postgres_sql as sql
+from .base import SCHEMA_VERSION
+
+log = logging.getLogger(__name__)
+query_log = logging.getLogger("docfoundry_grpc.sql")
+
+# SQLSTATE classes that mean "the database is not there right now", not "bad query".
+_UNAVAILABLE_CLASSES = ("08", "53", "57")
+
+
+def _is_unavailable(exc: BaseException) -> bool:
+    if isinstance(exc, OSError | asyncpg.InterfaceError | asyncpg.ConnectionDoesNotExistError):
+        return True
+    state = getattr(exc, "sqlstate", None) or ""
+    return isinstance(exc, asyncpg.PostgresError) and state[:2] in _UNAVAILABLE_CLASSES
+
+
+class PostgresAdapter:
+    backend = "postgresql"
+
+    def __init__(self, config: PostgresConfig, *, dimension: int) -> None:
+        self.config = config
+        self.dimension = dimension
+        self._pool: asyncpg.Pool | None = None
+        self._waiting = 0
+
+    async def open(self) -> None:
+        """Creates the pool and the schema. A missing pgvector is fatal (SchemaMismatchError):
+        retrying cannot fix it, so the server must not start."""
+        if self._pool is not None:
+            return
+        try:
+            await self._init_schema()
+            self._pool = await asyncpg.create_pool(
+                self.config.dsn(),
+                min_size=self.config.pool_min_size,
+                max_size=self.config.pool_max_size,
+                max_queries=self.config.pool_max_queries,
+                max_inactive_connection_lifetime=self.config.pool_max_inactive_lifetime,
+                init=self._init_connection,
+                **self._ssl(),
+            )
+        except SchemaMismatchError:
+            raise
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            raise StoreUnavailableError(
+                f"cannot reach PostgreSQL at {self.config.safe_dsn()}: {type(exc).__name__}"
+            ) from exc
+
+    def _ssl(self) -> dict[str, Any]:
+        return {} if self.config.url else {"ssl": self.config.sslmode}
+
+    async def _init_schema(self) -> None:
+        connection = await asyncpg.connect(self.config.dsn(), timeout=10, **self._ssl())
+        try:
+            async with connection.transaction():
+                await connection.execute(sql.INIT_LOCK)
+                try:
+                    await connection.execute(sql.CREATE_EXTENSION)
+                except (asyncpg.FeatureNotSupportedError, asyncpg.UndefinedFileError,
+                        asyncpg.InsufficientPrivilegeError) as exc:
+                    raise SchemaMismatchError(
+                        "PostgreSQL lacks the pgvector extension: install pgvector 0.8+ for "
+                        "your server (e.g. the postgresql-NN-pgvector package) and run "
+                        "`CREATE EXTENSION vector` as a superuser"
+                    ) from exc
+                await self._check_meta(connection)
+                await connection.execute(sql.schema(self.dimension))
+                await connection.execute(self._vector_index_sql())
+                await connection.execute(sql.SET_META, "schema_version", str(SCHEMA_VERSION))
+                await connection.execute(sql.SET_META, "embedding_dimension", str(self.dimension))
+        finally:
+            await connection.close()
+
+    def _vector_index_sql(self) -> str:
+        if self.config.vector_index == "ivfflat":
+            return sql.ivfflat_index(self.config.ivfflat_lists)
+        return sql.hnsw_index(self.config.hnsw_m, self.config.hnsw_ef_construction)
+
+    async def _check_meta(self, connection: asyncpg.Connection) -> None:
+        exists = await connection.fetchval("SELECT to_regclass('meta') IS NOT NULL")
+        if not exists:
+            return
+        dimension = await connection.fetchval(sql.GET_META, "embedding_dimension")
+        if dimension is not None and int(dimension) != self.dimension:
+            raise SchemaMismatchError(
+                f"database holds {dimension}-d embeddings, the embedder makes "
+                f"{self.dimension}-d: use another database or re-index"
+            )
+        version = await connection.fetchval(sql.GET_META, "schema_version")
+        if version is not None and int(version) > SCHEMA_VERSION:
+            raise SchemaMismatchError(
+                f"database schema {version} is newer than this server's ({SCHEMA_VERSION})"
+            )
+
+    async def _init_connection(self, connection: asyncpg.Connection) -> None:
+        await register_vector(connection)
+        await connection.execute(
+            f"SET hnsw.ef_search = {int(self.config.hnsw_ef_search)};"
+            f"SET hnsw.iterative_scan = relaxed_order;"
+            f"SET ivfflat.probes = {int(self.config.ivfflat_probes)};"
+            f"SET ivfflat.iterative_scan = relaxed_order;"
+        )
+        if self.config.log_queries:
+            connection.add_query_logger(_log_query)
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
+        pool = self._pool
+        if pool is None:
+            raise StoreUnavailableError("PostgreSQL is not connected")
+        self._waiting += 1
+        try:
+            connection = await pool.acquire(timeout=self.config.pool_acquire_timeout)
+        except TimeoutError:
+            raise StoreBusyError(
+                f"no PostgreSQL connection became free within "
+                f"{self.config.pool_acquire_timeout:g}s"
+            ) from None
+        except Exception as exc:
+            if _is_unavailable(exc):
+                raise StoreUnavailableError("PostgreSQL is unreachable") from exc
+            raise
+        finally:
+            self._waiting -= 1
+        try:
+            yield connection
+        except Exception as exc:
+            if _is_unavailable(exc):
+                raise StoreUnavailableError("PostgreSQL connection lost") from exc
+            raise
+        finally:
+            await pool.release(connection)
+
+    async def content_hash(self, path: str) -> str | None:
+        async with self._connection() as db:
+            value = await db.fetchval(sql.GET_HASH, path)
+        return None if value is None else str(value)
+
+    async def replace_document(
+        self, document: Document, chunks: Sequence[Chunk]
+    ) -> UpsertOutcome:
+        async with self._connection() as db, db.transaction():
+            row = await db.fetchrow(
+                sql.UPSERT_DOCUMENT,
+                document.path, document.title, document.source_url, document.content_hash,
+            )
+            document_id, created = int(row["id"]), bool(row["created"])
+            df_delta, removed = await self._drop_chunks(db, document_id)
+            await self._insert_chunks(db, document_id, document.path, chunks, df_delta)
+            added_tokens = sum(len(c.tokens) for c in chunks)
+            await self._apply_stats(
+                db, df_delta, len(chunks) - removed[0], added_tokens - removed[1]
+            )
+        return UpsertOutcome.CREATED if created else UpsertOutcome.REPLACED
+
+    async def _drop_chunks(
+        self, db: asyncpg.Connection, document_id: int
+    ) -> tuple[Counter[str], tuple[int, int]]:
+        """Deletes a document's chunks; returns the df decrements and (chunks, tokens) gone."""
+        df_delta: Counter[str] = Counter()
+        for term, count in await db.fetch(sql.OLD_TERM_COUNTS, document_id):
+            df_delta[term] -= count
+        chunk_count, token_count = await db.fetchrow(sql.OLD_CHUNK_TOTALS, document_id)
+        await db.execute(sql.DELETE_CHUNKS_OF_DOCUMENT, document_id)
+        return df_delta, (int(chunk_count), int(token_count))
+
+    async def _insert_chunks(
+        self,
+        db: asyncpg.Connection,
+        document_id: int,
+        path: str,
+        chunks: Sequence[Chunk],
+        df_delta: Counter[str],
+    ) -> None:
+        if not chunks:
+            return
+        ids = [r[0] for r in await db.fetch(sql.NEXT_CHUNK_IDS, len(chunks))]
+        await db.copy_records_to_table(
+            "chunks",
+            columns=sql.CHUNK_COLUMNS,
+            records=[
+                (i, document_id, path, n, c.heading, c.anchor, c.text, len(c.tokens), c.embedding)
+                for n, (i, c) in enumerate(zip(ids, chunks, strict=True))
+            ],
+        )
+        postings = []
+        for chunk_id, chunk in zip(ids, chunks, strict=True):
+            frequencies = Counter(chunk.tokens)
+            df_delta.update(frequencies.keys())
+            dl = len(chunk.tokens)
+            postings.extend((term, chunk_id, tf, dl) for term, tf in frequencies.items())
+        await db.copy_records_to_table("postings", columns=sql.POSTING_COLUMNS, records=postings)
+
+    async def _apply_stats(
+        self, db: asyncpg.Connection, df_delta: Counter[str], chunks: int, tokens: int
+    ) -> None:
+        changed = sorted(term for term, delta in df_delta.items() if delta)
+        if changed:
+            await db.execute(sql.APPLY_DF_DELTAS, changed, [df_delta[t] for t in changed])
+            shrunk = [t for t in changed if df_delta[t] < 0]
+            if shrunk:
+                await db.execute(sql.DROP_EMPTY_TERMS, shrunk)
+        await db.execute(sql.APPLY_CORPUS_DELTA, chunks, tokens)
+
+    async def delete_document(self, path: str) -> DeleteResult:
+        async with self._connection() as db, db.transaction():
+            document_id = await db.fetchval(sql.GET_DOCUMENT_ID, path)
+            if document_id is None:
+                raise NotFoundError(f"no document with path {path!r}")
+            clicks = int(await db.fetchval(sql.COUNT_CLICKS_OF_DOCUMENT, document_id))
+            df_delta, (chunk_count, token_count) = await self._drop_chunks(db, document_id)
+            await self._apply_stats(db, df_delta, -chunk_count, -token_count)
+            await db.execute(sql.DELETE_DOCUMENT, document_id)
+        return DeleteResult(path, chunks_deleted=chunk_count, clicks_deleted=clicks)
+
+    async def search_fulltext(
+        self, terms: Sequence[str], *, limit: int, path_prefix: str = ""
+    ) -> list[StoredChunk]:
+        if not terms:
+            return []
+        async with self._connection() as db:
+            if path_prefix:
+                rows = await db.fetch(sql.SEARCH_FULLTEXT_PREFIX, list(terms), limit, path_prefix)
+            else:
+                rows = await db.fetch(sql.SEARCH_FULLTEXT, list(terms), limit)
+        return [StoredChunk(*row) for row in rows]
+
+    async def search_vector(
+        self, vector: Vector, *, limit: int, path_prefix: str = ""
+    ) -> list[StoredChunk]:
+        async with self._connection() as db:
+            if path_prefix:
+                rows = await db.fetch(sql.SEARCH_VECTOR_PREFIX, vector, limit, path_prefix)
+            else:
+                rows = await db.fetch(sql.SEARCH_VECTOR, vector, limit)
+        return [StoredChunk(*row) for row in rows]
+
+    async def record_click(self, click: ClickEvent, *, query_key: str) -> int:
+        async with self._connection() as db:
+            document_id = await db.fetchval(sql.DOCUMENT_OF_CHUNK, click.chunk_id)
+            if document_id is None:
+                raise NotFoundError(f"no chunk with id {click.chunk_id}")
+            try:
+                click_id = await db.fetchval(
+                    sql.INSERT_CLICK, click.query, query_key, click.chunk_id, document_id,
+                    click.position, click.session_id, click.user_id, click.dwell_time,
+                )
+            except asyncpg.ForeignKeyViolationError:
+                raise NotFoundError(f"no chunk with id {click.chunk_id}") from None
+        return int(click_id)
+
+    async def click_counts(
+        self, query_key: str, document_ids: Sequence[int]
+    ) -> dict[int, int]:
+        if not document_ids:
+            return {}
+        async with self._connection() as db:
+            rows = await db.fetch(sql.CLICK_COUNTS, query_key, list(document_ids))
+        return {int(r[0]): int(r[1]) for r in rows}
+
+    async def stats(self) -> StoreStats:
+        async with self._connection() as db:
+            documents, chunks, clicks = await db.fetchrow(sql.COUNTS)
+            scans = {row[0]: float(row[1]) for row in await db.fetch(sql.INDEX_SCANS)}
+        return StoreStats(
+            documents=int(documents), chunks=int(chunks or 0), clicks=int(clicks),
+            schema_version=SCHEMA_VERSION, embedding_dimension=self.dimension,
+            pool=self.pool_stats(), extra=scans,
+        )
+
+    def pool_stats(self) -> PoolStats | None:
+        pool = self._pool
+        if pool is None:
+            return None
+        size, idle = pool.get_size(), pool.get_idle_size()
+        return PoolStats(
+            size=size, in_use=size - idle, idle=idle, min_size=pool.get_min_size(),
+            max_size=pool.get_max_size(), waiting=self._waiting,
+        )
+
+    async def ping(self) -> None:
+        async with self._connection() as db:
+            await asyncio.wait_for(db.fetchval("SELECT 1"), timeout=5)
+
+
+def _log_query(record: Any) -> None:
+    """asyncpg query logger: statement text and duration only, never parameter values."""
+    query_log.info(
+        "sql %.2fms %s", record.elapsed * 1000, " ".join(str(record.query).split()),
+        extra={"duration_ms": round(record.elapsed * 1000, 3)},
+    )

@@ -1,0 +1,299 @@
+"""SQLiteAdapter: the embedded backend (aiosqlite, FTS5 BM25, exact cosine in numpy).
+
+One writer connection, serialised by a lock, and a few reader connections: WAL mode gives
+readers a consistent snapshot, so a search never sees half of a document replace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import aiosqlite
+import numpy as np
+
+from ..errors import NotFoundError, SchemaMismatchError, StoreBusyError, StoreUnavailableError
+from ..models import (
+    Chunk,
+    ClickEvent,
+    DeleteResult,
+    Document,
+    PoolStats,
+    StoredChunk,
+    StoreStats,
+    UpsertOutcome,
+    Vector,
+)
+from . import _sqlite_sql as sql
+from .base import SCHEMA_VERSION
+from .vector_matrix import VectorMatrix
+
+
+def fts_match_expression(terms: Sequence[str]) -> str:
+    """An FTS5 query that ORs the terms, each quoted so no character is FTS5 syntax."""
+    return " OR ".join('"' + term.replace('"', '""') + '"' for term in terms)
+
+
+class SQLiteAdapter:
+    backend = "sqlite"
+
+    def __init__(
+        self, path: Path, *, dimension: int, readers: int = 2, acquire_timeout: float = 5.0
+    ) -> None:
+        self.path = path
+        self.dimension = dimension
+        self._reader_count = readers
+        self._acquire_timeout = acquire_timeout
+        self._writer: aiosqlite.Connection | None = None
+        self._readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
+        self._write_lock = asyncio.Lock()
+        self._matrix = VectorMatrix(dimension)
+        self._waiting = 0
+
+    async def open(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._writer = await self._connect()
+            await self._writer.executescript(sql.SCHEMA)
+            await self._check_meta(self._writer)
+            await self._writer.commit()
+            for _ in range(self._reader_count):
+                self._readers.put_nowait(await self._connect())
+            await self._load_matrix()
+        except (sqlite3.Error, OSError) as exc:
+            await self.close()
+            raise StoreUnavailableError(f"cannot open SQLite database {self.path}: {exc}") from exc
+
+    async def close(self) -> None:
+        while not self._readers.empty():
+            await self._readers.get_nowait().close()
+        if self._writer is not None:
+            await self._writer.close()
+            self._writer = None
+
+    async def _connect(self) -> aiosqlite.Connection:
+        connection = await aiosqlite.connect(self.path)
+        for pragma in sql.PRAGMAS:
+            await connection.execute(pragma)
+        return connection
+
+    async def _check_meta(self, db: aiosqlite.Connection) -> None:
+        stored = {}
+        for key in ("schema_version", "embedding_dimension"):
+            async with db.execute(sql.GET_META, (key,)) as cursor:
+                row = await cursor.fetchone()
+            stored[key] = int(row[0]) if row else None
+        if stored["embedding_dimension"] not in (None, self.dimension):
+            raise SchemaMismatchError(
+                f"database {self.path} holds {stored['embedding_dimension']}-d embeddings, "
+                f"the embedder makes {self.dimension}-d: use another SQLITE_PATH or re-index"
+            )
+        if (stored["schema_version"] or 0) > SCHEMA_VERSION:
+            raise SchemaMismatchError(
+                f"database schema {stored['schema_version']} is newer than this server's "
+                f"({SCHEMA_VERSION}): upgrade DocFoundry"
+            )
+        await db.execute(sql.SET_META, ("schema_version", str(SCHEMA_VERSION)))
+        await db.execute(sql.SET_META, ("embedding_dimension", str(self.dimension)))
+
+    async def _load_matrix(self) -> None:
+        async with self._read() as db, db.execute(sql.ALL_EMBEDDINGS) as cursor:
+            while rows := list(await cursor.fetchmany(4096)):
+                vectors = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.float32)
+                self._matrix.add(
+                    [r[0] for r in rows], [r[1] for r in rows], vectors.reshape(len(rows), -1)
+                )
+
+    @asynccontextmanager
+    async def _read(self) -> AsyncIterator[aiosqlite.Connection]:
+        self._waiting += 1
+        try:
+            db = await asyncio.wait_for(self._readers.get(), self._acquire_timeout)
+        except TimeoutError:
+            raise StoreBusyError("no SQLite reader became free in time") from None
+        finally:
+            self._waiting -= 1
+        try:
+            yield db
+        except sqlite3.Error as exc:
+            raise StoreUnavailableError(f"SQLite read failed: {exc}") from exc
+        finally:
+            self._readers.put_nowait(db)
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        if self._writer is None:
+            raise StoreUnavailableError("SQLite database is not open")
+        async with self._write_lock:
+            db = self._writer
+            try:
+                await db.execute("BEGIN IMMEDIATE")
+                yield db
+                await db.commit()
+            except BaseException as exc:
+                await db.rollback()
+                if isinstance(exc, sqlite3.Error):
+                    raise StoreUnavailableError(f"SQLite write failed: {exc}") from exc
+                raise
+
+    async def content_hash(self, path: str) -> str | None:
+        async with self._read() as db, db.execute(sql.GET_HASH, (path,)) as cursor:
+            row = await cursor.fetchone()
+        return str(row[0]) if row else None
+
+    async def replace_document(
+        self, document: Document, chunks: Sequence[Chunk]
+    ) -> UpsertOutcome:
+        async with self._transaction() as db:
+            old_ids = await self._remove_chunks(db, document.path)
+            if old_ids is None:
+                rows = await db.execute_fetchall(
+                    sql.INSERT_DOCUMENT,
+                    (document.path, document.title, document.source_url, document.content_hash),
+                )
+                document_id = int(next(iter(rows))[0])
+            else:
+                document_id = await self._document_id(db, document.path)
+                await db.execute(
+                    sql.UPDATE_DOCUMENT,
+                    (document.title, document.source_url, document.content_hash, document_id),
+                )
+            new_ids = await self._insert_chunks(db, document_id, document.path, chunks)
+        self._matrix.remove(old_ids or [])
+        self._matrix.add(new_ids, [document.path] * len(chunks), _stack(chunks, self.dimension))
+        return UpsertOutcome.CREATED if old_ids is None else UpsertOutcome.REPLACED
+
+    async def _document_id(self, db: aiosqlite.Connection, path: str) -> int:
+        async with db.execute(sql.GET_DOCUMENT_ID, (path,)) as cursor:
+            row = await cursor.fetchone()
+        if row is None:
+            raise NotFoundError(f"no document with path {path!r}")
+        return int(row[0])
+
+    async def _remove_chunks(self, db: aiosqlite.Connection, path: str) -> list[int] | None:
+        """Deletes the chunks of the document at `path`; None if there is no such document."""
+        try:
+            document_id = await self._document_id(db, path)
+        except NotFoundError:
+            return None
+        rows = await db.execute_fetchall(sql.CHUNK_IDS_OF_DOCUMENT, (document_id,))
+        await db.execute(sql.DELETE_FTS_OF_DOCUMENT, (document_id,))
+        await db.execute(sql.DELETE_CHUNKS_OF_DOCUMENT, (document_id,))
+        return [int(r[0]) for r in rows]
+
+    async def _insert_chunks(
+        self, db: aiosqlite.Connection, document_id: int, path: str, chunks: Sequence[Chunk]
+    ) -> list[int]:
+        async with db.execute(sql.NEXT_CHUNK_ID) as cursor:
+            row = await cursor.fetchone()
+        first_id = int(row[0]) if row else 1
+        ids = list(range(first_id, first_id + len(chunks)))
+        await db.executemany(
+            sql.INSERT_CHUNK,
+            [
+                (
+                    chunk_id, document_id, path, ordinal, c.heading, c.anchor, c.text,
+                    len(c.tokens), _vector(c).tobytes(),
+                )
+                for ordinal, (chunk_id, c) in enumerate(zip(ids, chunks, strict=True))
+            ],
+        )
+        await db.executemany(
+            sql.INSERT_FTS, [(i, " ".join(c.tokens)) for i, c in zip(ids, chunks, strict=True)]
+        )
+        return ids
+
+    async def delete_document(self, path: str) -> DeleteResult:
+        async with self._transaction() as db:
+            document_id = await self._document_id(db, path)
+            async with db.execute(sql.COUNT_CLICKS_OF_DOCUMENT, (document_id,)) as cursor:
+                clicks = int((await cursor.fetchone() or (0,))[0])
+            chunk_ids = await self._remove_chunks(db, path) or []
+            await db.execute(sql.DELETE_DOCUMENT, (document_id,))
+        self._matrix.remove(chunk_ids)
+        return DeleteResult(path, chunks_deleted=len(chunk_ids), clicks_deleted=clicks)
+
+    async def search_fulltext(
+        self, terms: Sequence[str], *, limit: int, path_prefix: str = ""
+    ) -> list[StoredChunk]:
+        if not terms:
+            return []
+        params = {"match": fts_match_expression(terms), "prefix": path_prefix, "limit": limit}
+        async with self._read() as db:
+            rows = await db.execute_fetchall(sql.SEARCH_FULLTEXT, params)
+        return [StoredChunk(*row) for row in rows]
+
+    async def search_vector(
+        self, vector: Vector, *, limit: int, path_prefix: str = ""
+    ) -> list[StoredChunk]:
+        nearest = await asyncio.to_thread(
+            self._matrix.search, vector, limit=limit, path_prefix=path_prefix
+        )
+        if not nearest:
+            return []
+        async with self._read() as db:
+            rows = await db.execute_fetchall(
+                sql.CHUNKS_BY_IDS, (json.dumps([i for i, _ in nearest]),)
+            )
+        by_id = {row[0]: row for row in rows}
+        # A chunk replaced since the matrix lookup is simply absent from `by_id`.
+        return [StoredChunk(*by_id[i], score) for i, score in nearest if i in by_id]
+
+    async def record_click(self, click: ClickEvent, *, query_key: str) -> int:
+        async with self._transaction() as db:
+            async with db.execute(sql.DOCUMENT_OF_CHUNK, (click.chunk_id,)) as cursor:
+                row = await cursor.fetchone()
+            if row is None:
+                raise NotFoundError(f"no chunk with id {click.chunk_id}")
+            rows = await db.execute_fetchall(
+                sql.INSERT_CLICK,
+                (
+                    click.query, query_key, click.chunk_id, row[0], click.position,
+                    click.session_id, click.user_id, click.dwell_time,
+                ),
+            )
+        return int(next(iter(rows))[0])
+
+    async def click_counts(
+        self, query_key: str, document_ids: Sequence[int]
+    ) -> dict[int, int]:
+        if not document_ids:
+            return {}
+        async with self._read() as db:
+            rows = await db.execute_fetchall(
+                sql.CLICK_COUNTS, (query_key, json.dumps(list(document_ids)))
+            )
+        return {int(r[0]): int(r[1]) for r in rows}
+
+    async def stats(self) -> StoreStats:
+        async with self._read() as db, db.execute(sql.COUNTS) as cursor:
+            documents, chunks, clicks = await cursor.fetchone() or (0, 0, 0)
+        idle = self._readers.qsize()
+        pool = PoolStats(
+            size=self._reader_count, in_use=self._reader_count - idle, idle=idle,
+            min_size=self._reader_count, max_size=self._reader_count, waiting=self._waiting,
+        )
+        return StoreStats(
+            documents=documents, chunks=chunks, clicks=clicks,
+            schema_version=SCHEMA_VERSION, embedding_dimension=self.dimension, pool=pool,
+        )
+
+    async def ping(self) -> None:
+        async with self._read() as db, db.execute("SELECT 1") as cursor:
+            await cursor.fetchone()
+
+
+def _vector(chunk: Chunk) -> Vector:
+    if chunk.embedding is None:
+        raise ValueError("chunks reach storage with their embedding")
+    return np.asarray(chunk.embedding, dtype=np.float32)
+
+
+def _stack(chunks: Sequence[Chunk], dimension: int) -> Vector:
+    if not chunks:
+        return np.zeros((0, dimension), dtype=np.float32)
+    return np.stack([_vector(c) for c in chunks])

@@ -1,0 +1,106 @@
+"""An in-memory matrix of unit vectors for exact cosine search (the SQLite backend's index).
+
+Rows are appended into spare capacity and deleted by tombstone, so a document replace costs
+O(its chunks), not a copy of the whole matrix. A lock makes searches in worker threads safe
+against writes from the event loop.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from ..models import Vector
+
+
+class VectorMatrix:
+    def __init__(self, dimension: int, *, capacity: int = 1024) -> None:
+        self.dimension = dimension
+        self._vectors = np.zeros((capacity, dimension), dtype=np.float32)
+        self._ids = np.zeros(capacity, dtype=np.int64)
+        self._live = np.zeros(capacity, dtype=bool)
+        self._paths: list[str] = []
+        self._row_of: dict[int, int] = {}
+        self._size = 0
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._row_of)
+
+    def add(self, ids: Sequence[int], paths: Sequence[str], vectors: Vector) -> None:
+        with self._lock:
+            self._reserve(len(ids))
+            rows = slice(self._size, self._size + len(ids))
+            self._vectors[rows] = vectors
+            self._ids[rows] = ids
+            self._live[rows] = True
+            self._paths.extend(paths)
+            for offset, chunk_id in enumerate(ids):
+                self._row_of[chunk_id] = self._size + offset
+            self._size += len(ids)
+
+    def remove(self, ids: Sequence[int]) -> None:
+        with self._lock:
+            for chunk_id in ids:
+                row = self._row_of.pop(chunk_id, None)
+                if row is not None:
+                    self._live[row] = False
+            if self._size > 1024 and len(self._row_of) < self._size // 2:
+                self._compact()
+
+    def search(
+        self, query: Vector, *, limit: int, path_prefix: str = ""
+    ) -> list[tuple[int, float]]:
+        """(chunk id, cosine similarity) of the `limit` nearest live rows, nearest first."""
+        with self._lock:
+            n = self._size
+            scores = self._vectors[:n] @ query
+            mask = self._live[:n]
+            if path_prefix:
+                mask = mask & np.fromiter(
+                    (p.startswith(path_prefix) for p in self._paths), dtype=bool, count=n
+                )
+            candidates = np.flatnonzero(mask)
+            ids = self._ids[:n]
+        if candidates.size == 0:
+            return []
+        top = _top_k(scores[candidates], limit)
+        rows = candidates[top]
+        return [(int(ids[r]), float(scores[r])) for r in rows]
+
+    def _reserve(self, extra: int) -> None:
+        needed = self._size + extra
+        if needed <= len(self._ids):
+            return
+        capacity = max(needed, 2 * len(self._ids))
+        self._vectors = _grow(self._vectors, capacity)
+        self._ids = _grow(self._ids, capacity)
+        self._live = _grow(self._live, capacity)
+
+    def _compact(self) -> None:
+        keep = np.flatnonzero(self._live[: self._size])
+        self._vectors[: keep.size] = self._vectors[keep]
+        self._ids[: keep.size] = self._ids[keep]
+        self._paths = [self._paths[r] for r in keep]
+        self._live[:] = False
+        self._live[: keep.size] = True
+        self._size = int(keep.size)
+        self._row_of = {int(chunk_id): row for row, chunk_id in enumerate(self._ids[: self._size])}
+
+
+def _grow(array: npt.NDArray[np.generic], capacity: int) -> npt.NDArray[np.generic]:
+    grown = np.zeros((capacity, *array.shape[1:]), dtype=array.dtype)
+    grown[: len(array)] = array
+    return grown
+
+
+def _top_k(scores: npt.NDArray[np.float32], k: int) -> npt.NDArray[np.intp]:
+    """Indices of the k largest scores, largest first (ties: lower index first)."""
+    if k < scores.size:
+        part = np.argpartition(-scores, k - 1)[:k]
+    else:
+        part = np.arange(scores.size)
+    return part[np.lexsort((part, -scores[part]))]

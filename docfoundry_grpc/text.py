@@ -1,0 +1,54 @@
+"""Text analysis shared by every backend, so that stemming and stop words match exactly.
+
+Both adapters index and query the output of `analyze`: SQLite's FTS5 sees space-separated
+stems, PostgreSQL stores them as postings. Any text a person can type is valid input.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+import Stemmer
+
+_WORD = re.compile(r"[^\W_]+")
+_STEMMER = Stemmer.Stemmer("english")
+_MAX_TOKEN_CHARS = 64
+
+# Lucene's English stop words, with a few question words that carry no topic.
+STOP_WORDS = frozenset(
+    """a an and are as at be but by for if in into is it no not of on or such that the their
+    then there these they this to was will with what which who whom how why when where do does
+    did""".split()
+)
+
+
+def _fold(text: str) -> str:
+    """Lower-cases and strips diacritics, so 'Café' and 'cafe' meet."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+@lru_cache(maxsize=65536)
+def _stem(word: str) -> str:
+    return str(_STEMMER.stemWord(word))
+
+
+def words(text: str) -> list[str]:
+    """Folded words of `text`, stop words included (used for snippets)."""
+    return _WORD.findall(_fold(text))
+
+
+def analyze(text: str) -> list[str]:
+    """Index terms of `text` in order: folded, stop words removed, Snowball-stemmed."""
+    return [
+        _stem(w)[:_MAX_TOKEN_CHARS]
+        for w in _WORD.findall(_fold(text))
+        if w not in STOP_WORDS
+    ]
+
+
+def query_terms(text: str) -> list[str]:
+    """Distinct index terms of a query, in first-seen order; empty for stop-word-only text."""
+    return list(dict.fromkeys(analyze(text)))

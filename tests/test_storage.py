@@ -1,0 +1,186 @@
+"""The storage contract, asserted once and run on every adapter (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from docfoundry_grpc.embedding import MiniLMEmbedder
+from docfoundry_grpc.errors import NotFoundError, SchemaMismatchError
+from docfoundry_grpc.models import Chunk, ClickEvent, Document, UpsertOutcome
+from docfoundry_grpc.storage import StorageAdapter, build_store
+from docfoundry_grpc.storage.base import BM25_B, BM25_K1
+from docfoundry_grpc.text import analyze, query_terms
+
+CORPUS = {
+    "guides/install.md": ("Install", ["Install the server with pip and start it.",
+                                      "Configure the port with GRPC_PORT."]),
+    "guides/search.md": ("Search", ["Hybrid search fuses full-text and semantic results.",
+                                    "Semantic search uses embeddings of chunks."]),
+    "api/errors.md": ("Errors", ["Errors map to gRPC status codes such as NOT_FOUND."]),
+    "blog/cats.md": ("Cats", ["Cats sleep most of the day and purr when content."]),
+}
+
+
+def make_chunks(embedder: MiniLMEmbedder, title: str, texts: list[str]) -> list[Chunk]:
+    vectors = embedder.embed([f"{title}\n{t}" for t in texts])
+    return [
+        Chunk(heading=title, anchor=title.lower(), text=t,
+              tokens=tuple(analyze(f"{title}\n{title}\n{t}")), embedding=v)
+        for t, v in zip(texts, vectors, strict=True)
+    ]
+
+
+async def load(store: StorageAdapter, embedder: MiniLMEmbedder) -> None:
+    for path, (title, texts) in CORPUS.items():
+        document = Document(path, title, f"https://docs.example/{path}", f"hash-{path}")
+        assert await store.replace_document(document, make_chunks(embedder, title, texts)) \
+            is UpsertOutcome.CREATED
+
+
+def reference_bm25(query: str) -> dict[str, float]:
+    """BM25 with FTS5's formula over CORPUS, keyed by chunk text."""
+    rows = {t: analyze(f"{title}\n{title}\n{t}") for title, texts in CORPUS.values() for t in texts}
+    n, avgdl = len(rows), sum(map(len, rows.values())) / len(rows)
+    scores: dict[str, float] = {}
+    for term in query_terms(query):
+        df = sum(term in tokens for tokens in rows.values())
+        idf = max(math.log((n - df + 0.5) / (df + 0.5)), 1e-6)
+        for text, tokens in rows.items():
+            tf = Counter(tokens)[term]
+            if tf:
+                norm = tf + BM25_K1 * (1 - BM25_B + BM25_B * len(tokens) / avgdl)
+                scores[text] = scores.get(text, 0.0) + idf * tf * (BM25_K1 + 1) / norm
+    return scores
+
+
+async def test_upsert_counts_and_hash(store: StorageAdapter, embedder: MiniLMEmbedder) -> None:
+    await load(store, embedder)
+    stats = await store.stats()
+    assert (stats.documents, stats.chunks, stats.clicks) == (4, 6, 0)
+    assert await store.content_hash("guides/install.md") == "hash-guides/install.md"
+    assert await store.content_hash("missing.md") is None
+
+
+@pytest.mark.parametrize("query", ["install server port", "search semantic embeddings", "cats"])
+async def test_fulltext_scores_are_fts5_bm25(
+    store: StorageAdapter, embedder: MiniLMEmbedder, query: str
+) -> None:
+    await load(store, embedder)
+    found = await store.search_fulltext(query_terms(query), limit=10)
+    expected = reference_bm25(query)
+    assert {c.text for c in found} == set(expected)
+    for chunk in found:
+        assert chunk.score == pytest.approx(expected[chunk.text], rel=1e-6)
+    assert [c.score for c in found] == sorted((c.score for c in found), reverse=True)
+
+
+async def test_fulltext_filters_by_path_prefix_and_limit(
+    store: StorageAdapter, embedder: MiniLMEmbedder
+) -> None:
+    await load(store, embedder)
+    found = await store.search_fulltext(query_terms("search errors"), limit=10, path_prefix="api/")
+    assert [c.document_path for c in found] == ["api/errors.md"]
+    assert len(await store.search_fulltext(query_terms("search semantic"), limit=1)) == 1
+    assert await store.search_fulltext([], limit=10) == []
+
+
+async def test_vector_search_ranks_by_cosine(
+    store: StorageAdapter, embedder: MiniLMEmbedder
+) -> None:
+    await load(store, embedder)
+    query = embedder.embed(["my kitten naps all afternoon"])[0]
+    found = await store.search_vector(query, limit=3)
+    assert found[0].document_path == "blog/cats.md"
+    assert [c.score for c in found] == sorted((c.score for c in found), reverse=True)
+    stored = make_chunks(embedder, "Cats", CORPUS["blog/cats.md"][1])[0].embedding
+    assert found[0].score == pytest.approx(float(np.dot(query, stored)), abs=1e-5)
+    filtered = await store.search_vector(query, limit=3, path_prefix="guides/")
+    assert len(filtered) == 3
+    assert all(c.document_path.startswith("guides/") for c in filtered)
+
+
+async def test_replace_swaps_chunks_and_keeps_clicks(
+    store: StorageAdapter, embedder: MiniLMEmbedder
+) -> None:
+    await load(store, embedder)
+    [old] = await store.search_fulltext(["cat"], limit=5)
+    await store.record_click(ClickEvent("cats", old.chunk_id, 1), query_key="cat")
+    new_doc = Document("blog/cats.md", "Dogs", "", "hash-2")
+    outcome = await store.replace_document(
+        new_doc, make_chunks(embedder, "Dogs", ["Dogs bark at the mailman."])
+    )
+    assert outcome is UpsertOutcome.REPLACED
+    assert await store.search_fulltext(["purr"], limit=5) == []
+    [new] = await store.search_fulltext(["bark"], limit=5)
+    assert new.title == "Dogs" and new.chunk_id != old.chunk_id
+    assert await store.click_counts("cat", [new.document_id]) == {new.document_id: 1}
+    stats = await store.stats()
+    assert (stats.documents, stats.chunks, stats.clicks) == (4, 6, 1)
+
+
+async def test_replace_keeps_bm25_statistics_exact(
+    store: StorageAdapter, embedder: MiniLMEmbedder
+) -> None:
+    """After replacing and deleting, scores equal those of a corpus loaded from scratch."""
+    await load(store, embedder)
+    extra = Document("tmp/x.md", "Install", "", "h")
+    await store.replace_document(extra, make_chunks(embedder, "Install", ["install " * 5]))
+    await store.replace_document(extra, make_chunks(embedder, "Install", ["install twice"]))
+    await store.delete_document("tmp/x.md")
+    found = await store.search_fulltext(query_terms("install server"), limit=10)
+    expected = reference_bm25("install server")
+    assert {c.text: pytest.approx(c.score, rel=1e-6) for c in found} == expected
+
+
+async def test_delete_removes_chunks_and_clicks(
+    store: StorageAdapter, embedder: MiniLMEmbedder
+) -> None:
+    await load(store, embedder)
+    [hit] = await store.search_fulltext(["purr"], limit=5)
+    await store.record_click(ClickEvent("purr", hit.chunk_id, 1), query_key="purr")
+    result = await store.delete_document("blog/cats.md")
+    assert (result.chunks_deleted, result.clicks_deleted) == (1, 1)
+    assert await store.search_fulltext(["purr"], limit=5) == []
+    query = embedder.embed(["cats purring"])[0]
+    assert all(c.document_path != "blog/cats.md" for c in await store.search_vector(query, limit=10))
+    stats = await store.stats()
+    assert (stats.documents, stats.chunks, stats.clicks) == (3, 5, 0)
+    with pytest.raises(NotFoundError):
+        await store.delete_document("blog/cats.md")
+
+
+async def test_clicks(store: StorageAdapter, embedder: MiniLMEmbedder) -> None:
+    await load(store, embedder)
+    [hit] = await store.search_fulltext(["purr"], limit=5)
+    first = await store.record_click(
+        ClickEvent("purr", hit.chunk_id, 2, "s1", "u1", 3.5), query_key="purr"
+    )
+    second = await store.record_click(ClickEvent("purr", hit.chunk_id, 1), query_key="purr")
+    assert second > first
+    assert await store.click_counts("purr", [hit.document_id, 999]) == {hit.document_id: 2}
+    assert await store.click_counts("other", [hit.document_id]) == {}
+    with pytest.raises(NotFoundError):
+        await store.record_click(ClickEvent("purr", 987654, 1), query_key="purr")
+
+
+async def test_reopen_keeps_data_and_checks_dimension(
+    store: StorageAdapter, embedder: MiniLMEmbedder, database: object
+) -> None:
+    await load(store, embedder)
+    await store.close()
+    reopened = build_store(database, dimension=embedder.dimension)  # type: ignore[arg-type]
+    await reopened.open()
+    try:
+        assert (await reopened.stats()).chunks == 6
+        query = embedder.embed(["cats"])[0]
+        assert (await reopened.search_vector(query, limit=1))[0].document_path == "blog/cats.md"
+    finally:
+        await reopened.close()
+    wrong = build_store(database, dimension=128)  # type: ignore[arg-type]
+    with pytest.raises(SchemaMismatchError):
+        await wrong.open()
+    await wrong.close()
