@@ -176,7 +176,9 @@ class _Rpcs:
                 response_deserializer=pb.IndexDocumentResult.FromString,
             ),
             delete_document=unary(
-                "IndexService", "DeleteDocument", pb.DeleteDocumentRequest,
+                "IndexService",
+                "DeleteDocument",
+                pb.DeleteDocumentRequest,
                 pb.DeleteDocumentResponse,
             ),
         )
@@ -291,17 +293,14 @@ class DocFoundryClient:
         call = self._bound().index_documents(timeout=timeout)
         writer = asyncio.create_task(_send_documents(call, documents))
         try:
-            while True:
-                try:
-                    result = await call.read()
-                except (asyncio.CancelledError, grpc.aio.AioRpcError):
-                    cause = _writer_failure(writer)
-                    if cause is not None:
-                        raise cause from None
-                    raise
-                if result is grpc.aio.EOF:
-                    break
-                yield index_outcome_from_pb(result)
+            try:
+                async for result in call:
+                    yield index_outcome_from_pb(result)
+            except (asyncio.CancelledError, grpc.aio.AioRpcError):
+                cause = _writer_failure(writer)
+                if cause is not None:
+                    raise cause from None
+                raise
             await writer
         finally:
             if not writer.done():
