@@ -1,0 +1,110 @@
+"""PostgreSQL outages and pool exhaustion, on a cluster the test owns and can stop."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterator
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2
+
+from docfoundry.v1 import search_pb2 as pb
+from docfoundry_grpc.config import DatabaseConfig, PostgresConfig
+from docfoundry_grpc.devdb import LocalPostgres
+from docfoundry_grpc.embedding import MiniLMEmbedder
+
+from .conftest import IN_CI, Harness, postgres_config, start_harness, stop_harness
+from .test_grpc import expect_status, indexed
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[LocalPostgres]:
+    """A cluster of this test alone (not started): stopping it disturbs no other test."""
+    try:
+        cluster = LocalPostgres()
+    except Exception as exc:
+        if IN_CI:
+            pytest.fail(f"cannot create a local PostgreSQL: {exc!r}")
+        pytest.skip(f"cannot create a local PostgreSQL: {exc!r}")
+    yield cluster
+    cluster.destroy()
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not await check():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.2)
+
+
+def health_is(harness: Harness, status: int) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        response = await harness.health.Check(health_pb2.HealthCheckRequest())
+        return response.status == status
+
+    return check
+
+
+async def test_starts_without_database_and_recovers_when_it_comes(
+    own_postgres: LocalPostgres, embedder: MiniLMEmbedder
+) -> None:
+    harness = await start_harness(postgres_config(own_postgres.dsn), embedder)
+    try:
+        assert not (await health_is(harness, SERVING)())
+        await expect_status(
+            harness.search.Fulltext(pb.SearchRequest(q="port")), grpc.StatusCode.UNAVAILABLE
+        )
+        detail = await harness.search.Health(pb.HealthRequest())
+        assert detail.status == pb.HealthResponse.NOT_SERVING and detail.detail
+        own_postgres.start()
+        await eventually(health_is(harness, SERVING))
+        await indexed(harness)
+        assert (await harness.search.Fulltext(pb.SearchRequest(q="port"))).hits
+    finally:
+        await stop_harness(harness)
+
+
+async def test_recovers_after_database_restart(
+    own_postgres: LocalPostgres, embedder: MiniLMEmbedder
+) -> None:
+    own_postgres.start()
+    harness = await indexed(await start_harness(postgres_config(own_postgres.dsn), embedder))
+    try:
+        await asyncio.to_thread(own_postgres.stop)
+        await eventually(health_is(harness, NOT_SERVING))
+        await expect_status(
+            harness.search.Hybrid(pb.SearchRequest(q="port")), grpc.StatusCode.UNAVAILABLE
+        )
+        await asyncio.to_thread(own_postgres.start)
+        await eventually(health_is(harness, SERVING))
+        response = await harness.search.Hybrid(pb.SearchRequest(q="which port", k=3))
+        assert response.hits[0].document_path == "guides/install.md"
+    finally:
+        await stop_harness(harness)
+
+
+async def test_exhausted_pool_answers_resource_exhausted(
+    own_postgres: LocalPostgres, embedder: MiniLMEmbedder
+) -> None:
+    own_postgres.start()
+    database = DatabaseConfig(type="postgresql", postgres=PostgresConfig(
+        url=own_postgres.dsn, pool_min_size=1, pool_max_size=1, pool_acquire_timeout=0.3))
+    harness = await indexed(await start_harness(database, embedder))
+    try:
+        pool = harness.app.store.inner._pool  # type: ignore[attr-defined]
+        held = await pool.acquire()
+        started = time.monotonic()
+        await expect_status(
+            harness.search.Fulltext(pb.SearchRequest(q="port")),
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+        )
+        assert time.monotonic() - started < 5
+        await pool.release(held)
+        assert (await harness.search.Fulltext(pb.SearchRequest(q="port"))).hits
+    finally:
+        await stop_harness(harness)
