@@ -69,7 +69,9 @@ class LocalPostgres:
         if not (self.data_dir / "PG_VERSION").exists():
             self._run("initdb", "-D", str(self.data_dir), "-U", "postgres",
                       "--auth=trust", "--encoding=UTF8", "--no-sync")
-        options = f"-h 127.0.0.1 -p {self.port} -k {self.data_dir} -c fsync=off -c max_connections=200"
+        options = (
+            f"-h 127.0.0.1 -p {self.port} -k {self.data_dir} -c fsync=off -c max_connections=200"
+        )
         self._run("pg_ctl", "-D", str(self.data_dir), "-w", "-l",
                   str(self.base_dir / "postgres.log"), "-o", options, "start")
         return self

@@ -65,6 +65,11 @@ def check_document(doc: DocumentInput, dimension: int) -> None:
             check_vector(chunk.embedding, dimension, what=f"{doc.path} chunk {n} embedding")
 
 
+def chunk_tokens(title: str, heading: str, text: str) -> tuple[str, ...]:
+    """Index terms of a chunk: its document's title and its heading count as its text."""
+    return tuple(analyze(f"{title}\n{heading}\n{text}"))
+
+
 def embedding_text(title: str, heading: str, text: str) -> str:
     """What the model sees for a chunk: its document title and heading give it context."""
     return "\n".join(part for part in (title, heading, text) if part.strip())
@@ -105,7 +110,7 @@ class DocumentPreparer:
                     heading=s.heading,
                     anchor=s.anchor,
                     text=s.text,
-                    tokens=tuple(analyze(f"{doc.title}\n{s.heading}\n{s.text}")),
+                    tokens=chunk_tokens(doc.title, s.heading, s.text),
                     embedding=(
                         check_vector(s.embedding, self.embedder.dimension, what="embedding")
                         if s.embedding

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -83,6 +84,7 @@ class _StoreCollector(Collector):
         if stats is None:
             return
         labels = ["backend"]
+        value: float
         for name, doc, value in (
             ("docfoundry_index_documents", "Documents in the index.", stats.documents),
             ("docfoundry_index_chunks", "Chunks in the index.", stats.chunks),
@@ -116,19 +118,21 @@ class _StoreCollector(Collector):
 
 
 def stats_from_loop(
-    loop: asyncio.AbstractEventLoop, read: Callable[[], object], timeout: float = 2.0
+    loop: asyncio.AbstractEventLoop,
+    read: Callable[[], Coroutine[Any, Any, StoreStats]],
+    timeout: float = 2.0,
 ) -> Callable[[], StoreStats | None]:
     """A scrape-time reader that runs the async `read()` on the server's event loop (so the
     database call is awaited there, never blocking it) and waits at most `timeout`."""
 
     def collect() -> StoreStats | None:
-        future = asyncio.run_coroutine_threadsafe(read(), loop)  # type: ignore[arg-type]
+        future = asyncio.run_coroutine_threadsafe(read(), loop)
         try:
             result = future.result(timeout)
         except (FutureTimeout, Exception) as exc:  # a failed scrape must not fail /metrics
             future.cancel()
             log.warning("index statistics unavailable for metrics: %s", type(exc).__name__)
             return None
-        return result if isinstance(result, StoreStats) else None
+        return result
 
     return collect

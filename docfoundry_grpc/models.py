@@ -97,6 +97,23 @@ class ClickEvent:
 
 
 @dataclass(frozen=True)
+class StoredClick:
+    """A click as migrations move it: by document path and chunk position, not by ids,
+    which differ between databases."""
+
+    id: int
+    query: str
+    query_key: str
+    document_path: str
+    chunk_ordinal: int | None
+    position: int
+    session_id: str
+    user_id: str
+    dwell_time: float
+    created_at: str
+
+
+@dataclass(frozen=True)
 class PoolStats:
     size: int
     in_use: int

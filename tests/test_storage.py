@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from docfoundry_grpc.config import DatabaseConfig
 from docfoundry_grpc.embedding import MiniLMEmbedder
 from docfoundry_grpc.errors import NotFoundError, SchemaMismatchError
 from docfoundry_grpc.models import Chunk, ClickEvent, Document, UpsertOutcome
@@ -146,7 +148,8 @@ async def test_delete_removes_chunks_and_clicks(
     assert (result.chunks_deleted, result.clicks_deleted) == (1, 1)
     assert await store.search_fulltext(["purr"], limit=5) == []
     query = embedder.embed(["cats purring"])[0]
-    assert all(c.document_path != "blog/cats.md" for c in await store.search_vector(query, limit=10))
+    nearest = await store.search_vector(query, limit=10)
+    assert all(c.document_path != "blog/cats.md" for c in nearest)
     stats = await store.stats()
     assert (stats.documents, stats.chunks, stats.clicks) == (3, 5, 0)
     with pytest.raises(NotFoundError):
@@ -168,11 +171,11 @@ async def test_clicks(store: StorageAdapter, embedder: MiniLMEmbedder) -> None:
 
 
 async def test_reopen_keeps_data_and_checks_dimension(
-    store: StorageAdapter, embedder: MiniLMEmbedder, database: object
+    store: StorageAdapter, embedder: MiniLMEmbedder, database: DatabaseConfig
 ) -> None:
     await load(store, embedder)
     await store.close()
-    reopened = build_store(database, dimension=embedder.dimension)  # type: ignore[arg-type]
+    reopened = build_store(database, dimension=embedder.dimension)
     await reopened.open()
     try:
         assert (await reopened.stats()).chunks == 6
@@ -180,7 +183,41 @@ async def test_reopen_keeps_data_and_checks_dimension(
         assert (await reopened.search_vector(query, limit=1))[0].document_path == "blog/cats.md"
     finally:
         await reopened.close()
-    wrong = build_store(database, dimension=128)  # type: ignore[arg-type]
+    wrong = build_store(database, dimension=128)
     with pytest.raises(SchemaMismatchError):
         await wrong.open()
     await wrong.close()
+
+
+async def test_export_and_import_round_trip(
+    store: StorageAdapter, embedder: MiniLMEmbedder, tmp_path: Path
+) -> None:
+    """What one adapter exports, another SQLite store imports with the same content."""
+    await load(store, embedder)
+    [hit] = await store.search_fulltext(["purr"], limit=5)
+    await store.record_click(ClickEvent("purr", hit.chunk_id, 1, "s"), query_key="purr")
+    exported = [(d, c) async for d, c in store.export_documents()]
+    assert [d.path for d, _ in exported] == list(CORPUS)
+    assert [len(c) for _, c in exported] == [len(t) for _, t in CORPUS.values()]
+    [click] = [c async for c in store.export_clicks()]
+    assert (click.document_path, click.chunk_ordinal, click.session_id) == ("blog/cats.md", 0, "s")
+
+    copy = build_store(
+        DatabaseConfig(type="sqlite", sqlite_path=tmp_path / "copy.db"),
+        dimension=embedder.dimension,
+    )
+    await copy.open()
+    try:
+        for document, chunks in exported:
+            await copy.replace_document(document, chunks)
+        assert await copy.import_clicks([click]) == 1
+        assert await copy.import_clicks([click]) == 0
+        assert (await copy.stats()).clicks == 1
+        query = embedder.embed(["kitten naps"])[0]
+        mine = await store.search_vector(query, limit=3)
+        theirs = await copy.search_vector(query, limit=3)
+        assert [c.text for c in mine] == [c.text for c in theirs]
+        assert [c.score for c in mine] == pytest.approx([c.score for c in theirs], abs=1e-6)
+    finally:
+        await copy.close()
+

@@ -39,6 +39,8 @@ SERVICE_NAMES = (
     pb.DESCRIPTOR.services_by_name["IndexService"].full_name,
 )
 SUPERVISE_INTERVAL_SECONDS = 1.0
+# Room for one large document per message (validation caps content at 20M characters).
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 
 @dataclass
@@ -128,9 +130,16 @@ def build_app(
         build_store(settings.database, dimension=embedder.dimension), metrics
     )
     engine = SearchEngine(store, embedder, settings.search)
-    server = grpc.aio.server(interceptors=[ServiceInterceptor(metrics)])
-    pb_grpc.add_SearchServiceServicer_to_server(SearchServicer(engine), server)
-    pb_grpc.add_IndexServiceServicer_to_server(IndexServicer(engine), server)
+    server = grpc.aio.server(
+        interceptors=[ServiceInterceptor(metrics)],
+        options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)],
+    )
+    pb_grpc.add_SearchServiceServicer_to_server(  # type: ignore[no-untyped-call]
+        SearchServicer(engine), server
+    )
+    pb_grpc.add_IndexServiceServicer_to_server(  # type: ignore[no-untyped-call]
+        IndexServicer(engine), server
+    )
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     reflection.enable_server_reflection(

@@ -8,7 +8,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, TypeAlias
 
 import grpc
 
@@ -16,6 +16,8 @@ from .. import errors
 from ..metrics import ServiceMetrics
 
 log = logging.getLogger("docfoundry_grpc.rpc")
+Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
+Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 
 STATUS_OF_ERROR: dict[type[errors.DocFoundryError], grpc.StatusCode] = {
     errors.InvalidArgumentError: grpc.StatusCode.INVALID_ARGUMENT,
@@ -43,7 +45,7 @@ class _RpcScope:
         if metrics:
             metrics.rpc_in_flight.labels(method).inc()
 
-    async def fail(self, exc: Exception, context: grpc.aio.ServicerContext) -> None:
+    async def fail(self, exc: Exception, context: Context) -> None:
         code, message = status_for(exc)
         if code is grpc.StatusCode.INTERNAL:
             log.exception("unhandled error in %s", self.method)
@@ -69,9 +71,9 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> Handler | None:
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler
@@ -97,7 +99,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         return handler
 
     def _unary(self, method: str, behavior: Any) -> Any:
-        async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async def wrapper(request: Any, context: Context) -> Any:
             scope = _RpcScope(method, self.metrics)
             try:
                 response = await behavior(request, context)
@@ -115,7 +117,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         return wrapper
 
     def _stream(self, method: str, behavior: Any) -> Any:
-        async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        async def wrapper(request: Any, context: Context) -> AsyncIterator[Any]:
             scope = _RpcScope(method, self.metrics)
             try:
                 async for response in behavior(request, context):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from typing import Any, TypeAlias
 
 import grpc
 
@@ -17,6 +18,7 @@ from ..validation import SearchQuery
 from . import convert
 
 INDEX_BATCH_DOCUMENTS = 16
+Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 
 
 class SearchServicer(pb_grpc.SearchServiceServicer):
@@ -29,34 +31,34 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
         )
 
     async def Fulltext(
-        self, request: pb.SearchRequest, context: grpc.aio.ServicerContext
+        self, request: pb.SearchRequest, context: Context
     ) -> pb.SearchResponse:
         started = time.perf_counter()
         hits = await self.engine.fulltext(self._query(request, with_vector=False))
         return convert.search_response_to_pb(pb.SEARCH_TYPE_FULLTEXT, hits, _ms(started))
 
     async def Semantic(
-        self, request: pb.SearchRequest, context: grpc.aio.ServicerContext
+        self, request: pb.SearchRequest, context: Context
     ) -> pb.SearchResponse:
         started = time.perf_counter()
         hits = await self.engine.semantic(self._query(request))
         return convert.search_response_to_pb(pb.SEARCH_TYPE_SEMANTIC, hits, _ms(started))
 
     async def Hybrid(
-        self, request: pb.SearchRequest, context: grpc.aio.ServicerContext
+        self, request: pb.SearchRequest, context: Context
     ) -> pb.SearchResponse:
         started = time.perf_counter()
         hits = await self.engine.hybrid(self._query(request))
         return convert.search_response_to_pb(pb.SEARCH_TYPE_HYBRID, hits, _ms(started))
 
     async def RecordClick(
-        self, request: pb.RecordClickRequest, context: grpc.aio.ServicerContext
+        self, request: pb.RecordClickRequest, context: Context
     ) -> pb.RecordClickResponse:
         click_id = await self.engine.record_click(convert.click_from_pb(request))
         return pb.RecordClickResponse(click_id=click_id)
 
     async def Health(
-        self, request: pb.HealthRequest, context: grpc.aio.ServicerContext
+        self, request: pb.HealthRequest, context: Context
     ) -> pb.HealthResponse:
         return convert.health_to_pb(await self.engine.health())
 
@@ -68,7 +70,7 @@ class IndexServicer(pb_grpc.IndexServiceServicer):
     async def IndexDocuments(
         self,
         request_iterator: AsyncIterator[pb.IndexDocumentRequest],
-        context: grpc.aio.ServicerContext,
+        context: Context,
     ) -> AsyncIterator[pb.IndexDocumentResult]:
         """Groups the stream into small batches so the model embeds many chunks per call."""
         batch: list[DocumentInput] = []
@@ -83,7 +85,7 @@ class IndexServicer(pb_grpc.IndexServiceServicer):
                 yield convert.index_result_to_pb(result)
 
     async def DeleteDocument(
-        self, request: pb.DeleteDocumentRequest, context: grpc.aio.ServicerContext
+        self, request: pb.DeleteDocumentRequest, context: Context
     ) -> pb.DeleteDocumentResponse:
         return convert.delete_result_to_pb(await self.engine.delete(request.path))
 

@@ -80,7 +80,8 @@ def hnsw_index(m: int, ef_construction: int) -> str:
     return f"""
 DROP INDEX IF EXISTS chunks_embedding_ivfflat;
 CREATE INDEX IF NOT EXISTS chunks_embedding_hnsw ON chunks
-    USING hnsw (embedding vector_cosine_ops) WITH (m = {int(m)}, ef_construction = {int(ef_construction)});
+    USING hnsw (embedding vector_cosine_ops)
+    WITH (m = {int(m)}, ef_construction = {int(ef_construction)});
 """
 
 
@@ -111,7 +112,9 @@ OLD_TERM_COUNTS = """
 SELECT p.term, count(*)::int FROM postings p JOIN chunks c ON c.id = p.chunk_id
 WHERE c.document_id = $1 GROUP BY p.term
 """
-OLD_CHUNK_TOTALS = "SELECT count(*), coalesce(sum(token_count), 0) FROM chunks WHERE document_id = $1"
+OLD_CHUNK_TOTALS = """
+SELECT count(*), coalesce(sum(token_count), 0) FROM chunks WHERE document_id = $1
+"""
 DELETE_CHUNKS_OF_DOCUMENT = "DELETE FROM chunks WHERE document_id = $1"
 NEXT_CHUNK_IDS = "SELECT nextval('chunks_id_seq') FROM generate_series(1, $1)"
 CHUNK_COLUMNS = (
@@ -195,4 +198,34 @@ SELECT (SELECT count(*) FROM documents), (SELECT chunk_count FROM corpus_stats W
 INDEX_SCANS = """
 SELECT indexrelname, idx_scan FROM pg_stat_user_indexes
 WHERE indexrelname IN ('chunks_embedding_hnsw', 'chunks_embedding_ivfflat', 'postings_pkey')
+"""
+
+EXPORT_DOCUMENTS = "SELECT id, path, title, source_url, content_hash FROM documents ORDER BY id"
+EXPORT_CHUNKS = """
+SELECT heading, anchor, text, embedding FROM chunks WHERE document_id = $1 ORDER BY ordinal
+"""
+EXPORT_CLICKS = """
+SELECT f.id, f.query, f.query_key, d.path, c.ordinal, f.position, f.session_id, f.user_id,
+       f.dwell_time, to_char(f.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')
+FROM click_feedback f
+JOIN documents d ON d.id = f.document_id
+LEFT JOIN chunks c ON c.id = f.chunk_id
+ORDER BY f.id
+"""
+IMPORT_CLICKS = """
+INSERT INTO click_feedback (id, query, query_key, chunk_id, document_id, position, session_id,
+                            user_id, dwell_time, created_at)
+SELECT u.id, u.query, u.query_key, c.id, d.id, u.position, u.session_id, u.user_id,
+       u.dwell_time, u.created_at::timestamp AT TIME ZONE 'UTC'
+FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::int[], $6::int[],
+            $7::text[], $8::text[], $9::float8[], $10::text[])
+     AS u(id, query, query_key, path, ordinal, position, session_id, user_id, dwell_time,
+          created_at)
+JOIN documents d ON d.path = u.path
+LEFT JOIN chunks c ON c.document_id = d.id AND c.ordinal = u.ordinal
+ON CONFLICT (id) DO NOTHING
+"""
+# Explicit ids bypass the sequence; move it past them so new clicks do not collide.
+SYNC_CLICK_SEQUENCE = """
+SELECT setval('click_feedback_id_seq', greatest((SELECT max(id) FROM click_feedback), 1))
 """

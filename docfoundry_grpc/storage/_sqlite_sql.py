@@ -56,7 +56,9 @@ CREATE INDEX IF NOT EXISTS click_feedback_chunk_id ON click_feedback(chunk_id);
 """
 
 GET_META = "SELECT value FROM meta WHERE key = ?"
-SET_META = "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+SET_META = """
+INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value
+"""
 
 GET_HASH = "SELECT content_hash FROM documents WHERE path = ?"
 GET_DOCUMENT_ID = "SELECT id FROM documents WHERE path = ?"
@@ -122,4 +124,26 @@ GROUP BY document_id
 COUNTS = """
 SELECT (SELECT COUNT(*) FROM documents), (SELECT COUNT(*) FROM chunks),
        (SELECT COUNT(*) FROM click_feedback)
+"""
+
+EXPORT_DOCUMENTS = "SELECT id, path, title, source_url, content_hash FROM documents ORDER BY id"
+EXPORT_CHUNKS = """
+SELECT heading, anchor, text, embedding FROM chunks WHERE document_id = ? ORDER BY ordinal
+"""
+EXPORT_CLICKS = """
+SELECT f.id, f.query, f.query_key, d.path, c.ordinal, f.position, f.session_id, f.user_id,
+       f.dwell_time, f.created_at
+FROM click_feedback f
+JOIN documents d ON d.id = f.document_id
+LEFT JOIN chunks c ON c.id = f.chunk_id
+ORDER BY f.id
+"""
+IMPORT_CLICK = """
+INSERT INTO click_feedback (id, query, query_key, chunk_id, document_id, position, session_id,
+                            user_id, dwell_time, created_at)
+SELECT :id, :query, :query_key,
+       (SELECT c.id FROM chunks c WHERE c.document_id = d.id AND c.ordinal = :ordinal),
+       d.id, :position, :session_id, :user_id, :dwell_time, :created_at
+FROM documents d WHERE d.path = :path
+ON CONFLICT (id) DO NOTHING
 """

@@ -6,7 +6,7 @@ Adapters translate their driver's errors into `errors.StoreUnavailableError` /
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Protocol
 
 from ..models import (
@@ -15,6 +15,7 @@ from ..models import (
     DeleteResult,
     Document,
     StoredChunk,
+    StoredClick,
     StoreStats,
     UpsertOutcome,
     Vector,
@@ -75,6 +76,16 @@ class StorageAdapter(Protocol):
         self, query_key: str, document_ids: Sequence[int]
     ) -> dict[int, int]:
         """Clicks recorded for `query_key` on each of `document_ids` (absent means none)."""
+
+    def export_documents(self) -> AsyncIterator[tuple[Document, list[Chunk]]]:
+        """Every document with its chunks in order, embeddings included (for migrations)."""
+
+    def export_clicks(self) -> AsyncIterator[StoredClick]:
+        """Every click, oldest first (for migrations)."""
+
+    async def import_clicks(self, clicks: Sequence[StoredClick]) -> int:
+        """Inserts clicks under their own ids, skipping ids already present; clicks whose
+        document is absent are skipped too. Returns how many were inserted."""
 
     async def stats(self) -> StoreStats:
         """Counts for health and metrics."""

@@ -15,10 +15,12 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
+import numpy as np
 from pgvector.asyncpg import register_vector
 
 from ..config import PostgresConfig
 from ..errors import NotFoundError, SchemaMismatchError, StoreBusyError, StoreUnavailableError
+from ..ingest import chunk_tokens
 from ..models import (
     Chunk,
     ClickEvent,
@@ -26,6 +28,7 @@ from ..models import (
     Document,
     PoolStats,
     StoredChunk,
+    StoredClick,
     StoreStats,
     UpsertOutcome,
     Vector,
@@ -221,7 +224,7 @@ class PostgresAdapter:
                 for n, (i, c) in enumerate(zip(ids, chunks, strict=True))
             ],
         )
-        postings = []
+        postings: list[tuple[str, int, int, int]] = []
         for chunk_id, chunk in zip(ids, chunks, strict=True):
             frequencies = Counter(chunk.tokens)
             df_delta.update(frequencies.keys())
@@ -295,6 +298,38 @@ class PostgresAdapter:
         async with self._connection() as db:
             rows = await db.fetch(sql.CLICK_COUNTS, query_key, list(document_ids))
         return {int(r[0]): int(r[1]) for r in rows}
+
+    async def export_documents(self) -> AsyncIterator[tuple[Document, list[Chunk]]]:
+        async with self._connection() as db:
+            for document_id, path, title, source_url, digest in await db.fetch(
+                sql.EXPORT_DOCUMENTS
+            ):
+                chunks = [
+                    Chunk(heading, anchor, text, chunk_tokens(title, heading, text),
+                          embedding.to_numpy().astype(np.float32))
+                    for heading, anchor, text, embedding in await db.fetch(
+                        sql.EXPORT_CHUNKS, document_id
+                    )
+                ]
+                yield Document(path, title, source_url, digest), chunks
+
+    async def export_clicks(self) -> AsyncIterator[StoredClick]:
+        async with self._connection() as db:
+            for row in await db.fetch(sql.EXPORT_CLICKS):
+                yield StoredClick(*row)
+
+    async def import_clicks(self, clicks: Sequence[StoredClick]) -> int:
+        if not clicks:
+            return 0
+        columns = list(zip(*(
+            (c.id, c.query, c.query_key, c.document_path, c.chunk_ordinal, c.position,
+             c.session_id, c.user_id, c.dwell_time, c.created_at)
+            for c in clicks
+        ), strict=True))
+        async with self._connection() as db, db.transaction():
+            status = await db.execute(sql.IMPORT_CLICKS, *map(list, columns))
+            await db.fetchval(sql.SYNC_CLICK_SEQUENCE)
+        return int(status.rsplit(" ", 1)[-1])
 
     async def stats(self) -> StoreStats:
         async with self._connection() as db:

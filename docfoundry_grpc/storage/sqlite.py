@@ -12,11 +12,13 @@ import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import aiosqlite
 import numpy as np
 
 from ..errors import NotFoundError, SchemaMismatchError, StoreBusyError, StoreUnavailableError
+from ..ingest import chunk_tokens
 from ..models import (
     Chunk,
     ClickEvent,
@@ -24,6 +26,7 @@ from ..models import (
     Document,
     PoolStats,
     StoredChunk,
+    StoredClick,
     StoreStats,
     UpsertOutcome,
     Vector,
@@ -241,7 +244,7 @@ class SQLiteAdapter:
             )
         by_id = {row[0]: row for row in rows}
         # A chunk replaced since the matrix lookup is simply absent from `by_id`.
-        return [StoredChunk(*by_id[i], score) for i, score in nearest if i in by_id]
+        return [_stored(by_id[i], score) for i, score in nearest if i in by_id]
 
     async def record_click(self, click: ClickEvent, *, query_key: str) -> int:
         async with self._transaction() as db:
@@ -269,6 +272,39 @@ class SQLiteAdapter:
             )
         return {int(r[0]): int(r[1]) for r in rows}
 
+    async def export_documents(self) -> AsyncIterator[tuple[Document, list[Chunk]]]:
+        async with self._read() as db:
+            documents = await db.execute_fetchall(sql.EXPORT_DOCUMENTS)
+            for document_id, path, title, source_url, digest in documents:
+                rows = await db.execute_fetchall(sql.EXPORT_CHUNKS, (document_id,))
+                chunks = [
+                    Chunk(heading, anchor, text, chunk_tokens(title, heading, text),
+                          np.frombuffer(blob, dtype=np.float32))
+                    for heading, anchor, text, blob in rows
+                ]
+                yield Document(path, title, source_url, digest), chunks
+
+    async def export_clicks(self) -> AsyncIterator[StoredClick]:
+        async with self._read() as db, db.execute(sql.EXPORT_CLICKS) as cursor:
+            async for row in cursor:
+                yield StoredClick(*row)
+
+    async def import_clicks(self, clicks: Sequence[StoredClick]) -> int:
+        async with self._transaction() as db:
+            before = db.total_changes
+            await db.executemany(
+                sql.IMPORT_CLICK,
+                [
+                    {"id": c.id, "query": c.query, "query_key": c.query_key,
+                     "ordinal": c.chunk_ordinal, "position": c.position,
+                     "session_id": c.session_id, "user_id": c.user_id,
+                     "dwell_time": c.dwell_time, "created_at": c.created_at,
+                     "path": c.document_path}
+                    for c in clicks
+                ],
+            )
+            return db.total_changes - before
+
     async def stats(self) -> StoreStats:
         async with self._read() as db, db.execute(sql.COUNTS) as cursor:
             documents, chunks, clicks = await cursor.fetchone() or (0, 0, 0)
@@ -285,6 +321,11 @@ class SQLiteAdapter:
     async def ping(self) -> None:
         async with self._read() as db, db.execute("SELECT 1") as cursor:
             await cursor.fetchone()
+
+
+def _stored(row: sqlite3.Row | tuple[Any, ...], score: float) -> StoredChunk:
+    chunk_id, document_id, path, title, source_url, heading, anchor, text = row[:8]
+    return StoredChunk(chunk_id, document_id, path, title, source_url, heading, anchor, text, score)
 
 
 def _vector(chunk: Chunk) -> Vector:

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import numpy.typing as npt
 
 from ..models import Vector
+
+_A = TypeVar("_A", bound=npt.NDArray[Any])
 
 
 class VectorMatrix:
@@ -91,10 +94,10 @@ class VectorMatrix:
         self._row_of = {int(chunk_id): row for row, chunk_id in enumerate(self._ids[: self._size])}
 
 
-def _grow(array: npt.NDArray[np.generic], capacity: int) -> npt.NDArray[np.generic]:
+def _grow(array: _A, capacity: int) -> _A:
     grown = np.zeros((capacity, *array.shape[1:]), dtype=array.dtype)
     grown[: len(array)] = array
-    return grown
+    return cast(_A, grown)
 
 
 def _top_k(scores: npt.NDArray[np.float32], k: int) -> npt.NDArray[np.intp]:

@@ -1,0 +1,28 @@
+# The two commands of the README:
+#   make run    set up, then serve on SQLite with this project's docs indexed (localhost:50051)
+#   make test   set up, then run every check CI runs
+.PHONY: setup setup-dev run test lint eval bench protos
+
+setup:
+	scripts/bootstrap.sh
+
+setup-dev:
+	scripts/bootstrap.sh dev
+
+run: setup
+	.venv/bin/docfoundry serve --ingest docs --ingest README.md
+
+test: setup-dev
+	scripts/install-prometheus.sh
+	.venv/bin/ruff check .
+	.venv/bin/mypy docfoundry_grpc client
+	.venv/bin/python -m pytest
+
+lint: setup-dev
+	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy docfoundry_grpc client
+
+eval: setup-dev
+	.venv/bin/docfoundry eval ../shared/datasets/scifact --backend sqlite
+
+protos: setup-dev
+	scripts/gen_protos.sh

@@ -1,0 +1,1 @@
+"""Retrieval evaluation on BEIR-layout data sets, through the public gRPC API."""
