@@ -18,11 +18,14 @@ log = logging.getLogger("docfoundry_grpc")
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from .embedding import MiniLMEmbedder
+    from .embedding.factory import build_embedder
     from .service.app import serve
 
     settings = Settings.from_env()
-    asyncio.run(serve(settings, embedder=MiniLMEmbedder(), ingest=args.ingest))
+    embedder = build_embedder(
+        batch_size=settings.embedding_batch_size, cache_path=settings.embedding_cache_path
+    )
+    asyncio.run(serve(settings, embedder=embedder, ingest=args.ingest))
     return 0
 
 

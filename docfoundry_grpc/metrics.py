@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine, Iterator
+import time
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from .embedding.base import Embedder
 from .models import StoreStats
 
 log = logging.getLogger(__name__)
@@ -136,3 +140,20 @@ def stats_from_loop(
         return result
 
     return collect
+
+
+class TimedEmbedder:
+    """An Embedder wrapper recording model latency and batch size."""
+
+    def __init__(self, inner: Embedder, metrics: ServiceMetrics) -> None:
+        self.inner = inner
+        self.model_name = inner.model_name
+        self.dimension = inner.dimension
+        self._metrics = metrics
+
+    def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        started = time.perf_counter()
+        vectors = self.inner.embed(texts)
+        self._metrics.embedding_duration.observe(time.perf_counter() - started)
+        self._metrics.embedding_batch.observe(len(texts))
+        return vectors

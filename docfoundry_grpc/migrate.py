@@ -54,7 +54,7 @@ async def migrate(
     source: StorageAdapter,
     target: StorageAdapter,
     *,
-    progress: Callable[[int], None] = lambda n: None,
+    progress: Callable[[int], object] = lambda n: None,
 ) -> MigrationReport:
     copied = unchanged = 0
     async for document, chunks in source.export_documents():

@@ -64,7 +64,9 @@ def add_eval_command(commands: argparse._SubParsersAction[argparse.ArgumentParse
     evaluate = commands.add_parser(
         "eval", help="measure nDCG@10, Recall@100, MRR@10 and latency on a BEIR data set"
     )
-    evaluate.add_argument("dataset", type=Path, help="folder with corpus.jsonl, queries.jsonl, qrels/")
+    evaluate.add_argument(
+        "dataset", type=Path, help="folder with corpus.jsonl, queries.jsonl and qrels/"
+    )
     evaluate.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
     evaluate.add_argument("--split", default="test")
     evaluate.add_argument("--modes", default="fulltext,semantic,hybrid")

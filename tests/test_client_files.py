@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
+from docfoundry.v1 import search_pb2 as pb
 from docfoundry_client.files import (
     DocumentSpec,
     count_files,
@@ -13,8 +15,6 @@ from docfoundry_client.files import (
     iter_documents,
     markdown_title,
 )
-
-from docfoundry.v1 import search_pb2 as pb
 
 
 def write(path: Path, text: str = "", *, data: bytes | None = None) -> Path:

@@ -23,6 +23,7 @@ from .scoring import score_run
 MODES = ("fulltext", "semantic", "hybrid")
 DOC_DEPTH = 100  # documents per query: enough for Recall@100
 CHUNK_DEPTH = 300  # chunks asked for, so that DOC_DEPTH distinct documents remain
+DEFAULT_CACHE = Path.home() / ".cache" / "docfoundry" / "embeddings.sqlite"
 
 
 @dataclass(frozen=True)
@@ -115,10 +116,15 @@ async def evaluate(target: str, dataset: BeirDataset, modes: Sequence[str]) -> E
 
 
 @contextlib.asynccontextmanager
-async def local_server(backend: str, dsn: str | None) -> AsyncIterator[str]:
-    """An in-process server on a fresh database of `backend`; yields its address."""
+async def local_server(
+    backend: str, dsn: str | None, *, cache_path: Path | None = DEFAULT_CACHE
+) -> AsyncIterator[str]:
+    """An in-process server on a fresh database of `backend`; yields its address.
+
+    Embeddings are cached on disk, so evaluating the second backend, or again after a
+    ranking change, does not pay for the model a second time."""
     from ..devdb import LocalPostgres
-    from ..embedding import MiniLMEmbedder
+    from ..embedding.factory import build_embedder
     from ..service.app import build_app
 
     with contextlib.ExitStack() as stack:
@@ -130,7 +136,7 @@ async def local_server(backend: str, dsn: str | None) -> AsyncIterator[str]:
                 dsn = stack.enter_context(LocalPostgres()).dsn
             database = DatabaseConfig(type="postgresql", postgres=PostgresConfig(url=dsn))
         settings = replace(Settings.from_env(), database=database, grpc_port=0, metrics_port=0)
-        app = build_app(settings, embedder=MiniLMEmbedder())
+        app = build_app(settings, embedder=build_embedder(cache_path=cache_path))
         await app.start()
         try:
             yield app.address

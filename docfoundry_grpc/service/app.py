@@ -26,7 +26,7 @@ from ..config import Settings
 from ..embedding import Embedder
 from ..engine import SearchEngine
 from ..errors import DocFoundryError, SchemaMismatchError
-from ..metrics import ServiceMetrics, stats_from_loop
+from ..metrics import ServiceMetrics, TimedEmbedder, stats_from_loop
 from ..storage import StorageAdapter, build_store
 from ..storage.instrumented import InstrumentedStore
 from .interceptors import ServiceInterceptor
@@ -125,6 +125,7 @@ def build_app(
 ) -> App:
     registry = registry if registry is not None else CollectorRegistry()
     metrics = ServiceMetrics(registry, backend=settings.database.type)
+    embedder = TimedEmbedder(embedder, metrics)
     metrics.build_info.labels(__version__, settings.database.type, embedder.model_name).set(1)
     store: StorageAdapter = InstrumentedStore(
         build_store(settings.database, dimension=embedder.dimension), metrics

@@ -13,6 +13,7 @@ from ..models import (
     DeleteResult,
     Document,
     StoredChunk,
+    StoredClick,
     StoreStats,
     UpsertOutcome,
     Vector,
@@ -79,6 +80,16 @@ class InstrumentedStore:
     async def click_counts(self, query_key: str, document_ids: Sequence[int]) -> dict[int, int]:
         async with self._timed("click_counts"):
             return await self.inner.click_counts(query_key, document_ids)
+
+    def export_documents(self) -> AsyncIterator[tuple[Document, list[Chunk]]]:
+        return self.inner.export_documents()
+
+    def export_clicks(self) -> AsyncIterator[StoredClick]:
+        return self.inner.export_clicks()
+
+    async def import_clicks(self, clicks: Sequence[StoredClick]) -> int:
+        async with self._timed("import_clicks"):
+            return await self.inner.import_clicks(clicks)
 
     async def stats(self) -> StoreStats:
         async with self._timed("stats"):
