@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 from . import __version__
@@ -64,28 +65,47 @@ class _QueryVectorCache:
             self._entries.popitem(last=False)
 
 
+SearchTimer = Callable[[str], AbstractContextManager[object]]
+
+
 class SearchEngine:
-    def __init__(self, store: StorageAdapter, embedder: Embedder, config: SearchConfig) -> None:
+    """`timer(mode)` wraps each search, end to end, so metrics can see it per mode."""
+
+    def __init__(
+        self,
+        store: StorageAdapter,
+        embedder: Embedder,
+        config: SearchConfig,
+        *,
+        timer: SearchTimer = lambda mode: nullcontext(),
+    ) -> None:
         self.store = store
         self.embedder = embedder
         self.config = config
+        self.timer = timer
         self.preparer = DocumentPreparer(embedder, max_chars=config.chunk_max_chars)
         self._query_vectors = _QueryVectorCache(QUERY_CACHE_SIZE)
 
     # Search -----------------------------------------------------------------------------
 
     async def fulltext(self, query: SearchQuery) -> list[Hit]:
-        terms = query_terms(query.q)
-        found = await self.store.search_fulltext(
-            terms, limit=query.k, path_prefix=query.path_prefix
-        )
-        return [self._hit(c, c.score, terms) for c in found]
+        with self.timer("fulltext"):
+            terms = query_terms(query.q)
+            found = await self.store.search_fulltext(
+                terms, limit=query.k, path_prefix=query.path_prefix
+            )
+            return [self._hit(c, c.score, terms) for c in found]
 
     async def semantic(self, query: SearchQuery) -> list[Hit]:
-        found = await self._semantic_leg(query, limit=query.k)
-        return [self._hit(c, c.score, query_terms(query.q)) for c in found]
+        with self.timer("semantic"):
+            found = await self._semantic_leg(query, limit=query.k)
+            return [self._hit(c, c.score, query_terms(query.q)) for c in found]
 
     async def hybrid(self, query: SearchQuery) -> list[Hit]:
+        with self.timer("hybrid"):
+            return await self._hybrid(query)
+
+    async def _hybrid(self, query: SearchQuery) -> list[Hit]:
         window = max(self.config.candidate_window, 2 * query.k)
         terms = query_terms(query.q)
         fulltext, semantic = await asyncio.gather(

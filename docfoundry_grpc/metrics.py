@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import AbstractContextManager
 from typing import Any
 
 import numpy as np
@@ -47,8 +48,13 @@ class ServiceMetrics:
         )
         self.storage_duration = Histogram(
             "docfoundry_storage_operation_duration_seconds",
-            "Time of search and storage operations, by operation and backend.",
+            "Time of storage calls, by operation and backend.",
             ["operation", "backend"], buckets=LATENCY_BUCKETS, registry=registry,
+        )
+        self.search_duration = Histogram(
+            "docfoundry_search_duration_seconds",
+            "Time of a whole search (embedding, retrieval, fusion), by mode and backend.",
+            ["mode", "backend"], buckets=LATENCY_BUCKETS, registry=registry,
         )
         self.storage_errors = Counter(
             "docfoundry_storage_errors", "Failed storage operations, by operation and kind.",
@@ -66,6 +72,9 @@ class ServiceMetrics:
             "docfoundry_build_info", "Version, backend and embedding model; always 1.",
             ["version", "backend", "embedding_model"], registry=registry,
         )
+
+    def time_search(self, mode: str) -> AbstractContextManager[object]:
+        return self.search_duration.labels(mode, self.backend).time()
 
     def register_store_collector(
         self, stats: Callable[[], StoreStats | None], *, vector_index: str

@@ -27,15 +27,17 @@ MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 # XLA use (numpy has no erf, scipy is not a dependency). Max abs error ~5e-7 against
 # math.erf when evaluated in float32, a few ulp; needs no exp(), unlike Abramowitz-Stegun.
 # The model was trained with the exact erf GELU, not the tanh approximation.
-_ERF_P = (-2.72614225801306e-10, 2.77068142495902e-08, -2.10102402082508e-06,
-          -5.69250639462346e-05, -7.34990630326855e-04, -2.95459980854025e-03,
-          -1.60960333262415e-02)  # fmt: skip
-_ERF_Q = (-1.45660718464996e-05, -2.13374055278905e-04, -1.68282697438203e-03,
-          -7.37332916720468e-03, -1.42647390514189e-02)  # fmt: skip
+# fmt: off
+_ERF_P_HALF = [np.float32(c / 2) for c in (  # GELU's factor 1/2 folded in
+    -2.72614225801306e-10, 2.77068142495902e-08, -2.10102402082508e-06,
+    -5.69250639462346e-05, -7.34990630326855e-04, -2.95459980854025e-03,
+    -1.60960333262415e-02)]
+_ERF_Q = [np.float32(c) for c in (
+    -1.45660718464996e-05, -2.13374055278905e-04, -1.68282697438203e-03,
+    -7.37332916720468e-03, -1.42647390514189e-02)]
+# fmt: on
 # Chunk sizes that keep the FFN's (1536, cols) GELU temporaries and the attention scores
 # in cache: the elementwise passes over them cost as much as the matmuls otherwise.
-_ERF_P_HALF = [np.float32(c / 2) for c in _ERF_P]  # GELU's 1/2 folded in
-_ERF_Q32 = [np.float32(c) for c in _ERF_Q]
 _FFN_COLS = 256
 _ATTN_ELEMS = 1 << 18
 
@@ -67,7 +69,7 @@ def _gelu_(x: F32) -> None:
     """Exact GELU in place: x * (1 + erf(x / sqrt 2)) / 2."""
     z = np.clip(x * np.float32(np.sqrt(0.5)), -4.0, 4.0)
     z2 = z * z
-    p, q = _horner(_ERF_P_HALF, z2), _horner(_ERF_Q32, z2)
+    p, q = _horner(_ERF_P_HALF, z2), _horner(_ERF_Q, z2)
     p *= z
     p /= q  # = erf(z) / 2
     p += 0.5
@@ -112,14 +114,18 @@ class _Layer:
             parts[0] = parts[0] * q_scale
             return np.concatenate(parts)
 
+        # fmt: off
         return cls(
-            qkv("weight"), qkv("bias"),
-            get("attention.output.dense.weight"), get("attention.output.dense.bias"),
-            get("attention.output.LayerNorm.weight"), get("attention.output.LayerNorm.bias"),
-            get("intermediate.dense.weight"), get("intermediate.dense.bias"),
-            get("output.dense.weight"), get("output.dense.bias"),
-            get("output.LayerNorm.weight"), get("output.LayerNorm.bias"),
-        )  # fmt: skip
+            qkv_w=qkv("weight"), qkv_b=qkv("bias"),
+            out_w=get("attention.output.dense.weight"),
+            out_b=get("attention.output.dense.bias"),
+            ln1_g=get("attention.output.LayerNorm.weight"),
+            ln1_b=get("attention.output.LayerNorm.bias"),
+            ff1_w=get("intermediate.dense.weight"), ff1_b=get("intermediate.dense.bias"),
+            ff2_w=get("output.dense.weight"), ff2_b=get("output.dense.bias"),
+            ln2_g=get("output.LayerNorm.weight"), ln2_b=get("output.LayerNorm.bias"),
+        )
+        # fmt: on
 
 
 class MiniLMEmbedder:
@@ -164,8 +170,10 @@ class MiniLMEmbedder:
         ]
 
     def embed(self, texts: Sequence[str]) -> F32:
+        if isinstance(texts, str):  # would otherwise embed each character
+            raise TypeError("embed() takes a sequence of texts, not a str")
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        if not texts:
+        if len(texts) == 0:
             return out
         ids = [e.ids for e in self._tokenizer.encode_batch(list(texts))]
         # Length-sorted batches waste little compute on padding; rows are written back
@@ -193,7 +201,9 @@ class MiniLMEmbedder:
         key_bias = np.where(mask, np.float32(0), np.float32(-np.inf))[:, None, None, :]
         group = max(1, _ATTN_ELEMS // (h * n * n))  # sequences per attention step
         for layer in self._layers:
-            qkv = (layer.qkv_w @ x + layer.qkv_b).reshape(3, h, d, b, n)
+            qkv = layer.qkv_w @ x
+            qkv += layer.qkv_b
+            qkv = qkv.reshape(3, h, d, b, n)
             ctx = np.empty((h, d, b, n), dtype=np.float32)
             for g in range(0, b, group):
                 q, k, v = qkv[:, :, :, g : g + group].transpose(0, 3, 1, 2, 4)  # (g,h,d,n)
@@ -219,7 +229,7 @@ class MiniLMEmbedder:
             ffn += layer.ff2_b
             ffn += x
             x = _layer_norm(ffn, layer.ln2_g, layer.ln2_b, self._eps)
-        pooled = np.einsum("hbn,bn->bh", x.reshape(self.dimension, b, n), mask.astype(np.float32))
+        pooled: F32 = np.einsum("hbn,bn->bh", x.reshape(-1, b, n), mask.astype(np.float32))
         pooled /= lengths[:, None].astype(np.float32)
         pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), np.float32(1e-12))
         return pooled

@@ -130,7 +130,7 @@ def build_app(
     store: StorageAdapter = InstrumentedStore(
         build_store(settings.database, dimension=embedder.dimension), metrics
     )
-    engine = SearchEngine(store, embedder, settings.search)
+    engine = SearchEngine(store, embedder, settings.search, timer=metrics.time_search)
     server = grpc.aio.server(
         interceptors=[ServiceInterceptor(metrics)],
         options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)],
