@@ -49,7 +49,9 @@ def _eval(args: argparse.Namespace) -> int:
         if args.target:
             report = await evaluate(args.target, dataset, modes)
         else:
-            async with local_server(args.backend, args.dsn) as address:
+            async with local_server(
+                args.backend, args.dsn, cache_path=args.embedding_cache
+            ) as address:
                 report = await evaluate(address, dataset, modes)
         print(report.table())
         output = args.output or Path("eval-results") / f"{dataset.name}-{report.backend}.json"
@@ -58,6 +60,9 @@ def _eval(args: argparse.Namespace) -> int:
 
     asyncio.run(run())
     return 0
+
+
+DEFAULT_CACHE = Path.home() / ".cache" / "docfoundry" / "embeddings.sqlite"
 
 
 def add_eval_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -73,4 +78,8 @@ def add_eval_command(commands: argparse._SubParsersAction[argparse.ArgumentParse
     evaluate.add_argument("--dsn", help="PostgreSQL to load into (default: a throwaway local one)")
     evaluate.add_argument("--target", help="evaluate a running server instead of starting one")
     evaluate.add_argument("--output", type=Path, help="JSON report path")
+    evaluate.add_argument(
+        "--embedding-cache", type=Path, default=DEFAULT_CACHE,
+        help=f"embedding cache file (default {DEFAULT_CACHE})",
+    )
     evaluate.set_defaults(func=_eval)

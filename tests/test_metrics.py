@@ -10,7 +10,6 @@ import pytest
 from prometheus_client import start_http_server
 
 from docfoundry.v1 import search_pb2 as pb
-
 from docfoundry_grpc.embedding import MiniLMEmbedder
 
 from .conftest import (

@@ -23,7 +23,6 @@ from .scoring import score_run
 MODES = ("fulltext", "semantic", "hybrid")
 DOC_DEPTH = 100  # documents per query: enough for Recall@100
 CHUNK_DEPTH = 300  # chunks asked for, so that DOC_DEPTH distinct documents remain
-DEFAULT_CACHE = Path.home() / ".cache" / "docfoundry" / "embeddings.sqlite"
 
 
 @dataclass(frozen=True)
@@ -117,7 +116,7 @@ async def evaluate(target: str, dataset: BeirDataset, modes: Sequence[str]) -> E
 
 @contextlib.asynccontextmanager
 async def local_server(
-    backend: str, dsn: str | None, *, cache_path: Path | None = DEFAULT_CACHE
+    backend: str, dsn: str | None, *, cache_path: Path | None
 ) -> AsyncIterator[str]:
     """An in-process server on a fresh database of `backend`; yields its address.
 

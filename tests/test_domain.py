@@ -1,0 +1,127 @@
+"""Pure domain functions: analysis, chunking, fusion, snippets, validation, settings."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from docfoundry_grpc.chunking import chunk_content, content_type_for, github_slug, split_section
+from docfoundry_grpc.config import SearchConfig, Settings
+from docfoundry_grpc.errors import InvalidArgumentError
+from docfoundry_grpc.models import ContentType, StoredChunk
+from docfoundry_grpc.ranking import click_ranks, reciprocal_rank_fusion
+from docfoundry_grpc.snippets import snippet
+from docfoundry_grpc.text import analyze, query_terms
+from docfoundry_grpc.validation import check_vector, search_query
+
+
+def test_analyze_folds_stems_and_drops_stop_words() -> None:
+    assert analyze("The Running CAFÉS of Zürich!") == ["run", "cafe", "zurich"]
+    assert query_terms("install installing installs") == ["instal"]
+    assert query_terms("the of and to") == []
+    assert query_terms('"AND" OR (NOT) NEAR* ^:') == ["near"]
+    assert analyze("snake_case create_pool()") == ["snake", "case", "creat", "pool"]
+    assert analyze("日本語 текст") == ["日本語", "текст"]
+
+
+def test_markdown_chunks_by_heading_with_github_anchors() -> None:
+    md = "Intro\n\n# Getting Started!\nstep one\n\n```\n# not a heading\n```\n## Getting Started!\nagain"
+    sections = chunk_content(md, ContentType.MARKDOWN)
+    assert [(s.heading, s.anchor) for s in sections] == [
+        ("", ""), ("Getting Started!", "getting-started"), ("Getting Started!", "getting-started-1")]
+    assert "# not a heading" in sections[1].text
+    assert github_slug("API: v2 & more") == "api-v2--more"
+
+
+def test_html_chunks_use_ids_and_skip_scripts() -> None:
+    html = ('<h1 id="top">Top</h1><p>alpha</p><script>var x = 1</script>'
+            '<h2>Second Part</h2><p>beta &amp; gamma</p>')
+    sections = chunk_content(html, ContentType.HTML)
+    assert [(s.heading, s.anchor, s.text.strip()) for s in sections] == [
+        ("Top", "top", "alpha"), ("Second Part", "second-part", "beta & gamma")]
+
+
+def test_long_sections_split_on_paragraphs_then_sentences() -> None:
+    text = "\n\n".join(f"Paragraph {i} " + "word " * 30 for i in range(10))
+    chunks = split_section(text, 400)
+    assert all(len(c) <= 400 for c in chunks) and len(chunks) > 1
+    assert chunks[0].startswith("Paragraph 0") and chunks[1].startswith("Paragraph")
+    sentences = split_section("One sentence here. " * 100, 200)
+    assert all(len(c) <= 200 for c in sentences)
+    assert all(c.endswith(".") for c in sentences)
+    assert chunk_content("", ContentType.PLAIN_TEXT) == []
+
+
+def test_content_type_from_extension() -> None:
+    assert content_type_for("a/B.MD") is ContentType.MARKDOWN
+    assert content_type_for("x.htm") is ContentType.HTML
+    assert content_type_for("notes") is ContentType.PLAIN_TEXT
+
+
+def chunk(chunk_id: int, score: float = 0.0, document_id: int | None = None) -> StoredChunk:
+    return StoredChunk(chunk_id, document_id or chunk_id, f"p{chunk_id}", "", "", "", "", "",
+                       score)
+
+
+def test_rrf_matches_the_formula() -> None:
+    fulltext = [chunk(1, 9), chunk(2, 5), chunk(3, 1)]
+    semantic = [chunk(3, 0.9), chunk(4, 0.8), chunk(1, 0.1)]
+    fused = reciprocal_rank_fusion(fulltext, semantic, rrf_k=60, semantic_weight=2.0)
+    expected = {1: 1 / 61 + 2 / 63, 2: 1 / 62, 3: 1 / 63 + 2 / 61, 4: 2 / 62}
+    assert [f.chunk.chunk_id for f in fused] == sorted(expected, key=lambda c: -expected[c])
+    for f in fused:
+        assert math.isclose(f.score, expected[f.chunk.chunk_id])
+    assert fused[0].fulltext and fused[0].fulltext.rank == 3
+    assert fused[0].semantic and fused[0].semantic.rank == 1
+
+
+def test_clicks_lift_but_never_add() -> None:
+    fulltext = [chunk(1), chunk(2), chunk(3)]
+    ranks = click_ranks({3: 5, 99: 10})
+    assert ranks == {99: 1, 3: 2}
+    fused = reciprocal_rank_fusion(fulltext, [], click_ranks=ranks, click_weight=1.0)
+    assert [f.chunk.chunk_id for f in fused] == [3, 1, 2]
+
+
+def test_snippet_starts_near_first_match() -> None:
+    text = "Lorem ipsum dolor. " * 30 + "The configuration port is 50051. " + "More text. " * 30
+    result = snippet(text, frozenset(query_terms("port")))
+    assert "port is 50051" in result and result.startswith("…")
+    assert len(result) <= 245
+    assert snippet("short text", frozenset()) == "short text"
+
+
+def test_validation() -> None:
+    config = SearchConfig()
+    query = search_query(q="  hi ", k=0, config=config, dimension=3)
+    assert (query.k, query.rrf_k) == (10, 60)
+    with pytest.raises(InvalidArgumentError, match="between 1 and"):
+        search_query(q="hi", k=config.max_k + 1, config=config, dimension=3)
+    with pytest.raises(InvalidArgumentError, match="NaN"):
+        check_vector([1.0, math.nan, 0.0], 3, what="v")
+    with pytest.raises(InvalidArgumentError, match="zeros"):
+        check_vector([0.0, 0.0, 0.0], 3, what="v")
+    with pytest.raises(InvalidArgumentError, match="weights"):
+        search_query(q="hi", k=1, config=config, dimension=3, fulltext_weight=0,
+                     semantic_weight=0)
+    unit = check_vector([3.0, 4.0, 0.0], 3, what="v")
+    assert unit.tolist() == pytest.approx([0.6, 0.8, 0.0])
+    by_vector = search_query(q="", k=1, config=config, dimension=3, vector=[1.0, 0, 0])
+    assert by_vector.vector is not None
+
+
+def test_settings_from_environment() -> None:
+    settings = Settings.from_env({
+        "DATABASE_TYPE": "PostgreSQL", "POSTGRES_PASSWORD": "pw", "POSTGRES_POOL_MAX_SIZE": "7",
+        "GRPC_PORT": "6000", "POSTGRES_VECTOR_INDEX": "ivfflat", "LOG_FORMAT": "json",
+    })
+    assert settings.database.type == "postgresql"
+    assert settings.database.postgres.pool_max_size == 7
+    assert settings.database.postgres.vector_index == "ivfflat"
+    assert (settings.grpc_port, settings.log_format) == (6000, "json")
+    assert Settings.from_env({}).database.postgres.pool_min_size == 5
+    with pytest.raises(InvalidArgumentError, match="GRPC_PORT"):
+        Settings.from_env({"GRPC_PORT": "many"})
+    with pytest.raises(InvalidArgumentError, match="DATABASE_TYPE"):
+        Settings.from_env({"DATABASE_TYPE": "oracle"})

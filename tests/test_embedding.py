@@ -1,0 +1,112 @@
+"""The numpy MiniLM must reproduce sentence-transformers: search quality and any stored
+vectors depend on it being the same vector space, not merely a similar one.
+
+tests/data/minilm_reference.json holds vectors from sentence-transformers (torch) on the
+same model files; its "source" field says which versions produced them.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from docfoundry_grpc.embedding import Embedder, MiniLMEmbedder
+
+REFERENCE = json.loads(
+    (Path(__file__).parent / "data" / "minilm_reference.json").read_text(encoding="utf-8")
+)
+ITEMS: list[dict[str, Any]] = REFERENCE["items"]
+
+
+@pytest.fixture(scope="module")
+def minilm() -> MiniLMEmbedder:
+    return MiniLMEmbedder()
+
+
+def _cos(a: np.ndarray, b: np.ndarray) -> float:
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def test_is_an_embedder(minilm: MiniLMEmbedder) -> None:
+    assert isinstance(minilm, Embedder)
+    assert minilm.model_name == REFERENCE["model"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert minilm.dimension == 384
+
+
+@pytest.mark.parametrize("item", ITEMS, ids=[repr(i["text"][:24]) for i in ITEMS])
+def test_matches_sentence_transformers(minilm: MiniLMEmbedder, item: dict[str, Any]) -> None:
+    expected = np.array(item["vector"], dtype=np.float64)
+    got = minilm.embed([item["text"]])[0].astype(np.float64)
+    assert _cos(got, expected) > 0.9999
+    assert np.abs(got - expected).max() < 1e-4  # observed ~3e-7; rounding alone is 5e-7
+
+
+def test_reference_texts_in_one_batch(minilm: MiniLMEmbedder) -> None:
+    got = minilm.embed([i["text"] for i in ITEMS])
+    for row, item in zip(got, ITEMS, strict=True):
+        assert _cos(row.astype(np.float64), np.array(item["vector"])) > 0.9999
+
+
+def test_shape_dtype_and_unit_norm(minilm: MiniLMEmbedder) -> None:
+    out = minilm.embed(["one", "two words", "", "x" * 5000])
+    assert out.shape == (4, 384)
+    assert out.dtype == np.float32
+    assert out.flags.c_contiguous
+    assert np.all(np.isfinite(out))
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
+
+
+def test_empty_input(minilm: MiniLMEmbedder) -> None:
+    for empty in ([], ()):
+        out = minilm.embed(empty)
+        assert out.shape == (0, 384)
+        assert out.dtype == np.float32
+
+
+def test_a_bare_string_is_rejected(minilm: MiniLMEmbedder) -> None:
+    with pytest.raises(TypeError):
+        minilm.embed("hello")
+
+
+def test_order_is_kept_across_length_sorted_batches(minilm: MiniLMEmbedder) -> None:
+    rng = random.Random(7)
+    words = "grpc index query chunk vector token stream deadline schema cache".split()
+    # 75 texts over three internal batches of 32, lengths from 1 to 300 words (the longest
+    # are truncated), shuffled so that sorting by length really reorders them.
+    texts = [" ".join(rng.choices(words, k=rng.choice([1, 3, 10, 40, 300]))) for _ in range(75)]
+    together = minilm.embed(texts)
+    one_by_one = np.vstack([minilm.embed([t]) for t in texts])
+    np.testing.assert_allclose(together, one_by_one, atol=2e-6)
+
+
+def test_truncates_at_256_tokens(minilm: MiniLMEmbedder) -> None:
+    long = "documentation search over gRPC services " * 100  # ~600 tokens
+    a, b = minilm.embed([long, long + " and a tail that falls past the limit"])
+    np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_close_meaning_scores_higher_than_unrelated(minilm: MiniLMEmbedder) -> None:
+    query, close, unrelated = minilm.embed(
+        [
+            "How do I configure TLS for a gRPC server?",
+            "Enable transport security on the RPC server with certificates.",
+            "My cat likes to sleep in the sun all afternoon.",
+        ]
+    )
+    # Rows are unit length, so the dot product is the cosine.
+    assert float(query @ close) > float(query @ unrelated) + 0.2
+
+
+def test_concurrent_calls_agree_with_sequential(minilm: MiniLMEmbedder) -> None:
+    batches = [[f"request {i} about topic {j}" for j in range(i % 5 + 1)] for i in range(12)]
+    expected = [minilm.embed(b) for b in batches]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        got = list(pool.map(minilm.embed, batches))
+    for g, e in zip(got, expected, strict=True):
+        np.testing.assert_allclose(g, e, atol=2e-6)

@@ -1,0 +1,91 @@
+"""Evaluation plumbing: metrics on hand-made runs with known answers, and the eval command
+on a tiny BEIR folder through real servers."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from docfoundry_grpc.errors import InvalidArgumentError
+from docfoundry_grpc.evaluation.beir import load_dataset
+from docfoundry_grpc.evaluation.runner import evaluate
+from docfoundry_grpc.evaluation.scoring import score_run
+
+from .conftest import Harness
+from .test_migration import run_cli
+
+DOCS = [
+    ("d1", "Volcanoes", "Lava flows from erupting volcanoes and cools into basalt rock."),
+    ("d2", "Glaciers", "Glaciers carve valleys as compacted snow slowly moves downhill."),
+    ("d3", "Coral reefs", "Coral reefs bleach when ocean water becomes too warm."),
+    ("d4", "Deserts", "Deserts receive very little rain and have sparse vegetation."),
+    ("d5", "Rainforests", "Tropical rainforests hold most of the planet's plant species."),
+]
+QUERIES = [("q1", "erupting volcano lava", "d1"), ("q2", "warm ocean bleaching corals", "d3"),
+           ("q3", "snow moving down valleys", "d2"), ("q0", "unjudged query", "")]
+
+
+def test_metrics_match_hand_computed_values() -> None:
+    qrels = {"q1": {"d1": 1}, "q2": {"d3": 1, "d4": 1}, "q3": {"d9": 2}}
+    run = {"q1": {"d2": 2.0, "d1": 1.0}, "q2": {"d3": 1.0}, "q3": {}}
+    scores = score_run(qrels, run)
+    ndcg_q1 = 1 / math.log2(3)
+    ndcg_q2 = 1 / (1 + 1 / math.log2(3))
+    assert scores["ndcg@10"] == pytest.approx((ndcg_q1 + ndcg_q2 + 0) / 3)
+    assert scores["mrr@10"] == pytest.approx((0.5 + 1 + 0) / 3)
+    assert scores["recall@100"] == pytest.approx((1 + 0.5 + 0) / 3)
+
+
+def test_mrr_is_cut_at_ten() -> None:
+    run = {"q": {f"x{i}": float(100 - i) for i in range(10)} | {"hit": 1.0}}
+    assert score_run({"q": {"hit": 1}}, run)["mrr@10"] == 0
+
+
+def write_beir(root: Path) -> Path:
+    (root / "qrels").mkdir(parents=True)
+    with (root / "corpus.jsonl").open("w") as f:
+        for doc_id, title, text in DOCS:
+            f.write(json.dumps({"_id": doc_id, "title": title, "text": text}) + "\n")
+    with (root / "queries.jsonl").open("w") as f:
+        for qid, text, _ in QUERIES:
+            f.write(json.dumps({"_id": qid, "text": text}) + "\n")
+    (root / "qrels" / "test.tsv").write_text(
+        "query-id\tcorpus-id\tscore\n"
+        + "".join(f"{q}\t{d}\t1\n" for q, _, d in QUERIES if d)
+    )
+    return root
+
+
+def test_loader_keeps_judged_queries_and_rejects_other_folders(tmp_path: Path) -> None:
+    dataset = load_dataset(write_beir(tmp_path / "tiny"))
+    assert set(dataset.queries) == {"q1", "q2", "q3"}
+    assert dataset.count_documents() == 5
+    with pytest.raises(InvalidArgumentError, match="not a BEIR data set"):
+        load_dataset(tmp_path)
+
+
+async def test_evaluate_through_the_api(server: Harness, tmp_path: Path) -> None:
+    report = await evaluate(server.target, load_dataset(write_beir(tmp_path / "tiny")),
+                            ["fulltext", "semantic", "hybrid"])
+    assert (report.documents, report.queries, report.backend) == (
+        5, 3, server.app.store.backend)
+    by_mode = {m.mode: m for m in report.modes}
+    assert set(by_mode) == {"fulltext", "semantic", "hybrid"}
+    assert by_mode["hybrid"].ndcg_at_10 == 1.0
+    assert by_mode["semantic"].mrr_at_10 == 1.0
+    assert all(m.p50_ms > 0 and m.p95_ms >= m.p50_ms for m in report.modes)
+
+
+async def test_eval_command_prints_table_and_writes_json(tmp_path: Path) -> None:
+    folder = write_beir(tmp_path / "tiny")
+    output = tmp_path / "report.json"
+    result = await run_cli("eval", str(folder), "--backend", "sqlite", "--output", str(output),
+                           "--embedding-cache", str(tmp_path / "cache.sqlite"))
+    assert result.returncode == 0, result.stderr
+    assert "tiny on sqlite: 3 queries, 5 documents" in result.stdout
+    assert "hybrid" in result.stdout and "nDCG@10" in result.stdout
+    report = json.loads(output.read_text())
+    assert [m["mode"] for m in report["modes"]] == ["fulltext", "semantic", "hybrid"]
