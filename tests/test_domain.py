@@ -26,10 +26,16 @@ def test_analyze_folds_stems_and_drops_stop_words() -> None:
 
 
 def test_markdown_chunks_by_heading_with_github_anchors() -> None:
-    md = "Intro\n\n# Getting Started!\nstep one\n\n```\n# not a heading\n```\n## Getting Started!\nagain"
+    md = (
+        "Intro\n\n# Getting Started!\nstep one\n\n```\n# not a heading\n```\n"
+        "## Getting Started!\nagain"
+    )
     sections = chunk_content(md, ContentType.MARKDOWN)
     assert [(s.heading, s.anchor) for s in sections] == [
-        ("", ""), ("Getting Started!", "getting-started"), ("Getting Started!", "getting-started-1")]
+        ("", ""),
+        ("Getting Started!", "getting-started"),
+        ("Getting Started!", "getting-started-1"),
+    ]
     assert "# not a heading" in sections[1].text
     assert github_slug("API: v2 & more") == "api-v2--more"
 

@@ -84,29 +84,32 @@ async def test_pool_gauges_follow_concurrent_load(
     postgres_server: PostgresServer, embedder: MiniLMEmbedder
 ) -> None:
     async with fresh_database(postgres_server) as dsn:
-        server = await indexed(
-            await start_harness(postgres_config(dsn, pool_max_size=12), embedder)
-        )
+        server = await start_harness(postgres_config(dsn, pool_max_size=12), embedder)
         try:
-            await check_pool_gauges(server)
+            await check_pool_gauges(server, embedder.embed(["port"])[0].tolist())
         finally:
             await stop_harness(server)
 
 
-async def check_pool_gauges(server: Harness) -> None:
+async def check_pool_gauges(server: Harness, vector: list[float]) -> None:
+    """Each Hybrid call holds two connections at once (its legs run concurrently), so
+    concurrent calls must grow the pool from its minimum of one."""
     gauge = "docfoundry_pool_connections"
     assert await scraped(server, gauge, backend="postgresql", state="max_size") == 12
     before = await scraped(server, gauge, backend="postgresql", state="size")
+    assert before == 1
+    await asyncio.gather(*(
+        server.search.Hybrid(pb.SearchRequest(q=f"port {i}", query_vector=vector))
+        for i in range(30)
+    ))
+    after = await scraped(server, gauge, backend="postgresql", state="size")
+    assert after is not None and after > before
+    assert await scraped(server, gauge, backend="postgresql", state="in_use") == 0
     pool = server.app.store.inner._pool  # type: ignore[attr-defined]
     held = [await pool.acquire() for _ in range(3)]
     assert await scraped(server, gauge, backend="postgresql", state="in_use") == 3
     for connection in held:
         await pool.release(connection)
-    await asyncio.gather(*(server.search.Hybrid(pb.SearchRequest(q=f"port {i}"))
-                           for i in range(30)))
-    after = await scraped(server, gauge, backend="postgresql", state="size")
-    assert before is not None and after is not None and after > before
-    assert await scraped(server, gauge, backend="postgresql", state="in_use") == 0
     pool = server.app.store.inner._pool  # type: ignore[attr-defined]
     for index in ("postings_pkey", "chunks_embedding_hnsw"):
         reported = await scraped(server, "docfoundry_index_scans", backend="postgresql",

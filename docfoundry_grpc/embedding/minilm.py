@@ -67,8 +67,6 @@ def _layer_norm(x: F32, gamma: F32, beta: F32, eps: float) -> F32:
 
 def _gelu_(x: F32) -> None:
     """Exact GELU in place: x * (1 + erf(x / sqrt 2)) / 2."""
-    x *= 0.5 * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x**3)))
-    return
     z = np.clip(x * np.float32(np.sqrt(0.5)), -4.0, 4.0)
     z2 = z * z
     p, q = _horner(_ERF_P_HALF, z2), _horner(_ERF_Q, z2)
