@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -63,7 +64,8 @@ def test_shape_dtype_and_unit_norm(minilm: MiniLMEmbedder) -> None:
 
 
 def test_empty_input(minilm: MiniLMEmbedder) -> None:
-    for empty in ([], ()):
+    empties: list[Sequence[str]] = [[], ()]
+    for empty in empties:
         out = minilm.embed(empty)
         assert out.shape == (0, 384)
         assert out.dtype == np.float32

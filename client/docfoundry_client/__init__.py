@@ -1,9 +1,10 @@
 """Python client for the DocFoundry search service (async, with a blocking wrapper)."""
 
-from .client import (
+from .client import DocFoundryClient
+from .files import ChunkSpec, DocumentSpec, count_files, iter_documents
+from .models import (
     DEFAULT_TARGET,
     DeleteOutcome,
-    DocFoundryClient,
     HealthInfo,
     IndexOutcome,
     LegScore,
@@ -12,9 +13,8 @@ from .client import (
     SearchMode,
     SearchOptions,
     SearchResult,
-    SyncDocFoundryClient,
 )
-from .files import ChunkSpec, DocumentSpec, count_files, iter_documents
+from .sync import SyncDocFoundryClient
 
 __all__ = [
     "DEFAULT_TARGET",

@@ -24,8 +24,9 @@ from typing import Any, TypeVar
 import grpc.aio
 from tqdm import tqdm
 
-from .client import DEFAULT_TARGET, DocFoundryClient, HealthInfo, SearchResult
+from .client import DocFoundryClient
 from .files import count_files, iter_documents
+from .models import DEFAULT_TARGET, HealthInfo, SearchResult
 
 _T = TypeVar("_T")
 Command = Callable[[argparse.Namespace, DocFoundryClient], Awaitable[int]]

@@ -1,0 +1,224 @@
+"""The server under test, run as a client would find it: `docfoundry serve` in its own
+process, configured only through its environment; plus the databases it runs on and the
+CPU and memory those processes use (read from /proc, so nothing is sampled or missed
+between samples: the kernel keeps the totals and the peak)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from docfoundry_grpc.config import DatabaseConfig, PostgresConfig
+from docfoundry_grpc.devdb import LocalPostgres
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# Process accounting --------------------------------------------------------------------
+
+
+def _stat_fields(pid: int) -> list[str]:
+    raw = Path(f"/proc/{pid}/stat").read_text()
+    return raw[raw.rindex(")") + 2 :].split()  # the command name may hold spaces
+
+
+def cpu_seconds(pid: int, *, with_children: bool = False) -> float:
+    """User + system CPU of `pid`; with_children adds its live children and the exited
+    ones it has waited for (PostgreSQL backends are children of the postmaster)."""
+    fields = _stat_fields(pid)
+    ticks = int(fields[11]) + int(fields[12])
+    if with_children:
+        ticks += int(fields[13]) + int(fields[14])
+        for child in _children(pid):
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                child_fields = _stat_fields(child)
+                ticks += int(child_fields[11]) + int(child_fields[12])
+    return ticks / _CLOCK_TICKS
+
+
+def _children(pid: int) -> Iterator[int]:
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                if int(_stat_fields(int(entry.name))[1]) == pid:
+                    yield int(entry.name)
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The kernel's high-water mark of the process's resident memory (VmHWM)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+# Databases ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Database:
+    """One fresh database: how the server is told about it and how to open it in-process."""
+
+    backend: str
+    env: Mapping[str, str]
+    config: DatabaseConfig
+
+
+class PostgresHost:
+    """Where PostgreSQL databases come from: `dsn` if given (the run may create and drop
+    databases there), else a throwaway local cluster that lives as long as this object."""
+
+    def __init__(self, dsn: str | None, *, work_dir: Path) -> None:
+        self._local: LocalPostgres | None = None
+        if dsn is None:
+            self._local = LocalPostgres(work_dir).start()
+            dsn = self._local.dsn
+        self.admin_dsn = dsn
+
+    def postmaster_pid(self) -> int | None:
+        """The cluster's main process when this run owns it (for its CPU time)."""
+        if self._local is None:
+            return None
+        pid_file = self._local.data_dir / "postmaster.pid"
+        return int(pid_file.read_text().split()[0]) if pid_file.exists() else None
+
+    def dsn_for(self, name: str) -> str:
+        base, _, _ = self.admin_dsn.rpartition("/")
+        return f"{base}/{name}"
+
+    def _admin(self, statement: str) -> None:
+        import asyncpg
+
+        async def run() -> None:
+            connection = await asyncpg.connect(self.admin_dsn)
+            try:
+                await connection.execute(statement)
+            finally:
+                await connection.close()
+
+        asyncio.run(run())
+
+    @contextlib.contextmanager
+    def database(self) -> Iterator[Database]:
+        name = f"bench_{uuid.uuid4().hex[:12]}"
+        self._admin(f'CREATE DATABASE "{name}"')
+        dsn = self.dsn_for(name)
+        config = DatabaseConfig(
+            type="postgresql",
+            postgres=PostgresConfig(url=dsn, pool_min_size=1, pool_max_size=4),
+        )
+        try:
+            yield Database("postgresql", {"DATABASE_TYPE": "postgresql", "DATABASE_URL": dsn},
+                           config)
+        finally:
+            self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def close(self) -> None:
+        if self._local is not None:
+            self._local.destroy()
+            self._local = None
+
+
+@contextlib.contextmanager
+def sqlite_database(folder: Path) -> Iterator[Database]:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"bench-{uuid.uuid4().hex[:8]}.db"
+    try:
+        yield Database("sqlite", {"DATABASE_TYPE": "sqlite", "SQLITE_PATH": str(path)},
+                       DatabaseConfig(type="sqlite", sqlite_path=path))
+    finally:
+        for suffix in ("", "-wal", "-shm"):
+            path.with_name(path.name + suffix).unlink(missing_ok=True)
+
+
+# The server -----------------------------------------------------------------------------
+
+
+def _serve_command() -> list[str]:
+    script = Path(sys.executable).with_name("docfoundry")
+    if script.exists():
+        return [str(script), "serve"]
+    return [sys.executable, "-m", "docfoundry_grpc", "serve"]
+
+
+class ServerProcess:
+    """`docfoundry serve` on a free loopback port, its output in `log_path`."""
+
+    def __init__(self, database: Database, *, log_path: Path) -> None:
+        self.port = free_port()
+        self.log_path = log_path
+        env = {k: v for k, v in os.environ.items() if k != "EMBEDDING_CACHE_PATH"}
+        env.update(database.env)
+        env.update(GRPC_HOST="127.0.0.1", GRPC_PORT=str(self.port), METRICS_PORT="0",
+                   LOG_LEVEL="WARNING")
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with log_path.open("ab") as log:
+            self._process = subprocess.Popen(
+                _serve_command(), env=env, stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def wait_serving(self, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        request = health_pb2.HealthCheckRequest()
+        with grpc.insecure_channel(self.target) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            while time.monotonic() < deadline:
+                if self._process.poll() is not None:
+                    raise RuntimeError(f"server exited: {self._log_tail()}")
+                with contextlib.suppress(grpc.RpcError):
+                    status = stub.Check(request, timeout=2).status
+                    if status == health_pb2.HealthCheckResponse.SERVING:
+                        return
+                time.sleep(0.2)
+        raise RuntimeError(f"server not serving after {timeout:g} s: {self._log_tail()}")
+
+    def _log_tail(self) -> str:
+        return self.log_path.read_text(errors="replace")[-2000:]
+
+    def cpu_seconds(self) -> float:
+        return cpu_seconds(self.pid)
+
+    def peak_rss_mb(self) -> float:
+        return peak_rss_mb(self.pid)
+
+    def stop(self) -> None:
+        if self._process.poll() is None:
+            self._process.send_signal(signal.SIGTERM)
+            try:
+                self._process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+
+
+def remove_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)

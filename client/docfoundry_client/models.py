@@ -1,0 +1,114 @@
+"""Typed results of the client: frozen dataclasses, never protobuf messages."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal, TypedDict
+
+from docfoundry.v1 import search_pb2 as pb
+
+from .files import DocumentSpec
+
+DEFAULT_TARGET = "localhost:50051"
+SearchMode = Literal["fulltext", "semantic", "hybrid"]
+DocumentLike = pb.Document | DocumentSpec
+
+
+@dataclass(frozen=True)
+class LegScore:
+    """Where a hybrid hit stood in one leg: 1-based rank and that leg's own score."""
+
+    rank: int
+    score: float
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    chunk_id: int
+    document_path: str
+    title: str
+    source_url: str
+    heading: str
+    anchor: str
+    snippet: str
+    score: float
+    fulltext: LegScore | None = None
+    semantic: LegScore | None = None
+
+    @property
+    def link(self) -> str:
+        """Deep link to the chunk's section, or to the document when it has no anchor."""
+        return f"{self.document_path}#{self.anchor}" if self.anchor else self.document_path
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """`search_type` is "fulltext", "semantic" or "hybrid", as in `search(mode=...)`."""
+
+    search_type: str
+    took_ms: float
+    hits: list[SearchHit]
+
+
+@dataclass(frozen=True)
+class PoolInfo:
+    size: int
+    in_use: int
+    idle: int
+    min_size: int
+    max_size: int
+    waiting: int
+
+
+@dataclass(frozen=True)
+class HealthInfo:
+    """`status` is "SERVING" or "NOT_SERVING" (then `detail` says why); `pool` is None for
+    backends without a connection pool and `timestamp` None if the server sent none."""
+
+    status: str
+    database_type: str
+    schema_version: int
+    document_count: int
+    chunk_count: int
+    click_count: int
+    embedding_model: str
+    embedding_dimension: int
+    timestamp: datetime | None
+    pool: PoolInfo | None
+    database_roundtrip_ms: float
+    version: str
+    detail: str
+
+    @property
+    def serving(self) -> bool:
+        return self.status == "SERVING"
+
+
+@dataclass(frozen=True)
+class IndexOutcome:
+    """`outcome` is "created", "replaced" or "unchanged"."""
+
+    path: str
+    outcome: str
+    chunk_count: int
+
+
+@dataclass(frozen=True)
+class DeleteOutcome:
+    path: str
+    chunks_deleted: int
+    clicks_deleted: int
+
+
+class SearchOptions(TypedDict, total=False):
+    """Optional search parameters; omitted ones take the server's defaults."""
+
+    k: int
+    path_prefix: str
+    min_similarity: float | None
+    rrf_k: int
+    query_vector: Sequence[float] | None
+    fulltext_weight: float | None
+    semantic_weight: float | None
