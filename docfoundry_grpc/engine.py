@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
@@ -83,8 +84,19 @@ class SearchEngine:
         self.embedder = embedder
         self.config = config
         self.timer = timer
-        self.preparer = DocumentPreparer(embedder, max_chars=config.chunk_max_chars)
+        # One thread for query embeddings, another for ingest batches: the model already
+        # spreads each call over every core (BLAS threads), so running calls side by side
+        # only oversubscribes the CPU, and a long ingest batch never queues a query.
+        self._query_model = ThreadPoolExecutor(1, thread_name_prefix="embed-query")
+        self._ingest_model = ThreadPoolExecutor(1, thread_name_prefix="embed-ingest")
+        self.preparer = DocumentPreparer(
+            embedder, max_chars=config.chunk_max_chars, executor=self._ingest_model
+        )
         self._query_vectors = _QueryVectorCache(QUERY_CACHE_SIZE)
+
+    def close(self) -> None:
+        self._query_model.shutdown(wait=False, cancel_futures=True)
+        self._ingest_model.shutdown(wait=False, cancel_futures=True)
 
     # Search -----------------------------------------------------------------------------
 
@@ -143,7 +155,8 @@ class SearchEngine:
             return None
         vector = self._query_vectors.get(key)
         if vector is None:
-            vector = (await asyncio.to_thread(self.embedder.embed, [key]))[0]
+            loop = asyncio.get_running_loop()
+            vector = (await loop.run_in_executor(self._query_model, self.embedder.embed, [key]))[0]
             self._query_vectors.put(key, vector)
         return vector
 

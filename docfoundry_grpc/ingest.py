@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -12,7 +13,7 @@ import numpy as np
 from .chunking import chunk_content, content_type_for
 from .embedding import Embedder
 from .errors import InvalidArgumentError
-from .models import Chunk, ContentType, Document
+from .models import Chunk, ContentType, Document, Vector
 from .text import analyze
 from .validation import MAX_CONTENT_CHARS, check_document_path, check_vector
 
@@ -78,9 +79,10 @@ def embedding_text(title: str, heading: str, text: str) -> str:
 class DocumentPreparer:
     """Chunks and embeds documents; embeds all chunks of a batch in one model call."""
 
-    def __init__(self, embedder: Embedder, *, max_chars: int) -> None:
+    def __init__(self, embedder: Embedder, *, max_chars: int, executor: Executor) -> None:
         self.embedder = embedder
         self.max_chars = max_chars
+        self.executor = executor
         self.chunking = f"chars={max_chars};model={embedder.model_name}"
 
     def _sections(self, doc: DocumentInput) -> list[ChunkInput]:
@@ -92,6 +94,10 @@ class DocumentPreparer:
             for s in chunk_content(doc.content, content_type, max_chars=self.max_chars)
         ]
 
+    async def _embed(self, texts: list[str]) -> Vector:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, self.embedder.embed, texts)
+
     async def prepare(
         self, docs: Sequence[DocumentInput], hashes: Sequence[str]
     ) -> list[PreparedDocument]:
@@ -102,7 +108,7 @@ class DocumentPreparer:
             for s in doc_sections
             if not s.embedding
         ]
-        vectors = iter(await asyncio.to_thread(self.embedder.embed, to_embed) if to_embed else [])
+        vectors: Iterator[Vector] = iter(await self._embed(to_embed) if to_embed else [])
         prepared = []
         for doc, doc_sections, digest in zip(docs, sections, hashes, strict=True):
             chunks = [

@@ -133,9 +133,10 @@ class MiniLMEmbedder:
     """Embedder for sentence-transformers/all-MiniLM-L6-v2: 384-d, mean pooled.
 
     Threads: ``embed`` keeps no state between or during calls, so concurrent calls are
-    safe. OpenBLAS threads each matmul over all cores, though, and concurrent calls (or
-    other busy processes) then oversubscribe them: a server running several embeds at
-    once is faster with ``OPENBLAS_NUM_THREADS=1``, one idle query is faster without.
+    safe. OpenBLAS spreads each matmul over all cores, though, and concurrent calls or
+    other busy processes then oversubscribe them: on two contended cores a query took
+    50-80 ms instead of 5 ms, against 9-16 ms with ``OPENBLAS_NUM_THREADS=1`` (set before
+    numpy is imported). An idle machine is the only case where the default is faster.
     """
 
     model_name: str = MODEL_NAME

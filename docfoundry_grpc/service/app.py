@@ -113,6 +113,7 @@ class App:
                 await self._supervisor
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
+        self.engine.close()
         await self.store.close()
         log.info("DocFoundry stopped")
 

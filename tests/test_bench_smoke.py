@@ -1,0 +1,55 @@
+"""The benchmark's smoke configuration, end to end: `python -m bench --smoke` starts a real
+server process, loads a small corpus through IndexDocuments, drives every search RPC from
+spawned client processes, and writes its report."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCE = ROOT.parent / "shared" / "datasets" / "scifact"
+
+
+@pytest.mark.skipif(not (SOURCE / "corpus.jsonl").is_file(), reason=f"no data set at {SOURCE}")
+def test_smoke_run_writes_a_report_with_throughput_and_no_errors(tmp_path: Path) -> None:
+    # One BLAS thread per process: on a busy two-core machine multi-threaded OpenBLAS
+    # slows the model down by an order of magnitude, and the smoke is about plumbing.
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke", "--output", str(tmp_path / "results"),
+         "--cache-dir", str(tmp_path / "cache"), "--source", str(SOURCE)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=240,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+
+    (run_dir,) = (tmp_path / "results").iterdir()
+    report = (run_dir / "report.md").read_text()
+    results = json.loads((run_dir / "results.json").read_text())
+
+    (run,) = results["runs"]
+    assert run["backend"] == "sqlite" and run["size"] == 2000
+    assert run["ingest"]["chunks"] == 2000 and run["ingest"]["chunks_per_second"] > 0
+    assert run["embedding_ingest"]["server_chunks_per_second"] > 0
+    levels = {(level["rpc"], level["concurrency"]): level for level in run["levels"]}
+    assert set(levels) == {(rpc, c) for rpc in ("Fulltext", "Semantic", "Hybrid") for c in (1, 4)}
+    for level in levels.values():
+        assert level["error_count"] == 0, level["errors"]
+        assert level["ok"] > 0 and level["throughput_rps"] > 0
+        assert level["latency"]["p50_ms"] > 0
+    assert {f["operation"] for f in run["floor"]} >= {"fulltext", "vector", "hybrid"}
+    assert [o["rpc"] for o in run["overhead"]] == ["Fulltext", "Semantic", "Hybrid"]
+
+    assert "### sqlite, 2,000 chunks" in report and "gRPC + service" in report
+    if importlib.util.find_spec("matplotlib") is not None:
+        for name in ("latency_vs_concurrency", "throughput_vs_concurrency", "latency_vs_size"):
+            assert (run_dir / f"{name}.png").stat().st_size > 0
+            assert f"({name}.png)" in report
+    if importlib.util.find_spec("lancedb") is not None:
+        assert results["peers"][0]["operations"]["hybrid"]["count"] > 0
