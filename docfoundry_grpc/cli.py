@@ -23,7 +23,9 @@ def _serve(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     embedder = build_embedder(
-        batch_size=settings.embedding_batch_size, cache_path=settings.embedding_cache_path
+        batch_size=settings.embedding_batch_size,
+        cache_path=settings.embedding_cache_path,
+        threads=settings.embedding_threads,
     )
     asyncio.run(serve(settings, embedder=embedder, ingest=args.ingest))
     return 0
