@@ -9,6 +9,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from .errors import InvalidArgumentError
+from .ranking import Fusion
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -96,6 +97,7 @@ class SearchConfig:
     candidate_window: int = 100
     click_weight: float = 0.5
     chunk_max_chars: int = 1200
+    fusion: Fusion = Fusion.SCORE
 
 
 @dataclass(frozen=True)
@@ -149,6 +151,7 @@ class Settings:
             candidate_window=_int(env, "SEARCH_CANDIDATE_WINDOW", 100),
             click_weight=_float(env, "SEARCH_CLICK_WEIGHT", 0.5),
             chunk_max_chars=_int(env, "CHUNK_MAX_CHARS", 1200),
+            fusion=Fusion(_choice(env, "SEARCH_FUSION", "score", ("score", "rrf"))),
         )
         return cls(
             database=database,

@@ -26,7 +26,7 @@ from .models import (
     UpsertResult,
     Vector,
 )
-from .ranking import click_ranks, reciprocal_rank_fusion
+from .ranking import FusionParams, fuse
 from .snippets import snippet
 from .storage.base import StorageAdapter
 from .text import query_terms
@@ -124,16 +124,15 @@ class SearchEngine:
             self.store.search_fulltext(terms, limit=window, path_prefix=query.path_prefix),
             self._semantic_leg(query, limit=window),
         )
-        clicks = await self._click_ranks(terms, [*fulltext, *semantic])
-        fused = reciprocal_rank_fusion(
-            fulltext,
-            semantic,
+        clicks = await self._click_counts(terms, [*fulltext, *semantic])
+        params = FusionParams(
+            method=query.fusion or self.config.fusion,
             rrf_k=query.rrf_k,
             fulltext_weight=query.fulltext_weight,
             semantic_weight=query.semantic_weight,
-            click_ranks=clicks,
             click_weight=self.config.click_weight,
         )
+        fused = fuse(fulltext, semantic, params, click_counts=clicks)
         return [
             self._hit(f.chunk, f.score, terms, fulltext=f.fulltext, semantic=f.semantic)
             for f in fused[: query.k]
@@ -160,14 +159,13 @@ class SearchEngine:
             self._query_vectors.put(key, vector)
         return vector
 
-    async def _click_ranks(
+    async def _click_counts(
         self, terms: Sequence[str], candidates: Sequence[StoredChunk]
     ) -> dict[int, int]:
         if not terms or self.config.click_weight == 0:
             return {}
         document_ids = sorted({c.document_id for c in candidates})
-        counts = await self.store.click_counts(query_key(terms), document_ids)
-        return click_ranks(counts)
+        return await self.store.click_counts(query_key(terms), document_ids)
 
     @staticmethod
     def _hit(

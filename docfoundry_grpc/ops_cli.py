@@ -74,7 +74,10 @@ def add_eval_command(commands: argparse._SubParsersAction[argparse.ArgumentParse
     )
     evaluate.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
     evaluate.add_argument("--split", default="test")
-    evaluate.add_argument("--modes", default="fulltext,semantic,hybrid")
+    evaluate.add_argument(
+        "--modes", default="fulltext,semantic,hybrid,hybrid:rrf",
+        help="comma-separated; hybrid:score and hybrid:rrf pick the fusion (hybrid: default)",
+    )
     evaluate.add_argument("--dsn", help="PostgreSQL to load into (default: a throwaway local one)")
     evaluate.add_argument("--target", help="evaluate a running server instead of starting one")
     evaluate.add_argument("--output", type=Path, help="JSON report path")

@@ -14,7 +14,7 @@ import numpy as np
 from .config import SearchConfig
 from .errors import InvalidArgumentError
 from .models import Vector
-from .ranking import DEFAULT_RRF_K
+from .ranking import DEFAULT_RRF_K, Fusion
 
 MAX_PATH_CHARS = 1024
 MAX_CONTENT_CHARS = 20_000_000
@@ -30,6 +30,7 @@ class SearchQuery:
     path_prefix: str = ""
     fulltext_weight: float = 1.0
     semantic_weight: float = 1.0
+    fusion: Fusion | None = None
 
 
 def check_query_text(q: str, config: SearchConfig, *, required: bool) -> str:
@@ -88,6 +89,7 @@ def search_query(
     fulltext_weight: float | None = None,
     semantic_weight: float | None = None,
     text_required: bool = True,
+    fusion: Fusion | None = None,
 ) -> SearchQuery:
     if min_similarity is not None and not -1.0 <= min_similarity <= 1.0:
         raise InvalidArgumentError(f"min_similarity must be in [-1, 1], got {min_similarity}")
@@ -110,6 +112,7 @@ def search_query(
         path_prefix=path_prefix,
         fulltext_weight=weights[0],
         semantic_weight=weights[1],
+        fusion=fusion,
     )
 
 

@@ -3,6 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-.}"
-python -m grpc_tools.protoc -Iprotos \
+"${PYTHON:-$(dirname "$0")/../.venv/bin/python}" -m grpc_tools.protoc -Iprotos \
   --python_out="$out" --pyi_out="$out" --grpc_python_out="$out" \
   protos/docfoundry/v1/search.proto

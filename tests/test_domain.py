@@ -10,7 +10,7 @@ from docfoundry_grpc.chunking import chunk_content, content_type_for, github_slu
 from docfoundry_grpc.config import SearchConfig, Settings
 from docfoundry_grpc.errors import InvalidArgumentError
 from docfoundry_grpc.models import ContentType, StoredChunk
-from docfoundry_grpc.ranking import click_ranks, reciprocal_rank_fusion
+from docfoundry_grpc.ranking import Fusion, FusionParams, click_ranks, fuse
 from docfoundry_grpc.snippets import snippet
 from docfoundry_grpc.text import analyze, query_terms
 from docfoundry_grpc.validation import check_vector, search_query
@@ -73,7 +73,7 @@ def chunk(chunk_id: int, score: float = 0.0, document_id: int | None = None) -> 
 def test_rrf_matches_the_formula() -> None:
     fulltext = [chunk(1, 9), chunk(2, 5), chunk(3, 1)]
     semantic = [chunk(3, 0.9), chunk(4, 0.8), chunk(1, 0.1)]
-    fused = reciprocal_rank_fusion(fulltext, semantic, rrf_k=60, semantic_weight=2.0)
+    fused = fuse(fulltext, semantic, FusionParams(Fusion.RRF, rrf_k=60, semantic_weight=2.0))
     expected = {1: 1 / 61 + 2 / 63, 2: 1 / 62, 3: 1 / 63 + 2 / 61, 4: 2 / 62}
     assert [f.chunk.chunk_id for f in fused] == sorted(expected, key=lambda c: -expected[c])
     for f in fused:
@@ -82,12 +82,22 @@ def test_rrf_matches_the_formula() -> None:
     assert fused[0].semantic and fused[0].semantic.rank == 1
 
 
+def test_score_fusion_divides_by_each_legs_best() -> None:
+    fulltext = [chunk(1, 8.0), chunk(2, 4.0)]
+    semantic = [chunk(2, 0.5), chunk(3, 0.25), chunk(4, -0.1)]
+    fused = fuse(fulltext, semantic, FusionParams(Fusion.SCORE, fulltext_weight=0.5))
+    expected = {1: 0.5 * 1.0, 2: 0.5 * 0.5 + 1.0, 3: 0.5, 4: 0.0}
+    assert {f.chunk.chunk_id: f.score for f in fused} == pytest.approx(expected)
+    assert [f.chunk.chunk_id for f in fused] == [2, 1, 3, 4]  # 1 and 3 tie: better rank first
+
+
 def test_clicks_lift_but_never_add() -> None:
-    fulltext = [chunk(1), chunk(2), chunk(3)]
-    ranks = click_ranks({3: 5, 99: 10})
-    assert ranks == {99: 1, 3: 2}
-    fused = reciprocal_rank_fusion(fulltext, [], click_ranks=ranks, click_weight=1.0)
-    assert [f.chunk.chunk_id for f in fused] == [3, 1, 2]
+    fulltext = [chunk(1, 3.0), chunk(2, 2.0), chunk(3, 1.0)]
+    assert click_ranks({3: 5, 99: 10}) == {99: 1, 3: 2}
+    for method in Fusion:
+        params = FusionParams(method, click_weight=1.0)
+        fused = fuse(fulltext, [], params, click_counts={3: 5})
+        assert [f.chunk.chunk_id for f in fused] == [3, 1, 2]
 
 
 def test_snippet_starts_near_first_match() -> None:

@@ -88,4 +88,4 @@ async def test_eval_command_prints_table_and_writes_json(tmp_path: Path) -> None
     assert "tiny on sqlite: 3 queries, 5 documents" in result.stdout
     assert "hybrid" in result.stdout and "nDCG@10" in result.stdout
     report = json.loads(output.read_text())
-    assert [m["mode"] for m in report["modes"]] == ["fulltext", "semantic", "hybrid"]
+    assert [m["mode"] for m in report["modes"]] == ["fulltext", "semantic", "hybrid", "hybrid:rrf"]

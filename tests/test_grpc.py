@@ -83,7 +83,7 @@ async def test_hybrid_is_reciprocal_rank_fusion_of_the_legs(server: Harness) -> 
         for rank, hit in enumerate(leg.hits, start=1):
             expected[hit.chunk_id] = expected.get(hit.chunk_id, 0.0) + weight / (rrf_k + rank)
     hybrid = await server.search.Hybrid(
-        pb.SearchRequest(q=q, k=5, rrf_k=rrf_k, semantic_weight=0.5)
+        pb.SearchRequest(q=q, k=5, rrf_k=rrf_k, semantic_weight=0.5, fusion=pb.FUSION_RRF)
     )
     assert len(hybrid.hits) == 5
     scores = [h.score for h in hybrid.hits]
@@ -92,6 +92,24 @@ async def test_hybrid_is_reciprocal_rank_fusion_of_the_legs(server: Harness) -> 
         assert math.isclose(hit.score, expected[hit.chunk_id], rel_tol=1e-9)
         ft_rank = [h.chunk_id for h in fulltext.hits].index(hit.chunk_id) + 1
         assert hit.fulltext.rank == ft_rank
+
+
+async def test_hybrid_default_is_score_fusion_of_the_legs(server: Harness) -> None:
+    await indexed(server)
+    q = "how do I configure search on the server"
+    fulltext = await server.search.Fulltext(pb.SearchRequest(q=q, k=100))
+    semantic = await server.search.Semantic(pb.SearchRequest(q=q, k=100))
+    expected: dict[int, float] = {}
+    for leg, weight in ((fulltext, 2.0), (semantic, 1.0)):
+        best = leg.hits[0].score
+        for hit in leg.hits:
+            part = weight * max(hit.score, 0) / best
+            expected[hit.chunk_id] = expected.get(hit.chunk_id, 0.0) + part
+    hybrid = await server.search.Hybrid(pb.SearchRequest(q=q, k=4, fulltext_weight=2.0))
+    assert [h.score for h in hybrid.hits] == pytest.approx(
+        sorted(expected.values(), reverse=True)[:4])
+    for hit in hybrid.hits:
+        assert hit.score == pytest.approx(expected[hit.chunk_id])
 
 
 @pytest.mark.parametrize(

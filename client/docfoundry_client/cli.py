@@ -73,6 +73,9 @@ def add_client_commands(subparsers: argparse._SubParsersAction[argparse.Argument
     search.add_argument("--mode", choices=("fulltext", "semantic", "hybrid"), default="hybrid")
     search.add_argument("-k", type=int, default=10, metavar="N", help="number of hits")
     search.add_argument("--path-prefix", default="", metavar="P")
+    search.add_argument(
+        "--fusion", choices=("score", "rrf"), help="hybrid fusion (default: the server's)"
+    )
     search.add_argument("--json", action="store_true", help="print the result as JSON")
     search.set_defaults(func=_runner(_search))
 
@@ -141,7 +144,9 @@ async def _ingest(args: argparse.Namespace, client: DocFoundryClient) -> int:
 
 
 async def _search(args: argparse.Namespace, client: DocFoundryClient) -> int:
-    result = await client.search(args.query, args.mode, k=args.k, path_prefix=args.path_prefix)
+    result = await client.search(
+        args.query, args.mode, k=args.k, path_prefix=args.path_prefix, fusion=args.fusion
+    )
     print(_search_json(result) if args.json else _search_text(result))
     return 0
 

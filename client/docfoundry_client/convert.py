@@ -11,6 +11,7 @@ from docfoundry.v1 import search_pb2 as pb
 from .files import ChunkSpec
 from .models import (
     DocumentLike,
+    Fusion,
     HealthInfo,
     IndexOutcome,
     LegScore,
@@ -30,6 +31,7 @@ def search_request(
     query_vector: Sequence[float] | None = None,
     fulltext_weight: float | None = None,
     semantic_weight: float | None = None,
+    fusion: Fusion | None = None,
 ) -> pb.SearchRequest:
     """None leaves an optional field unset, which the server reads as "use the default"."""
     return pb.SearchRequest(
@@ -41,7 +43,11 @@ def search_request(
         path_prefix=path_prefix,
         fulltext_weight=fulltext_weight,
         semantic_weight=semantic_weight,
+        fusion=_FUSIONS[fusion],
     )
+
+
+_FUSIONS = {None: pb.FUSION_UNSPECIFIED, "score": pb.FUSION_SCORE, "rrf": pb.FUSION_RRF}
 
 
 def search_result_from_pb(response: pb.SearchResponse) -> SearchResult:

@@ -13,6 +13,7 @@ from .files import DocumentSpec
 
 DEFAULT_TARGET = "localhost:50051"
 SearchMode = Literal["fulltext", "semantic", "hybrid"]
+Fusion = Literal["score", "rrf"]
 DocumentLike = pb.Document | DocumentSpec
 
 
@@ -112,3 +113,4 @@ class SearchOptions(TypedDict, total=False):
     query_vector: Sequence[float] | None
     fulltext_weight: float | None
     semantic_weight: float | None
+    fusion: Fusion | None

@@ -17,6 +17,12 @@ class SearchType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SEARCH_TYPE_SEMANTIC: _ClassVar[SearchType]
     SEARCH_TYPE_HYBRID: _ClassVar[SearchType]
 
+class Fusion(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    FUSION_UNSPECIFIED: _ClassVar[Fusion]
+    FUSION_SCORE: _ClassVar[Fusion]
+    FUSION_RRF: _ClassVar[Fusion]
+
 class ContentType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     CONTENT_TYPE_UNSPECIFIED: _ClassVar[ContentType]
@@ -27,13 +33,16 @@ SEARCH_TYPE_UNSPECIFIED: SearchType
 SEARCH_TYPE_FULLTEXT: SearchType
 SEARCH_TYPE_SEMANTIC: SearchType
 SEARCH_TYPE_HYBRID: SearchType
+FUSION_UNSPECIFIED: Fusion
+FUSION_SCORE: Fusion
+FUSION_RRF: Fusion
 CONTENT_TYPE_UNSPECIFIED: ContentType
 CONTENT_TYPE_MARKDOWN: ContentType
 CONTENT_TYPE_HTML: ContentType
 CONTENT_TYPE_PLAIN_TEXT: ContentType
 
 class SearchRequest(_message.Message):
-    __slots__ = ("q", "k", "query_vector", "min_similarity", "rrf_k", "path_prefix", "fulltext_weight", "semantic_weight")
+    __slots__ = ("q", "k", "query_vector", "min_similarity", "rrf_k", "path_prefix", "fulltext_weight", "semantic_weight", "fusion")
     Q_FIELD_NUMBER: _ClassVar[int]
     K_FIELD_NUMBER: _ClassVar[int]
     QUERY_VECTOR_FIELD_NUMBER: _ClassVar[int]
@@ -42,6 +51,7 @@ class SearchRequest(_message.Message):
     PATH_PREFIX_FIELD_NUMBER: _ClassVar[int]
     FULLTEXT_WEIGHT_FIELD_NUMBER: _ClassVar[int]
     SEMANTIC_WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    FUSION_FIELD_NUMBER: _ClassVar[int]
     q: str
     k: int
     query_vector: _containers.RepeatedScalarFieldContainer[float]
@@ -50,7 +60,8 @@ class SearchRequest(_message.Message):
     path_prefix: str
     fulltext_weight: float
     semantic_weight: float
-    def __init__(self, q: _Optional[str] = ..., k: _Optional[int] = ..., query_vector: _Optional[_Iterable[float]] = ..., min_similarity: _Optional[float] = ..., rrf_k: _Optional[int] = ..., path_prefix: _Optional[str] = ..., fulltext_weight: _Optional[float] = ..., semantic_weight: _Optional[float] = ...) -> None: ...
+    fusion: Fusion
+    def __init__(self, q: _Optional[str] = ..., k: _Optional[int] = ..., query_vector: _Optional[_Iterable[float]] = ..., min_similarity: _Optional[float] = ..., rrf_k: _Optional[int] = ..., path_prefix: _Optional[str] = ..., fulltext_weight: _Optional[float] = ..., semantic_weight: _Optional[float] = ..., fusion: _Optional[_Union[Fusion, str]] = ...) -> None: ...
 
 class LegResult(_message.Message):
     __slots__ = ("rank", "score")

@@ -80,7 +80,7 @@ class SearchServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Hybrid(self, request, context):
-        """Reciprocal rank fusion of the full-text and semantic legs (and of click feedback).
+        """Fusion of the full-text and semantic legs (and of click feedback): score or RRF.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -20,7 +20,7 @@ from ..config import DatabaseConfig, PostgresConfig, Settings
 from .beir import BeirDataset
 from .scoring import score_run
 
-MODES = ("fulltext", "semantic", "hybrid")
+MODES = ("fulltext", "semantic", "hybrid", "hybrid:rrf")
 DOC_DEPTH = 100  # documents per query: enough for Recall@100
 CHUNK_DEPTH = 300  # chunks asked for, so that DOC_DEPTH distinct documents remain
 
@@ -81,11 +81,15 @@ async def load(client: object, dataset: BeirDataset) -> tuple[int, float]:
 
 
 async def run_mode(client: object, dataset: BeirDataset, mode: str) -> ModeResult:
+    """`mode` is a search mode, or `hybrid:score` / `hybrid:rrf` to pick the fusion."""
+    search_mode, _, fusion = mode.partition(":")
     run: dict[str, dict[str, float]] = {}
     latencies: list[float] = []
     for qid, text in tqdm(dataset.queries.items(), desc=mode, unit="q", leave=False):
         started = time.perf_counter()
-        result = await client.search(text, mode, k=CHUNK_DEPTH)  # type: ignore[attr-defined]
+        result = await client.search(  # type: ignore[attr-defined]
+            text, search_mode, k=CHUNK_DEPTH, fusion=fusion or None
+        )
         latencies.append((time.perf_counter() - started) * 1000)
         ranked = list(dict.fromkeys(hit.document_path for hit in result.hits))[:DOC_DEPTH]
         run[qid] = {doc: float(len(ranked) - rank) for rank, doc in enumerate(ranked)}

@@ -10,6 +10,7 @@ from ..config import SearchConfig
 from ..engine import HealthReport
 from ..ingest import ChunkInput, DocumentInput
 from ..models import ClickEvent, ContentType, DeleteResult, Hit, LegResult, UpsertResult
+from ..ranking import Fusion
 from ..validation import SearchQuery, search_query
 
 _CONTENT_TYPES = {
@@ -18,6 +19,7 @@ _CONTENT_TYPES = {
     pb.CONTENT_TYPE_HTML: ContentType.HTML,
     pb.CONTENT_TYPE_PLAIN_TEXT: ContentType.PLAIN_TEXT,
 }
+_FUSIONS = {pb.FUSION_SCORE: Fusion.SCORE, pb.FUSION_RRF: Fusion.RRF}
 _OUTCOMES = {
     "created": pb.IndexDocumentResult.CREATED,
     "replaced": pb.IndexDocumentResult.REPLACED,
@@ -46,6 +48,7 @@ def search_query_from_pb(
         semantic_weight=(
             request.semantic_weight if request.HasField("semantic_weight") else None
         ),
+        fusion=_FUSIONS.get(request.fusion),
     )
 
 
