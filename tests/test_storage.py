@@ -221,3 +221,18 @@ async def test_export_and_import_round_trip(
     finally:
         await copy.close()
 
+
+
+async def test_vector_search_returns_more_than_the_index_search_breadth(
+    store: StorageAdapter,
+) -> None:
+    """Asking for more neighbours than hnsw.ef_search (100) still returns them all."""
+    rng = np.random.default_rng(7)
+    vectors = rng.normal(size=(150, 384)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    for n in range(0, 150, 50):
+        chunks = [Chunk("", "", f"text {i}", (f"t{i}",), vectors[i]) for i in range(n, n + 50)]
+        await store.replace_document(Document(f"bulk/{n}", "", "", str(n)), chunks)
+    found = await store.search_vector(vectors[0], limit=140)
+    assert len(found) == 140 and found[0].text == "text 0"
+    assert [c.score for c in found] == sorted((c.score for c in found), reverse=True)

@@ -269,11 +269,19 @@ class PostgresAdapter:
     async def search_vector(
         self, vector: Vector, *, limit: int, path_prefix: str = ""
     ) -> list[StoredChunk]:
+        query, args = (
+            (sql.SEARCH_VECTOR_PREFIX, (vector, limit, path_prefix))
+            if path_prefix
+            else (sql.SEARCH_VECTOR, (vector, limit))
+        )
         async with self._connection() as db:
-            if path_prefix:
-                rows = await db.fetch(sql.SEARCH_VECTOR_PREFIX, vector, limit, path_prefix)
+            if limit <= self.config.hnsw_ef_search:
+                rows = await db.fetch(query, *args)
             else:
-                rows = await db.fetch(sql.SEARCH_VECTOR, vector, limit)
+                # HNSW returns at most ef_search rows per scan: widen it for this query only.
+                async with db.transaction():
+                    await db.execute(f"SET LOCAL hnsw.ef_search = {min(int(limit), 1000)}")
+                    rows = await db.fetch(query, *args)
         return [StoredChunk(*row) for row in rows]
 
     async def record_click(self, click: ClickEvent, *, query_key: str) -> int:
