@@ -65,6 +65,13 @@ def _eval(args: argparse.Namespace) -> int:
 DEFAULT_CACHE = Path.home() / ".cache" / "docfoundry" / "embeddings.sqlite"
 
 
+def _eval_compare(args: argparse.Namespace) -> int:
+    from .evaluation.compare import compare_reports
+
+    print(compare_reports(args.first, args.second))
+    return 0
+
+
 def add_eval_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     evaluate = commands.add_parser(
         "eval", help="measure nDCG@10, Recall@100, MRR@10 and latency on a BEIR data set"
@@ -86,3 +93,9 @@ def add_eval_command(commands: argparse._SubParsersAction[argparse.ArgumentParse
         help=f"embedding cache file (default {DEFAULT_CACHE})",
     )
     evaluate.set_defaults(func=_eval)
+    compare = commands.add_parser(
+        "eval-compare", help="top-10 agreement of two eval reports (e.g. the two backends)"
+    )
+    compare.add_argument("first", type=Path)
+    compare.add_argument("second", type=Path)
+    compare.set_defaults(func=_eval_compare)

@@ -89,3 +89,7 @@ async def test_eval_command_prints_table_and_writes_json(tmp_path: Path) -> None
     assert "hybrid" in result.stdout and "nDCG@10" in result.stdout
     report = json.loads(output.read_text())
     assert [m["mode"] for m in report["modes"]] == ["fulltext", "semantic", "hybrid", "hybrid:rrf"]
+    assert report["modes"][0]["top10"]["q1"][0] == "d1"
+    compare = await run_cli("eval-compare", str(output), str(output))
+    assert compare.returncode == 0, compare.stderr
+    assert "fulltext         1.0000     1.0000    +0.0000" in compare.stdout

@@ -33,6 +33,7 @@ class ModeResult:
     mrr_at_10: float
     p50_ms: float
     p95_ms: float
+    top10: dict[str, list[str]] = field(default_factory=dict, repr=False)
 
 
 @dataclass
@@ -99,6 +100,7 @@ async def run_mode(client: object, dataset: BeirDataset, mode: str) -> ModeResul
         ndcg_at_10=scores["ndcg@10"],
         recall_at_100=scores["recall@100"],
         mrr_at_10=scores["mrr@10"],
+        top10={qid: list(ranked)[:10] for qid, ranked in run.items()},
         p50_ms=statistics.median(latencies),
         p95_ms=statistics.quantiles(latencies, n=20)[-1] if len(latencies) > 1 else latencies[0],
     )
