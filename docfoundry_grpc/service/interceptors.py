@@ -36,23 +36,36 @@ def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
 
 
 class _RpcScope:
-    """Times one RPC and records its outcome exactly once."""
+    """Times one RPC, records its outcome exactly once, and turns an exception escaping the
+    handler into the status of the error table (aborting the call)."""
 
-    def __init__(self, method: str, metrics: ServiceMetrics | None) -> None:
+    def __init__(self, method: str, metrics: ServiceMetrics | None, context: Context) -> None:
         self.method = method
         self.metrics = metrics
+        self.context = context
         self.started = time.perf_counter()
-        if metrics:
-            metrics.rpc_in_flight.labels(method).inc()
 
-    async def fail(self, exc: Exception, context: Context) -> None:
-        code, message = status_for(exc)
-        if code is grpc.StatusCode.INTERNAL:
-            log.exception("unhandled error in %s", self.method)
-        self.finish(code)
-        await context.abort(code, message)
+    async def __aenter__(self) -> None:
+        if self.metrics:
+            self.metrics.rpc_in_flight.labels(self.method).inc()
 
-    def finish(self, code: grpc.StatusCode) -> None:
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> None:
+        if exc is None:
+            self._finish(grpc.StatusCode.OK)
+        elif isinstance(exc, grpc.aio.AbortError):
+            self._finish(self.context.code() or grpc.StatusCode.UNKNOWN)
+        elif isinstance(exc, asyncio.CancelledError):
+            self._finish(grpc.StatusCode.CANCELLED)
+        elif isinstance(exc, Exception):
+            code, message = status_for(exc)
+            if code is grpc.StatusCode.INTERNAL:
+                log.error("unhandled error in %s", self.method, exc_info=exc)
+            self._finish(code)
+            await self.context.abort(code, message)
+
+    def _finish(self, code: grpc.StatusCode) -> None:
         elapsed = time.perf_counter() - self.started
         if self.metrics:
             self.metrics.rpc_in_flight.labels(self.method).dec()
@@ -100,36 +113,15 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
 
     def _unary(self, method: str, behavior: Any) -> Any:
         async def wrapper(request: Any, context: Context) -> Any:
-            scope = _RpcScope(method, self.metrics)
-            try:
-                response = await behavior(request, context)
-            except grpc.aio.AbortError:
-                scope.finish(context.code() or grpc.StatusCode.UNKNOWN)
-                raise
-            except asyncio.CancelledError:
-                scope.finish(grpc.StatusCode.CANCELLED)
-                raise
-            except Exception as exc:
-                await scope.fail(exc, context)
-            scope.finish(grpc.StatusCode.OK)
-            return response
+            async with _RpcScope(method, self.metrics, context):
+                return await behavior(request, context)
 
         return wrapper
 
     def _stream(self, method: str, behavior: Any) -> Any:
         async def wrapper(request: Any, context: Context) -> AsyncIterator[Any]:
-            scope = _RpcScope(method, self.metrics)
-            try:
+            async with _RpcScope(method, self.metrics, context):
                 async for response in behavior(request, context):
                     yield response
-            except grpc.aio.AbortError:
-                scope.finish(context.code() or grpc.StatusCode.UNKNOWN)
-                raise
-            except asyncio.CancelledError:
-                scope.finish(grpc.StatusCode.CANCELLED)
-                raise
-            except Exception as exc:
-                await scope.fail(exc, context)
-            scope.finish(grpc.StatusCode.OK)
 
         return wrapper
