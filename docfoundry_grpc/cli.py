@@ -56,7 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="run the gRPC server (settings from environment)")
     serve.add_argument(
-        "--ingest", action="append", type=Path, default=[], metavar="PATH",
+        "--ingest",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="PATH",
         help="index these files or folders once the server is up (repeatable)",
     )
     serve.set_defaults(func=_serve)

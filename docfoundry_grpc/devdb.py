@@ -55,7 +55,10 @@ class LocalPostgres:
     def _run(self, *args: str) -> None:
         subprocess.run(
             [str(self.bin / args[0]), *args[1:]],
-            user=self.user, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            user=self.user,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
 
     @property
@@ -67,13 +70,30 @@ class LocalPostgres:
 
     def start(self) -> LocalPostgres:
         if not (self.data_dir / "PG_VERSION").exists():
-            self._run("initdb", "-D", str(self.data_dir), "-U", "postgres",
-                      "--auth=trust", "--encoding=UTF8", "--no-sync")
+            self._run(
+                "initdb",
+                "-D",
+                str(self.data_dir),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--no-sync",
+            )
         options = (
             f"-h 127.0.0.1 -p {self.port} -k {self.data_dir} -c fsync=off -c max_connections=200"
         )
-        self._run("pg_ctl", "-D", str(self.data_dir), "-w", "-l",
-                  str(self.base_dir / "postgres.log"), "-o", options, "start")
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.data_dir),
+            "-w",
+            "-l",
+            str(self.base_dir / "postgres.log"),
+            "-o",
+            options,
+            "start",
+        )
         return self
 
     def stop(self) -> None:

@@ -24,8 +24,22 @@ log = logging.getLogger(__name__)
 
 # From 0.25 ms (an in-memory hit) to 10 s (a large batch ingest).
 LATENCY_BUCKETS = (
-    0.00025, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512,
-    1.0, 2.5, 5.0, 10.0,
+    0.00025,
+    0.0005,
+    0.001,
+    0.002,
+    0.004,
+    0.008,
+    0.016,
+    0.032,
+    0.064,
+    0.128,
+    0.256,
+    0.512,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
 )
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 
@@ -35,42 +49,61 @@ class ServiceMetrics:
         self.registry = registry
         self.backend = backend
         self.rpc_requests = Counter(
-            "docfoundry_grpc_requests", "gRPC requests handled, by method and status code.",
-            ["method", "code"], registry=registry,
+            "docfoundry_grpc_requests",
+            "gRPC requests handled, by method and status code.",
+            ["method", "code"],
+            registry=registry,
         )
         self.rpc_duration = Histogram(
-            "docfoundry_grpc_request_duration_seconds", "gRPC request handling time.",
-            ["method"], buckets=LATENCY_BUCKETS, registry=registry,
+            "docfoundry_grpc_request_duration_seconds",
+            "gRPC request handling time.",
+            ["method"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
         )
         self.rpc_in_flight = Gauge(
-            "docfoundry_grpc_requests_in_flight", "gRPC requests being handled.",
-            ["method"], registry=registry,
+            "docfoundry_grpc_requests_in_flight",
+            "gRPC requests being handled.",
+            ["method"],
+            registry=registry,
         )
         self.storage_duration = Histogram(
             "docfoundry_storage_operation_duration_seconds",
             "Time of storage calls, by operation and backend.",
-            ["operation", "backend"], buckets=LATENCY_BUCKETS, registry=registry,
+            ["operation", "backend"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
         )
         self.search_duration = Histogram(
             "docfoundry_search_duration_seconds",
             "Time of a whole search (embedding, retrieval, fusion), by mode and backend.",
-            ["mode", "backend"], buckets=LATENCY_BUCKETS, registry=registry,
+            ["mode", "backend"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
         )
         self.storage_errors = Counter(
-            "docfoundry_storage_errors", "Failed storage operations, by operation and kind.",
-            ["operation", "backend", "kind"], registry=registry,
+            "docfoundry_storage_errors",
+            "Failed storage operations, by operation and kind.",
+            ["operation", "backend", "kind"],
+            registry=registry,
         )
         self.embedding_duration = Histogram(
-            "docfoundry_embedding_duration_seconds", "Time of one embedding model call.",
-            buckets=LATENCY_BUCKETS, registry=registry,
+            "docfoundry_embedding_duration_seconds",
+            "Time of one embedding model call.",
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
         )
         self.embedding_batch = Histogram(
-            "docfoundry_embedding_batch_size", "Texts per embedding model call.",
-            buckets=BATCH_BUCKETS, registry=registry,
+            "docfoundry_embedding_batch_size",
+            "Texts per embedding model call.",
+            buckets=BATCH_BUCKETS,
+            registry=registry,
         )
         self.build_info = Gauge(
-            "docfoundry_build_info", "Version, backend and embedding model; always 1.",
-            ["version", "backend", "embedding_model"], registry=registry,
+            "docfoundry_build_info",
+            "Version, backend and embedding model; always 1.",
+            ["version", "backend", "embedding_model"],
+            registry=registry,
         )
 
     def time_search(self, mode: str) -> AbstractContextManager[object]:
@@ -107,14 +140,16 @@ class _StoreCollector(Collector):
             family.add_metric([self._backend], value)
             yield family
         index = GaugeMetricFamily(
-            "docfoundry_vector_index_info", "Vector index type; always 1.",
+            "docfoundry_vector_index_info",
+            "Vector index type; always 1.",
             labels=["backend", "type"],
         )
         index.add_metric([self._backend, self._vector_index], 1)
         yield index
         if stats.pool is not None:
             pool = GaugeMetricFamily(
-                "docfoundry_pool_connections", "Database connections by state.",
+                "docfoundry_pool_connections",
+                "Database connections by state.",
                 labels=["backend", "state"],
             )
             for state in ("size", "in_use", "idle", "min_size", "max_size", "waiting"):
@@ -122,7 +157,8 @@ class _StoreCollector(Collector):
             yield pool
         if stats.extra:
             scans = GaugeMetricFamily(
-                "docfoundry_index_scans", "Scans of the search indexes (pg_stat_user_indexes).",
+                "docfoundry_index_scans",
+                "Scans of the search indexes (pg_stat_user_indexes).",
                 labels=["backend", "index"],
             )
             for index_name, value in sorted(stats.extra.items()):

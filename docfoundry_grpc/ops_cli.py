@@ -30,10 +30,12 @@ def add_ops_commands(commands: argparse._SubParsersAction[argparse.ArgumentParse
     migrate = commands.add_parser(
         "migrate", help="copy an index between backends (no re-embedding, safe to re-run)"
     )
-    migrate.add_argument("--from", dest="source", required=True, metavar="URL",
-                         help="sqlite:PATH or postgresql://…")
-    migrate.add_argument("--to", dest="target", required=True, metavar="URL",
-                         help="postgresql://… or sqlite:PATH")
+    migrate.add_argument(
+        "--from", dest="source", required=True, metavar="URL", help="sqlite:PATH or postgresql://…"
+    )
+    migrate.add_argument(
+        "--to", dest="target", required=True, metavar="URL", help="postgresql://… or sqlite:PATH"
+    )
     migrate.set_defaults(func=_migrate)
     add_eval_command(commands)
 
@@ -82,14 +84,17 @@ def add_eval_command(commands: argparse._SubParsersAction[argparse.ArgumentParse
     evaluate.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
     evaluate.add_argument("--split", default="test")
     evaluate.add_argument(
-        "--modes", default="fulltext,semantic,hybrid,hybrid:rrf",
+        "--modes",
+        default="fulltext,semantic,hybrid,hybrid:rrf",
         help="comma-separated; hybrid:score and hybrid:rrf pick the fusion (hybrid: default)",
     )
     evaluate.add_argument("--dsn", help="PostgreSQL to load into (default: a throwaway local one)")
     evaluate.add_argument("--target", help="evaluate a running server instead of starting one")
     evaluate.add_argument("--output", type=Path, help="JSON report path")
     evaluate.add_argument(
-        "--embedding-cache", type=Path, default=DEFAULT_CACHE,
+        "--embedding-cache",
+        type=Path,
+        default=DEFAULT_CACHE,
         help=f"embedding cache file (default {DEFAULT_CACHE})",
     )
     evaluate.set_defaults(func=_eval)

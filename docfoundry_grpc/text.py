@@ -42,11 +42,7 @@ def words(text: str) -> list[str]:
 
 def analyze(text: str) -> list[str]:
     """Index terms of `text` in order: folded, stop words removed, Snowball-stemmed."""
-    return [
-        _stem(w)[:_MAX_TOKEN_CHARS]
-        for w in _WORD.findall(_fold(text))
-        if w not in STOP_WORDS
-    ]
+    return [_stem(w)[:_MAX_TOKEN_CHARS] for w in _WORD.findall(_fold(text)) if w not in STOP_WORDS]
 
 
 def query_terms(text: str) -> list[str]:

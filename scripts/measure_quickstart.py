@@ -25,9 +25,14 @@ from docfoundry_client import DocFoundryClient, iter_documents
 
 ROOT = Path(__file__).resolve().parents[1]
 QUERIES = [
-    "how do I run the server", "reciprocal rank fusion", "which port does it listen on",
-    "migrate sqlite to postgresql", "what happens when the database is down",
-    "prometheus metrics for the pool", "how are clicks used", "configure the log format",
+    "how do I run the server",
+    "reciprocal rank fusion",
+    "which port does it listen on",
+    "migrate sqlite to postgresql",
+    "what happens when the database is down",
+    "prometheus metrics for the pool",
+    "how are clicks used",
+    "configure the log format",
 ]
 
 
@@ -57,8 +62,13 @@ async def measure(requests: int) -> None:
     port = free_port()
     target = f"127.0.0.1:{port}"
     with tempfile.TemporaryDirectory() as folder:
-        env = {**os.environ, "SQLITE_PATH": f"{folder}/q.db", "GRPC_PORT": str(port),
-               "METRICS_PORT": "0", "LOG_LEVEL": "WARNING"}
+        env = {
+            **os.environ,
+            "SQLITE_PATH": f"{folder}/q.db",
+            "GRPC_PORT": str(port),
+            "METRICS_PORT": "0",
+            "LOG_LEVEL": "WARNING",
+        }
         started = time.perf_counter()
         server = subprocess.Popen([sys.executable, "-m", "docfoundry_grpc", "serve"], env=env)
         try:
@@ -70,16 +80,22 @@ async def measure(requests: int) -> None:
                 chunks = sum([o.chunk_count async for o in client.index_documents(docs)])
                 ingest = time.perf_counter() - t0
                 print(f"cold start (process start → SERVING): {cold_start:.2f} s")
-                print(f"ingest: {len(docs)} documents, {chunks} chunks in {ingest:.2f} s "
-                      f"= {chunks / ingest:.1f} chunks/s (server-side embedding)")
+                print(
+                    f"ingest: {len(docs)} documents, {chunks} chunks in {ingest:.2f} s "
+                    f"= {chunks / ingest:.1f} chunks/s (server-side embedding)"
+                )
                 print(f"{'mode':<10}{'p50 ms':>9}{'p95 ms':>9}  ({requests} requests, 1 caller)")
                 for mode in ("fulltext", "semantic", "hybrid"):
                     for q in QUERIES:  # warm-up: the first pass embeds each query once
                         await client.search(q, mode)
                     await report(client, mode, requests, lambda i: QUERIES[i % len(QUERIES)])
                 for mode in ("semantic", "hybrid"):  # every query new: the model runs each time
-                    await report(client, f"{mode}*", requests // 4,
-                                 lambda i: f"{QUERIES[i % len(QUERIES)]} {i}")
+                    await report(
+                        client,
+                        f"{mode}*",
+                        requests // 4,
+                        lambda i: f"{QUERIES[i % len(QUERIES)]} {i}",
+                    )
                 print("* distinct queries, so the query embedding is computed on every call")
         finally:
             server.terminate()

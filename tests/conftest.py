@@ -157,8 +157,12 @@ async def start_harness(
     await app.start()
     channel = grpc.aio.insecure_channel(app.address)
     return Harness(
-        app, channel, pb_grpc.SearchServiceStub(channel), pb_grpc.IndexServiceStub(channel),
-        health_pb2_grpc.HealthStub(channel), registry,
+        app,
+        channel,
+        pb_grpc.SearchServiceStub(channel),
+        pb_grpc.IndexServiceStub(channel),
+        health_pb2_grpc.HealthStub(channel),
+        registry,
     )
 
 

@@ -51,8 +51,12 @@ TEXT = {
 
 def documents() -> list[pb.Document]:
     docs = [
-        pb.Document(path=p, title=c.splitlines()[0].lstrip("# "), content=c,
-                    source_url=f"https://docs.example/{p}")
+        pb.Document(
+            path=p,
+            title=c.splitlines()[0].lstrip("# "),
+            content=c,
+            source_url=f"https://docs.example/{p}",
+        )
         for p, c in MARKDOWN.items()
     ]
     docs += [pb.Document(path=p, title="Pets", content=c) for p, c in HTML.items()]

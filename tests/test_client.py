@@ -30,8 +30,12 @@ def write_docs(root: Path) -> Path:
 
 async def test_async_client_round_trip(server: Harness) -> None:
     async with DocFoundryClient(server.target) as client:
-        outcomes = [o async for o in client.index_documents(
-            [DocumentSpec(path="a.md", title="A", content="# Alpha\n\nport numbers")])]
+        outcomes = [
+            o
+            async for o in client.index_documents(
+                [DocumentSpec(path="a.md", title="A", content="# Alpha\n\nport numbers")]
+            )
+        ]
         assert [(o.path, o.outcome, o.chunk_count) for o in outcomes] == [("a.md", "created", 1)]
         result = await client.search("port", "hybrid", k=3)
         assert result.search_type == "hybrid" and result.hits[0].link == "a.md#alpha"
@@ -63,12 +67,21 @@ async def test_cli_commands(server: Harness, tmp_path: Path) -> None:
     assert "indexed 3 documents: 3 created, 0 replaced, 0 unchanged" in ingest.stdout
     again = await run_cli("ingest", str(folder), *target)
     assert "0 created, 0 replaced, 3 unchanged" in again.stdout
-    search = await run_cli("search", "which port", "--mode", "fulltext", "-k", "2", "--json",
-                           *target)
+    search = await run_cli(
+        "search", "which port", "--mode", "fulltext", "-k", "2", "--json", *target
+    )
     hits = json.loads(search.stdout)["hits"]
     assert hits[0]["document_path"] == "docs/guides/install.md"
-    click = await run_cli("click", "--query", "which port", "--chunk-id",
-                          str(hits[0]["chunk_id"]), "--position", "1", *target)
+    click = await run_cli(
+        "click",
+        "--query",
+        "which port",
+        "--chunk-id",
+        str(hits[0]["chunk_id"]),
+        "--position",
+        "1",
+        *target,
+    )
     assert click.returncode == 0 and int(click.stdout.strip()) > 0
     health = await run_cli("health", "--json", *target)
     assert json.loads(health.stdout)["click_count"] == 1

@@ -16,16 +16,19 @@ from docfoundry_grpc.metrics import ServiceMetrics
 from .conftest import Harness
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
-COLLECTED = {"docfoundry_pool_connections", "docfoundry_index_documents",
-             "docfoundry_index_chunks", "docfoundry_click_events"}
+COLLECTED = {
+    "docfoundry_pool_connections",
+    "docfoundry_index_documents",
+    "docfoundry_index_chunks",
+    "docfoundry_click_events",
+}
 
 
 def exported_names() -> set[str]:
     registry = CollectorRegistry()
     ServiceMetrics(registry, backend="sqlite")
     names = set(COLLECTED)
-    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"),
-                "gauge": ("",)}
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
     for family in registry.collect():
         names |= {family.name + suffix for suffix in suffixes[family.type]}
     return names

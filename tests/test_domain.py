@@ -41,11 +41,15 @@ def test_markdown_chunks_by_heading_with_github_anchors() -> None:
 
 
 def test_html_chunks_use_ids_and_skip_scripts() -> None:
-    html = ('<h1 id="top">Top</h1><p>alpha</p><script>var x = 1</script>'
-            '<h2>Second Part</h2><p>beta &amp; gamma</p>')
+    html = (
+        '<h1 id="top">Top</h1><p>alpha</p><script>var x = 1</script>'
+        "<h2>Second Part</h2><p>beta &amp; gamma</p>"
+    )
     sections = chunk_content(html, ContentType.HTML)
     assert [(s.heading, s.anchor, s.text.strip()) for s in sections] == [
-        ("Top", "top", "alpha"), ("Second Part", "second-part", "beta & gamma")]
+        ("Top", "top", "alpha"),
+        ("Second Part", "second-part", "beta & gamma"),
+    ]
 
 
 def test_long_sections_split_on_paragraphs_then_sentences() -> None:
@@ -66,8 +70,7 @@ def test_content_type_from_extension() -> None:
 
 
 def chunk(chunk_id: int, score: float = 0.0, document_id: int | None = None) -> StoredChunk:
-    return StoredChunk(chunk_id, document_id or chunk_id, f"p{chunk_id}", "", "", "", "", "",
-                       score)
+    return StoredChunk(chunk_id, document_id or chunk_id, f"p{chunk_id}", "", "", "", "", "", score)
 
 
 def test_rrf_matches_the_formula() -> None:
@@ -119,8 +122,7 @@ def test_validation() -> None:
     with pytest.raises(InvalidArgumentError, match="zeros"):
         check_vector([0.0, 0.0, 0.0], 3, what="v")
     with pytest.raises(InvalidArgumentError, match="weights"):
-        search_query(q="hi", k=1, config=config, dimension=3, fulltext_weight=0,
-                     semantic_weight=0)
+        search_query(q="hi", k=1, config=config, dimension=3, fulltext_weight=0, semantic_weight=0)
     unit = check_vector([3.0, 4.0, 0.0], 3, what="v")
     assert unit.tolist() == pytest.approx([0.6, 0.8, 0.0])
     by_vector = search_query(q="", k=1, config=config, dimension=3, vector=[1.0, 0, 0])
@@ -128,10 +130,16 @@ def test_validation() -> None:
 
 
 def test_settings_from_environment() -> None:
-    settings = Settings.from_env({
-        "DATABASE_TYPE": "PostgreSQL", "POSTGRES_PASSWORD": "pw", "POSTGRES_POOL_MAX_SIZE": "7",
-        "GRPC_PORT": "6000", "POSTGRES_VECTOR_INDEX": "ivfflat", "LOG_FORMAT": "json",
-    })
+    settings = Settings.from_env(
+        {
+            "DATABASE_TYPE": "PostgreSQL",
+            "POSTGRES_PASSWORD": "pw",
+            "POSTGRES_POOL_MAX_SIZE": "7",
+            "GRPC_PORT": "6000",
+            "POSTGRES_VECTOR_INDEX": "ivfflat",
+            "LOG_FORMAT": "json",
+        }
+    )
     assert settings.database.type == "postgresql"
     assert settings.database.postgres.pool_max_size == 7
     assert settings.database.postgres.vector_index == "ivfflat"

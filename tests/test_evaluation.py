@@ -24,8 +24,12 @@ DOCS = [
     ("d4", "Deserts", "Deserts receive very little rain and have sparse vegetation."),
     ("d5", "Rainforests", "Tropical rainforests hold most of the planet's plant species."),
 ]
-QUERIES = [("q1", "erupting volcano lava", "d1"), ("q2", "warm ocean bleaching corals", "d3"),
-           ("q3", "snow moving down valleys", "d2"), ("q0", "unjudged query", "")]
+QUERIES = [
+    ("q1", "erupting volcano lava", "d1"),
+    ("q2", "warm ocean bleaching corals", "d3"),
+    ("q3", "snow moving down valleys", "d2"),
+    ("q0", "unjudged query", ""),
+]
 
 
 def test_metrics_match_hand_computed_values() -> None:
@@ -53,8 +57,7 @@ def write_beir(root: Path) -> Path:
         for qid, text, _ in QUERIES:
             f.write(json.dumps({"_id": qid, "text": text}) + "\n")
     (root / "qrels" / "test.tsv").write_text(
-        "query-id\tcorpus-id\tscore\n"
-        + "".join(f"{q}\t{d}\t1\n" for q, _, d in QUERIES if d)
+        "query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t1\n" for q, _, d in QUERIES if d)
     )
     return root
 
@@ -68,10 +71,12 @@ def test_loader_keeps_judged_queries_and_rejects_other_folders(tmp_path: Path) -
 
 
 async def test_evaluate_through_the_api(server: Harness, tmp_path: Path) -> None:
-    report = await evaluate(server.target, load_dataset(write_beir(tmp_path / "tiny")),
-                            ["fulltext", "semantic", "hybrid"])
-    assert (report.documents, report.queries, report.backend) == (
-        5, 3, server.app.store.backend)
+    report = await evaluate(
+        server.target,
+        load_dataset(write_beir(tmp_path / "tiny")),
+        ["fulltext", "semantic", "hybrid"],
+    )
+    assert (report.documents, report.queries, report.backend) == (5, 3, server.app.store.backend)
     by_mode = {m.mode: m for m in report.modes}
     assert set(by_mode) == {"fulltext", "semantic", "hybrid"}
     assert by_mode["hybrid"].ndcg_at_10 == 1.0
@@ -82,8 +87,16 @@ async def test_evaluate_through_the_api(server: Harness, tmp_path: Path) -> None
 async def test_eval_command_prints_table_and_writes_json(tmp_path: Path) -> None:
     folder = write_beir(tmp_path / "tiny")
     output = tmp_path / "report.json"
-    result = await run_cli("eval", str(folder), "--backend", "sqlite", "--output", str(output),
-                           "--embedding-cache", str(tmp_path / "cache.sqlite"))
+    result = await run_cli(
+        "eval",
+        str(folder),
+        "--backend",
+        "sqlite",
+        "--output",
+        str(output),
+        "--embedding-cache",
+        str(tmp_path / "cache.sqlite"),
+    )
     assert result.returncode == 0, result.stderr
     assert "tiny on sqlite: 3 queries, 5 documents" in result.stdout
     assert "hybrid" in result.stdout and "nDCG@10" in result.stdout

@@ -34,7 +34,7 @@ async def expect_status(call: object, code: grpc.StatusCode) -> str:
         await call  # type: ignore[misc]
     assert info.value.code() == code, info.value.details()
     details = info.value.details() or ""
-    assert "Traceback" not in details and "File \"" not in details
+    assert "Traceback" not in details and 'File "' not in details
     return details
 
 
@@ -61,7 +61,10 @@ async def test_search_modes_return_deep_links(server: Harness) -> None:
     assert fulltext.search_type == pb.SEARCH_TYPE_FULLTEXT
     top = fulltext.hits[0]
     assert (top.document_path, top.anchor, top.heading) == (
-        "guides/install.md", "configuration", "Configuration")
+        "guides/install.md",
+        "configuration",
+        "Configuration",
+    )
     assert top.source_url == "https://docs.example/guides/install.md"
     assert "port" in top.snippet.lower()
     semantic = await server.search.Semantic(pb.SearchRequest(q="kittens napping", k=2))
@@ -107,16 +110,29 @@ async def test_hybrid_default_is_score_fusion_of_the_legs(server: Harness) -> No
             expected[hit.chunk_id] = expected.get(hit.chunk_id, 0.0) + part
     hybrid = await server.search.Hybrid(pb.SearchRequest(q=q, k=4, fulltext_weight=2.0))
     assert [h.score for h in hybrid.hits] == pytest.approx(
-        sorted(expected.values(), reverse=True)[:4])
+        sorted(expected.values(), reverse=True)[:4]
+    )
     for hit in hybrid.hits:
         assert hit.score == pytest.approx(expected[hit.chunk_id])
 
 
 @pytest.mark.parametrize(
     "q",
-    ['"unbalanced', "port AND OR NOT NEAR", "NEAR(port server, 2)", "-port* ^server: (x",
-     "col:value", "*", "))((", "the of and", "café über naïve 日本語", "x" * 2000,
-     "server; DROP TABLE chunks; --", "'; SELECT 1", "\\ / % _"],
+    [
+        '"unbalanced',
+        "port AND OR NOT NEAR",
+        "NEAR(port server, 2)",
+        "-port* ^server: (x",
+        "col:value",
+        "*",
+        "))((",
+        "the of and",
+        "café über naïve 日本語",
+        "x" * 2000,
+        "server; DROP TABLE chunks; --",
+        "'; SELECT 1",
+        "\\ / % _",
+    ],
 )
 async def test_any_typed_text_is_a_valid_query(server: Harness, q: str) -> None:
     await indexed(server)
@@ -131,12 +147,12 @@ async def test_filters_min_similarity_and_query_vector(
     server: Harness, embedder: MiniLMEmbedder
 ) -> None:
     await indexed(server)
-    only_guides = await server.search.Hybrid(pb.SearchRequest(q="errors", k=10,
-                                                              path_prefix="guides/"))
+    only_guides = await server.search.Hybrid(
+        pb.SearchRequest(q="errors", k=10, path_prefix="guides/")
+    )
     assert only_guides.hits
     assert all(h.document_path.startswith("guides/") for h in only_guides.hits)
-    strict = await server.search.Semantic(pb.SearchRequest(q="kittens", k=10,
-                                                           min_similarity=0.3))
+    strict = await server.search.Semantic(pb.SearchRequest(q="kittens", k=10, min_similarity=0.3))
     assert strict.hits and all(h.score >= 0.3 for h in strict.hits)
     loose = await server.search.Semantic(pb.SearchRequest(q="kittens", k=10))
     assert len(loose.hits) > len(strict.hits)
@@ -149,11 +165,16 @@ async def test_pre_chunked_documents_with_vectors(
     server: Harness, embedder: MiniLMEmbedder
 ) -> None:
     vector = embedder.embed(["volcanoes erupt lava"])[0]
-    doc = pb.Document(path="geo/volcano", title="Volcanoes", chunks=[
-        pb.ChunkInput(heading="Lava", anchor="lava", text="Molten rock.",
-                      embedding=vector.tolist()),
-        pb.ChunkInput(heading="Ash", anchor="ash", text="Ash clouds ground planes."),
-    ])
+    doc = pb.Document(
+        path="geo/volcano",
+        title="Volcanoes",
+        chunks=[
+            pb.ChunkInput(
+                heading="Lava", anchor="lava", text="Molten rock.", embedding=vector.tolist()
+            ),
+            pb.ChunkInput(heading="Ash", anchor="ash", text="Ash clouds ground planes."),
+        ],
+    )
     [result] = await index(server, [doc])
     assert (result.outcome, result.chunk_count) == (OUTCOME.CREATED, 2)
     found = await server.search.Semantic(pb.SearchRequest(query_vector=vector.tolist(), k=1))
@@ -174,9 +195,7 @@ async def test_invalid_requests_get_clear_statuses(server: Harness) -> None:
         search.Semantic(pb.SearchRequest(q="port", query_vector=[0.1] * 3)), invalid
     )
     assert "384" in details
-    await expect_status(
-        search.Semantic(pb.SearchRequest(query_vector=[math.nan] * 384)), invalid
-    )
+    await expect_status(search.Semantic(pb.SearchRequest(query_vector=[math.nan] * 384)), invalid)
     await expect_status(
         search.Hybrid(pb.SearchRequest(q="port", query_vector=[math.inf] * 384)), invalid
     )
@@ -203,13 +222,15 @@ async def test_clicks_lift_results_and_delete_removes_them(server: Harness) -> N
     before = await server.search.Hybrid(pb.SearchRequest(q=q, k=5))
     target = before.hits[-1]
     for position in range(3):
-        await server.search.RecordClick(pb.RecordClickRequest(
-            query=q, chunk_id=target.chunk_id, position=5, session_id=f"s{position}"))
+        await server.search.RecordClick(
+            pb.RecordClickRequest(
+                query=q, chunk_id=target.chunk_id, position=5, session_id=f"s{position}"
+            )
+        )
     after = await server.search.Hybrid(pb.SearchRequest(q=q, k=5))
     ranks = [h.chunk_id for h in after.hits]
     assert target.chunk_id in ranks and ranks.index(target.chunk_id) < 4
-    deleted = await server.index.DeleteDocument(
-        pb.DeleteDocumentRequest(path=target.document_path))
+    deleted = await server.index.DeleteDocument(pb.DeleteDocumentRequest(path=target.document_path))
     assert deleted.clicks_deleted == 3 and deleted.chunks_deleted >= 1
     health = await server.search.Health(pb.HealthRequest())
     assert health.click_count == 0
@@ -220,9 +241,16 @@ async def test_clicks_lift_results_and_delete_removes_them(server: Harness) -> N
 async def test_clicks_survive_restart(database: DatabaseConfig, embedder: MiniLMEmbedder) -> None:
     first = await indexed(await start_harness(database, embedder))
     hit = (await first.search.Fulltext(pb.SearchRequest(q="purr", k=1))).hits[0]
-    click = await first.search.RecordClick(pb.RecordClickRequest(
-        query="purr", chunk_id=hit.chunk_id, position=1, session_id="s", user_id="u",
-        dwell_time=12.5))
+    click = await first.search.RecordClick(
+        pb.RecordClickRequest(
+            query="purr",
+            chunk_id=hit.chunk_id,
+            position=1,
+            session_id="s",
+            user_id="u",
+            dwell_time=12.5,
+        )
+    )
     assert click.click_id > 0
     await stop_harness(first)
     second = await start_harness(database, embedder)
@@ -242,7 +270,9 @@ async def test_health_reports_detail_and_standard_health(server: Harness) -> Non
     assert health.database_type == server.app.store.backend
     assert health.schema_version == 1
     assert (health.embedding_model, health.embedding_dimension) == (
-        "sentence-transformers/all-MiniLM-L6-v2", 384)
+        "sentence-transformers/all-MiniLM-L6-v2",
+        384,
+    )
     assert health.chunk_count >= len(documents())
     assert health.timestamp.seconds > 0 and health.database_roundtrip_ms > 0
     assert health.pool.max_size >= 1

@@ -26,8 +26,11 @@ def grpcurl_binary() -> str:
 
 async def grpcurl(*args: str) -> str:
     process = await asyncio.create_subprocess_exec(
-        grpcurl_binary(), "-plaintext", *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        grpcurl_binary(),
+        "-plaintext",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(process.communicate(), timeout=60)
     assert process.returncode == 0, err.decode()
@@ -36,16 +39,24 @@ async def grpcurl(*args: str) -> str:
 
 async def test_list_and_describe_through_reflection(server: Harness) -> None:
     services = (await grpcurl(server.target, "list")).split()
-    assert {"docfoundry.v1.SearchService", "docfoundry.v1.IndexService",
-            "grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"} <= set(services)
+    assert {
+        "docfoundry.v1.SearchService",
+        "docfoundry.v1.IndexService",
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1alpha.ServerReflection",
+    } <= set(services)
     described = await grpcurl(server.target, "describe", "docfoundry.v1.SearchService")
     assert "rpc Hybrid ( .docfoundry.v1.SearchRequest )" in described
 
 
 async def test_hybrid_search_and_health_check(server: Harness) -> None:
     await indexed(server)
-    out = await grpcurl("-d", json.dumps({"q": "which port", "k": 2}), server.target,
-                        "docfoundry.v1.SearchService/Hybrid")
+    out = await grpcurl(
+        "-d",
+        json.dumps({"q": "which port", "k": 2}),
+        server.target,
+        "docfoundry.v1.SearchService/Hybrid",
+    )
     response = json.loads(out)
     assert response["search_type"] == "SEARCH_TYPE_HYBRID"
     assert response["hits"][0]["document_path"] == "guides/install.md"

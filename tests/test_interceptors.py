@@ -24,8 +24,9 @@ async def test_unknown_errors_become_internal_without_details(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     registry = CollectorRegistry()
-    server = grpc.aio.server(interceptors=[ServiceInterceptor(ServiceMetrics(registry,
-                                                                             backend="sqlite"))])
+    server = grpc.aio.server(
+        interceptors=[ServiceInterceptor(ServiceMetrics(registry, backend="sqlite"))]
+    )
     pb_grpc.add_SearchServiceServicer_to_server(BrokenServicer(), server)  # type: ignore[no-untyped-call]
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
@@ -40,5 +41,9 @@ async def test_unknown_errors_become_internal_without_details(
     assert "hunter2" not in str(info.value.debug_error_string())
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert errors and errors[0].exc_info and "RuntimeError" in caplog.text
-    assert registry.get_sample_value(
-        "docfoundry_grpc_requests_total", {"method": "Fulltext", "code": "INTERNAL"}) == 1
+    assert (
+        registry.get_sample_value(
+            "docfoundry_grpc_requests_total", {"method": "Fulltext", "code": "INTERNAL"}
+        )
+        == 1
+    )

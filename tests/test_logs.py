@@ -17,10 +17,17 @@ from .test_grpc import indexed
 
 
 def test_json_formatter_writes_one_object_with_extras() -> None:
-    record = logging.makeLogRecord({
-        "name": "docfoundry_grpc.rpc", "levelname": "INFO", "levelno": logging.INFO,
-        "msg": "rpc %s", "args": ("Hybrid",), "rpc_method": "Hybrid", "duration_ms": 1.5,
-    })
+    record = logging.makeLogRecord(
+        {
+            "name": "docfoundry_grpc.rpc",
+            "levelname": "INFO",
+            "levelno": logging.INFO,
+            "msg": "rpc %s",
+            "args": ("Hybrid",),
+            "rpc_method": "Hybrid",
+            "duration_ms": 1.5,
+        }
+    )
     entry = json.loads(JsonFormatter().format(record))
     assert entry["message"] == "rpc Hybrid"
     assert (entry["level"], entry["rpc_method"], entry["duration_ms"]) == ("INFO", "Hybrid", 1.5)
@@ -33,7 +40,10 @@ async def test_one_info_line_per_rpc(server: Harness, caplog: pytest.LogCaptureF
     await server.search.Fulltext(pb.SearchRequest(q="port"))
     [record] = [r for r in caplog.records if r.name == "docfoundry_grpc.rpc"]
     assert (record.levelno, record.rpc_method, record.grpc_code) == (  # type: ignore[attr-defined]
-        logging.INFO, "Fulltext", "OK")
+        logging.INFO,
+        "Fulltext",
+        "OK",
+    )
     assert record.duration_ms > 0  # type: ignore[attr-defined]
 
 
@@ -43,8 +53,12 @@ async def test_sql_logging_without_values_or_password(
     caplog.set_level(logging.DEBUG)
     async with fresh_database(postgres_server) as dsn:
         with_password = dsn.replace("postgres@", "postgres:s3cret-pw@", 1)
-        database = DatabaseConfig(type="postgresql", postgres=PostgresConfig(
-            url=with_password, pool_min_size=1, pool_max_size=2, log_queries=True))
+        database = DatabaseConfig(
+            type="postgresql",
+            postgres=PostgresConfig(
+                url=with_password, pool_min_size=1, pool_max_size=2, log_queries=True
+            ),
+        )
         harness = await indexed(await start_harness(database, embedder))
         try:
             await harness.search.Fulltext(pb.SearchRequest(q="zebracorn"))

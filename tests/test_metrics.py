@@ -36,17 +36,18 @@ async def test_rpc_counts_codes_and_latency(server: Harness) -> None:
     await indexed(server)
     for _ in range(7):
         await server.search.Fulltext(pb.SearchRequest(q="port"))
-    await expect_status(server.search.Fulltext(pb.SearchRequest(q="")),
-                        grpc.StatusCode.INVALID_ARGUMENT)
-    await expect_status(server.search.RecordClick(pb.RecordClickRequest(chunk_id=99999)),
-                        grpc.StatusCode.NOT_FOUND)
+    await expect_status(
+        server.search.Fulltext(pb.SearchRequest(q="")), grpc.StatusCode.INVALID_ARGUMENT
+    )
+    await expect_status(
+        server.search.RecordClick(pb.RecordClickRequest(chunk_id=99999)), grpc.StatusCode.NOT_FOUND
+    )
     metric = "docfoundry_grpc_requests_total"
     assert sample(server, metric, method="Fulltext", code="OK") == 7
     assert sample(server, metric, method="Fulltext", code="INVALID_ARGUMENT") == 1
     assert sample(server, metric, method="RecordClick", code="NOT_FOUND") == 1
     assert sample(server, metric, method="IndexDocuments", code="OK") == 1
-    assert sample(server, "docfoundry_grpc_request_duration_seconds_count",
-                  method="Fulltext") == 8
+    assert sample(server, "docfoundry_grpc_request_duration_seconds_count", method="Fulltext") == 8
     assert sample(server, "docfoundry_grpc_request_duration_seconds_sum", method="Fulltext") > 0
     assert sample(server, "docfoundry_grpc_requests_in_flight", method="Fulltext") == 0
 
@@ -56,17 +57,41 @@ async def test_search_storage_and_embedding_metrics(server: Harness) -> None:
     backend = server.app.store.backend
     for _ in range(3):
         await server.search.Hybrid(pb.SearchRequest(q="rank fusion"))
-    assert sample(server, "docfoundry_search_duration_seconds_count",
-                  mode="hybrid", backend=backend) == 3
+    assert (
+        sample(server, "docfoundry_search_duration_seconds_count", mode="hybrid", backend=backend)
+        == 3
+    )
     for operation in ("fulltext", "semantic"):
-        assert sample(server, "docfoundry_storage_operation_duration_seconds_count",
-                      operation=operation, backend=backend) == 3
-    assert sample(server, "docfoundry_storage_operation_duration_seconds_count",
-                  operation="upsert", backend=backend) == 5
+        assert (
+            sample(
+                server,
+                "docfoundry_storage_operation_duration_seconds_count",
+                operation=operation,
+                backend=backend,
+            )
+            == 3
+        )
+    assert (
+        sample(
+            server,
+            "docfoundry_storage_operation_duration_seconds_count",
+            operation="upsert",
+            backend=backend,
+        )
+        == 5
+    )
     assert sample(server, "docfoundry_embedding_batch_size_count") >= 2
     assert sample(server, "docfoundry_embedding_duration_seconds_sum") > 0
-    assert sample(server, "docfoundry_build_info", version="0.1.0", backend=backend,
-                  embedding_model="sentence-transformers/all-MiniLM-L6-v2") == 1
+    assert (
+        sample(
+            server,
+            "docfoundry_build_info",
+            version="0.1.0",
+            backend=backend,
+            embedding_model="sentence-transformers/all-MiniLM-L6-v2",
+        )
+        == 1
+    )
 
 
 async def test_index_gauges_at_scrape_time(server: Harness) -> None:
@@ -98,10 +123,12 @@ async def check_pool_gauges(server: Harness, vector: list[float]) -> None:
     assert await scraped(server, gauge, backend="postgresql", state="max_size") == 12
     before = await scraped(server, gauge, backend="postgresql", state="size")
     assert before == 1
-    await asyncio.gather(*(
-        server.search.Hybrid(pb.SearchRequest(q=f"port {i}", query_vector=vector))
-        for i in range(30)
-    ))
+    await asyncio.gather(
+        *(
+            server.search.Hybrid(pb.SearchRequest(q=f"port {i}", query_vector=vector))
+            for i in range(30)
+        )
+    )
     after = await scraped(server, gauge, backend="postgresql", state="size")
     assert after is not None and after > before
     assert await scraped(server, gauge, backend="postgresql", state="in_use") == 0
@@ -112,10 +139,12 @@ async def check_pool_gauges(server: Harness, vector: list[float]) -> None:
         await pool.release(connection)
     pool = server.app.store.inner._pool  # type: ignore[attr-defined]
     for index in ("postings_pkey", "chunks_embedding_hnsw"):
-        reported = await scraped(server, "docfoundry_index_scans", backend="postgresql",
-                                 index=index)
+        reported = await scraped(
+            server, "docfoundry_index_scans", backend="postgresql", index=index
+        )
         direct = await pool.fetchval(
-            "SELECT idx_scan FROM pg_stat_user_indexes WHERE indexrelname = $1", index)
+            "SELECT idx_scan FROM pg_stat_user_indexes WHERE indexrelname = $1", index
+        )
         assert reported == float(direct)
 
 

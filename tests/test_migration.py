@@ -35,8 +35,12 @@ class CliResult:
 
 async def run_cli(*args: str) -> CliResult:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "docfoundry_grpc", *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "docfoundry_grpc",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(process.communicate(), timeout=300)
     return CliResult(process.returncode or 0, out.decode(), err.decode())
@@ -49,8 +53,11 @@ async def test_migrate_sqlite_to_postgres(
     source = await indexed(await start_harness(sqlite, embedder))
     hit = (await source.search.Fulltext(pb.SearchRequest(q="purr", k=1))).hits[0]
     for session in ("a", "b"):
-        await source.search.RecordClick(pb.RecordClickRequest(
-            query="purr", chunk_id=hit.chunk_id, position=1, session_id=session))
+        await source.search.RecordClick(
+            pb.RecordClickRequest(
+                query="purr", chunk_id=hit.chunk_id, position=1, session_id=session
+            )
+        )
     expected = await answers(source)
     await stop_harness(source)
 
@@ -69,8 +76,9 @@ async def test_migrate_sqlite_to_postgres(
             assert await answers(target) == expected
             health = await target.search.Health(pb.HealthRequest())
             assert (health.document_count, health.click_count) == (5, 2)
-            click = await target.search.RecordClick(pb.RecordClickRequest(
-                query="purr", chunk_id=hit.chunk_id, position=1))
+            click = await target.search.RecordClick(
+                pb.RecordClickRequest(query="purr", chunk_id=hit.chunk_id, position=1)
+            )
             assert click.click_id == 3
         finally:
             await stop_harness(target)

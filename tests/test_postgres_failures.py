@@ -92,8 +92,12 @@ async def test_exhausted_pool_answers_resource_exhausted(
     own_postgres: LocalPostgres, embedder: MiniLMEmbedder
 ) -> None:
     own_postgres.start()
-    database = DatabaseConfig(type="postgresql", postgres=PostgresConfig(
-        url=own_postgres.dsn, pool_min_size=1, pool_max_size=1, pool_acquire_timeout=0.3))
+    database = DatabaseConfig(
+        type="postgresql",
+        postgres=PostgresConfig(
+            url=own_postgres.dsn, pool_min_size=1, pool_max_size=1, pool_acquire_timeout=0.3
+        ),
+    )
     harness = await indexed(await start_harness(database, embedder))
     try:
         pool = harness.app.store.inner._pool  # type: ignore[attr-defined]

@@ -73,14 +73,21 @@ async def test_prometheus_scrapes_requests_and_latency(
     )
     web_port = free_port()
     process = subprocess.Popen(
-        [prometheus_binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-         f"--web.listen-address=127.0.0.1:{web_port}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            prometheus_binary,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{web_port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         counter = 'docfoundry_grpc_requests_total{method="Hybrid",code="OK"}'
-        quantile = ('histogram_quantile(0.5, sum by (le) ('
-                    'docfoundry_grpc_request_duration_seconds_bucket{method="Hybrid"}))')
+        quantile = (
+            "histogram_quantile(0.5, sum by (le) ("
+            'docfoundry_grpc_request_duration_seconds_bucket{method="Hybrid"}))'
+        )
         deadline = time.monotonic() + 60
         while True:
             try:

@@ -11,9 +11,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_generated_stubs_match_proto(tmp_path: Path) -> None:
     subprocess.run(
-        [sys.executable, "-m", "grpc_tools.protoc", f"-I{ROOT / 'protos'}",
-         f"--python_out={tmp_path}", f"--pyi_out={tmp_path}", f"--grpc_python_out={tmp_path}",
-         str(ROOT / "protos/docfoundry/v1/search.proto")],
+        [
+            sys.executable,
+            "-m",
+            "grpc_tools.protoc",
+            f"-I{ROOT / 'protos'}",
+            f"--python_out={tmp_path}",
+            f"--pyi_out={tmp_path}",
+            f"--grpc_python_out={tmp_path}",
+            str(ROOT / "protos/docfoundry/v1/search.proto"),
+        ],
         check=True,
     )
     for name in ("search_pb2.py", "search_pb2.pyi", "search_pb2_grpc.py"):

@@ -18,10 +18,17 @@ from docfoundry_grpc.storage.base import BM25_B, BM25_K1
 from docfoundry_grpc.text import analyze, query_terms
 
 CORPUS = {
-    "guides/install.md": ("Install", ["Install the server with pip and start it.",
-                                      "Configure the port with GRPC_PORT."]),
-    "guides/search.md": ("Search", ["Hybrid search fuses full-text and semantic results.",
-                                    "Semantic search uses embeddings of chunks."]),
+    "guides/install.md": (
+        "Install",
+        ["Install the server with pip and start it.", "Configure the port with GRPC_PORT."],
+    ),
+    "guides/search.md": (
+        "Search",
+        [
+            "Hybrid search fuses full-text and semantic results.",
+            "Semantic search uses embeddings of chunks.",
+        ],
+    ),
     "api/errors.md": ("Errors", ["Errors map to gRPC status codes such as NOT_FOUND."]),
     "blog/cats.md": ("Cats", ["Cats sleep most of the day and purr when content."]),
 }
@@ -30,8 +37,13 @@ CORPUS = {
 def make_chunks(embedder: MiniLMEmbedder, title: str, texts: list[str]) -> list[Chunk]:
     vectors = embedder.embed([f"{title}\n{t}" for t in texts])
     return [
-        Chunk(heading=title, anchor=title.lower(), text=t,
-              tokens=tuple(analyze(f"{title}\n{title}\n{t}")), embedding=v)
+        Chunk(
+            heading=title,
+            anchor=title.lower(),
+            text=t,
+            tokens=tuple(analyze(f"{title}\n{title}\n{t}")),
+            embedding=v,
+        )
         for t, v in zip(texts, vectors, strict=True)
     ]
 
@@ -39,8 +51,10 @@ def make_chunks(embedder: MiniLMEmbedder, title: str, texts: list[str]) -> list[
 async def load(store: StorageAdapter, embedder: MiniLMEmbedder) -> None:
     for path, (title, texts) in CORPUS.items():
         document = Document(path, title, f"https://docs.example/{path}", f"hash-{path}")
-        assert await store.replace_document(document, make_chunks(embedder, title, texts)) \
+        assert (
+            await store.replace_document(document, make_chunks(embedder, title, texts))
             is UpsertOutcome.CREATED
+        )
 
 
 def reference_bm25(query: str) -> dict[str, float]:
@@ -220,7 +234,6 @@ async def test_export_and_import_round_trip(
         assert [c.score for c in mine] == pytest.approx([c.score for c in theirs], abs=1e-6)
     finally:
         await copy.close()
-
 
 
 async def test_vector_search_returns_more_than_the_index_search_breadth(

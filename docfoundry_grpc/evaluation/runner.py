@@ -47,8 +47,10 @@ class EvalReport:
     modes: list[ModeResult] = field(default_factory=list)
 
     def table(self) -> str:
-        head = (f"{self.dataset} on {self.backend}: {self.queries} queries, {self.documents} "
-                f"documents ({self.chunks} chunks) loaded in {self.load_seconds:.1f} s")
+        head = (
+            f"{self.dataset} on {self.backend}: {self.queries} queries, {self.documents} "
+            f"documents ({self.chunks} chunks) loaded in {self.load_seconds:.1f} s"
+        )
         rows = [f"{'mode':<10}{'nDCG@10':>9}{'R@100':>8}{'MRR@10':>8}{'p50 ms':>9}{'p95 ms':>9}"]
         rows += [
             f"{m.mode:<10}{m.ndcg_at_10:>9.4f}{m.recall_at_100:>8.4f}{m.mrr_at_10:>8.4f}"
@@ -65,7 +67,9 @@ class EvalReport:
 def _requests(dataset: BeirDataset) -> Iterator[pb.Document]:
     for doc in dataset.documents():
         yield pb.Document(
-            path=doc.id, title=doc.title, content=doc.text,
+            path=doc.id,
+            title=doc.title,
+            content=doc.text,
             content_type=pb.CONTENT_TYPE_PLAIN_TEXT,
         )
 
@@ -113,8 +117,14 @@ async def evaluate(target: str, dataset: BeirDataset, modes: Sequence[str]) -> E
         backend = (await client.health()).database_type
         _, load_seconds = await load(client, dataset)
         health = await client.health()
-        report = EvalReport(dataset.name, backend, len(dataset.queries), health.document_count,
-                            health.chunk_count, load_seconds)
+        report = EvalReport(
+            dataset.name,
+            backend,
+            len(dataset.queries),
+            health.document_count,
+            health.chunk_count,
+            load_seconds,
+        )
         for mode in modes:
             report.modes.append(await run_mode(client, dataset, mode))
     return report

@@ -65,7 +65,9 @@ class App:
         self._supervisor = asyncio.create_task(self._supervise(), name="store-supervisor")
         log.info(
             "DocFoundry %s serving on %s (backend %s)",
-            __version__, self.address, self.store.backend,
+            __version__,
+            self.address,
+            self.store.backend,
         )
 
     async def _try_open_store(self) -> None:
@@ -145,8 +147,11 @@ def build_app(
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     reflection.enable_server_reflection(
-        (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-         reflection.SERVICE_NAME),
+        (
+            *SERVICE_NAMES,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ),
         server,
     )
     port = server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")
@@ -177,9 +182,7 @@ async def ingest_paths(address: str, paths: Sequence[Path]) -> None:
     log.info("indexed %s: %s, %d chunks", ", ".join(map(str, paths)), dict(outcomes), chunks)
 
 
-async def serve(
-    settings: Settings, *, embedder: Embedder, ingest: Sequence[Path] = ()
-) -> None:
+async def serve(settings: Settings, *, embedder: Embedder, ingest: Sequence[Path] = ()) -> None:
     """Runs the server until SIGTERM or SIGINT, first indexing `ingest` if given."""
     from prometheus_client import start_http_server
 

@@ -37,17 +37,11 @@ def search_query_from_pb(
         config=config,
         dimension=dimension,
         vector=list(request.query_vector) if with_vector else (),
-        min_similarity=(
-            request.min_similarity if request.HasField("min_similarity") else None
-        ),
+        min_similarity=(request.min_similarity if request.HasField("min_similarity") else None),
         rrf_k=request.rrf_k,
         path_prefix=request.path_prefix,
-        fulltext_weight=(
-            request.fulltext_weight if request.HasField("fulltext_weight") else None
-        ),
-        semantic_weight=(
-            request.semantic_weight if request.HasField("semantic_weight") else None
-        ),
+        fulltext_weight=(request.fulltext_weight if request.HasField("fulltext_weight") else None),
+        semantic_weight=(request.semantic_weight if request.HasField("semantic_weight") else None),
         fusion=_FUSIONS.get(request.fusion),
     )
 
@@ -140,8 +134,12 @@ def health_to_pb(report: HealthReport) -> pb.HealthResponse:
         if s.pool is not None:
             response.pool.CopyFrom(
                 pb.PoolStats(
-                    size=s.pool.size, in_use=s.pool.in_use, idle=s.pool.idle,
-                    min_size=s.pool.min_size, max_size=s.pool.max_size, waiting=s.pool.waiting,
+                    size=s.pool.size,
+                    in_use=s.pool.in_use,
+                    idle=s.pool.idle,
+                    min_size=s.pool.min_size,
+                    max_size=s.pool.max_size,
+                    waiting=s.pool.waiting,
                 )
             )
     return response

@@ -72,9 +72,15 @@ class _RpcScope:
             self.metrics.rpc_requests.labels(self.method, code.name).inc()
             self.metrics.rpc_duration.labels(self.method).observe(elapsed)
         log.info(
-            "rpc %s %s %.2fms", self.method, code.name, elapsed * 1000,
-            extra={"rpc_method": self.method, "grpc_code": code.name,
-                   "duration_ms": round(elapsed * 1000, 3)},
+            "rpc %s %s %.2fms",
+            self.method,
+            code.name,
+            elapsed * 1000,
+            extra={
+                "rpc_method": self.method,
+                "grpc_code": code.name,
+                "duration_ms": round(elapsed * 1000, 3),
+            },
         )
 
 

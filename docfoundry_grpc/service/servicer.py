@@ -30,23 +30,17 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
             request, self.engine.config, self.engine.embedder.dimension, with_vector=with_vector
         )
 
-    async def Fulltext(
-        self, request: pb.SearchRequest, context: Context
-    ) -> pb.SearchResponse:
+    async def Fulltext(self, request: pb.SearchRequest, context: Context) -> pb.SearchResponse:
         started = time.perf_counter()
         hits = await self.engine.fulltext(self._query(request, with_vector=False))
         return convert.search_response_to_pb(pb.SEARCH_TYPE_FULLTEXT, hits, _ms(started))
 
-    async def Semantic(
-        self, request: pb.SearchRequest, context: Context
-    ) -> pb.SearchResponse:
+    async def Semantic(self, request: pb.SearchRequest, context: Context) -> pb.SearchResponse:
         started = time.perf_counter()
         hits = await self.engine.semantic(self._query(request))
         return convert.search_response_to_pb(pb.SEARCH_TYPE_SEMANTIC, hits, _ms(started))
 
-    async def Hybrid(
-        self, request: pb.SearchRequest, context: Context
-    ) -> pb.SearchResponse:
+    async def Hybrid(self, request: pb.SearchRequest, context: Context) -> pb.SearchResponse:
         started = time.perf_counter()
         hits = await self.engine.hybrid(self._query(request))
         return convert.search_response_to_pb(pb.SEARCH_TYPE_HYBRID, hits, _ms(started))
@@ -57,9 +51,7 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
         click_id = await self.engine.record_click(convert.click_from_pb(request))
         return pb.RecordClickResponse(click_id=click_id)
 
-    async def Health(
-        self, request: pb.HealthRequest, context: Context
-    ) -> pb.HealthResponse:
+    async def Health(self, request: pb.HealthRequest, context: Context) -> pb.HealthResponse:
         return convert.health_to_pb(await self.engine.health())
 
 

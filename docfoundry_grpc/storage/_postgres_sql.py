@@ -118,7 +118,15 @@ SELECT count(*), coalesce(sum(token_count), 0) FROM chunks WHERE document_id = $
 DELETE_CHUNKS_OF_DOCUMENT = "DELETE FROM chunks WHERE document_id = $1"
 NEXT_CHUNK_IDS = "SELECT nextval('chunks_id_seq') FROM generate_series(1, $1)"
 CHUNK_COLUMNS = (
-    "id", "document_id", "path", "ordinal", "heading", "anchor", "text", "token_count", "embedding"
+    "id",
+    "document_id",
+    "path",
+    "ordinal",
+    "heading",
+    "anchor",
+    "text",
+    "token_count",
+    "embedding",
 )
 POSTING_COLUMNS = ("term", "chunk_id", "tf", "dl")
 # Sorted by term so concurrent writers lock term rows in one order and cannot deadlock.

@@ -43,9 +43,7 @@ class StorageAdapter(Protocol):
     async def content_hash(self, path: str) -> str | None:
         """The stored content hash of the document at `path`, or None if absent."""
 
-    async def replace_document(
-        self, document: Document, chunks: Sequence[Chunk]
-    ) -> UpsertOutcome:
+    async def replace_document(self, document: Document, chunks: Sequence[Chunk]) -> UpsertOutcome:
         """Stores the document and swaps in `chunks` (each with tokens and an embedding)
         in one transaction: readers see the old chunks or the new, never a mix.
 
@@ -72,9 +70,7 @@ class StorageAdapter(Protocol):
     async def record_click(self, click: ClickEvent, *, query_key: str) -> int:
         """Stores a click and returns its id. Raises NotFoundError for an unknown chunk."""
 
-    async def click_counts(
-        self, query_key: str, document_ids: Sequence[int]
-    ) -> dict[int, int]:
+    async def click_counts(self, query_key: str, document_ids: Sequence[int]) -> dict[int, int]:
         """Clicks recorded for `query_key` on each of `document_ids` (absent means none)."""
 
     def export_documents(self) -> AsyncIterator[tuple[Document, list[Chunk]]]:

@@ -51,9 +51,7 @@ class InstrumentedStore:
         async with self._timed("content_hash"):
             return await self.inner.content_hash(path)
 
-    async def replace_document(
-        self, document: Document, chunks: Sequence[Chunk]
-    ) -> UpsertOutcome:
+    async def replace_document(self, document: Document, chunks: Sequence[Chunk]) -> UpsertOutcome:
         async with self._timed("upsert"):
             return await self.inner.replace_document(document, chunks)
 

@@ -92,8 +92,11 @@ class PostgresAdapter:
                 await connection.execute(sql.INIT_LOCK)
                 try:
                     await connection.execute(sql.CREATE_EXTENSION)
-                except (asyncpg.FeatureNotSupportedError, asyncpg.UndefinedFileError,
-                        asyncpg.InsufficientPrivilegeError) as exc:
+                except (
+                    asyncpg.FeatureNotSupportedError,
+                    asyncpg.UndefinedFileError,
+                    asyncpg.InsufficientPrivilegeError,
+                ) as exc:
                     raise SchemaMismatchError(
                         "PostgreSQL lacks the pgvector extension: install pgvector 0.8+ for "
                         "your server (e.g. the postgresql-NN-pgvector package) and run "
@@ -154,8 +157,7 @@ class PostgresAdapter:
             connection = await pool.acquire(timeout=self.config.pool_acquire_timeout)
         except TimeoutError:
             raise StoreBusyError(
-                f"no PostgreSQL connection became free within "
-                f"{self.config.pool_acquire_timeout:g}s"
+                f"no PostgreSQL connection became free within {self.config.pool_acquire_timeout:g}s"
             ) from None
         except Exception as exc:
             if _is_unavailable(exc):
@@ -177,13 +179,14 @@ class PostgresAdapter:
             value = await db.fetchval(sql.GET_HASH, path)
         return None if value is None else str(value)
 
-    async def replace_document(
-        self, document: Document, chunks: Sequence[Chunk]
-    ) -> UpsertOutcome:
+    async def replace_document(self, document: Document, chunks: Sequence[Chunk]) -> UpsertOutcome:
         async with self._connection() as db, db.transaction():
             row = await db.fetchrow(
                 sql.UPSERT_DOCUMENT,
-                document.path, document.title, document.source_url, document.content_hash,
+                document.path,
+                document.title,
+                document.source_url,
+                document.content_hash,
             )
             document_id, created = int(row["id"]), bool(row["created"])
             df_delta, removed = await self._drop_chunks(db, document_id)
@@ -291,16 +294,21 @@ class PostgresAdapter:
                 raise NotFoundError(f"no chunk with id {click.chunk_id}")
             try:
                 click_id = await db.fetchval(
-                    sql.INSERT_CLICK, click.query, query_key, click.chunk_id, document_id,
-                    click.position, click.session_id, click.user_id, click.dwell_time,
+                    sql.INSERT_CLICK,
+                    click.query,
+                    query_key,
+                    click.chunk_id,
+                    document_id,
+                    click.position,
+                    click.session_id,
+                    click.user_id,
+                    click.dwell_time,
                 )
             except asyncpg.ForeignKeyViolationError:
                 raise NotFoundError(f"no chunk with id {click.chunk_id}") from None
         return int(click_id)
 
-    async def click_counts(
-        self, query_key: str, document_ids: Sequence[int]
-    ) -> dict[int, int]:
+    async def click_counts(self, query_key: str, document_ids: Sequence[int]) -> dict[int, int]:
         if not document_ids:
             return {}
         async with self._connection() as db:
@@ -313,8 +321,13 @@ class PostgresAdapter:
                 sql.EXPORT_DOCUMENTS
             ):
                 chunks = [
-                    Chunk(heading, anchor, text, chunk_tokens(title, heading, text),
-                          embedding.to_numpy().astype(np.float32))
+                    Chunk(
+                        heading,
+                        anchor,
+                        text,
+                        chunk_tokens(title, heading, text),
+                        embedding.to_numpy().astype(np.float32),
+                    )
                     for heading, anchor, text, embedding in await db.fetch(
                         sql.EXPORT_CHUNKS, document_id
                     )
@@ -329,11 +342,26 @@ class PostgresAdapter:
     async def import_clicks(self, clicks: Sequence[StoredClick]) -> int:
         if not clicks:
             return 0
-        columns = list(zip(*(
-            (c.id, c.query, c.query_key, c.document_path, c.chunk_ordinal, c.position,
-             c.session_id, c.user_id, c.dwell_time, c.created_at)
-            for c in clicks
-        ), strict=True))
+        columns = list(
+            zip(
+                *(
+                    (
+                        c.id,
+                        c.query,
+                        c.query_key,
+                        c.document_path,
+                        c.chunk_ordinal,
+                        c.position,
+                        c.session_id,
+                        c.user_id,
+                        c.dwell_time,
+                        c.created_at,
+                    )
+                    for c in clicks
+                ),
+                strict=True,
+            )
+        )
         async with self._connection() as db, db.transaction():
             status = await db.execute(sql.IMPORT_CLICKS, *map(list, columns))
             await db.fetchval(sql.SYNC_CLICK_SEQUENCE)
@@ -344,9 +372,13 @@ class PostgresAdapter:
             documents, chunks, clicks = await db.fetchrow(sql.COUNTS)
             scans = {row[0]: float(row[1]) for row in await db.fetch(sql.INDEX_SCANS)}
         return StoreStats(
-            documents=int(documents), chunks=int(chunks or 0), clicks=int(clicks),
-            schema_version=SCHEMA_VERSION, embedding_dimension=self.dimension,
-            pool=self.pool_stats(), extra=scans,
+            documents=int(documents),
+            chunks=int(chunks or 0),
+            clicks=int(clicks),
+            schema_version=SCHEMA_VERSION,
+            embedding_dimension=self.dimension,
+            pool=self.pool_stats(),
+            extra=scans,
         )
 
     def pool_stats(self) -> PoolStats | None:
@@ -355,8 +387,12 @@ class PostgresAdapter:
             return None
         size, idle = pool.get_size(), pool.get_idle_size()
         return PoolStats(
-            size=size, in_use=size - idle, idle=idle, min_size=pool.get_min_size(),
-            max_size=pool.get_max_size(), waiting=self._waiting,
+            size=size,
+            in_use=size - idle,
+            idle=idle,
+            min_size=pool.get_min_size(),
+            max_size=pool.get_max_size(),
+            waiting=self._waiting,
         )
 
     async def ping(self) -> None:
@@ -367,6 +403,8 @@ class PostgresAdapter:
 def _log_query(record: Any) -> None:
     """asyncpg query logger: statement text and duration only, never parameter values."""
     query_log.info(
-        "sql %.2fms %s", record.elapsed * 1000, " ".join(str(record.query).split()),
+        "sql %.2fms %s",
+        record.elapsed * 1000,
+        " ".join(str(record.query).split()),
         extra={"duration_ms": round(record.elapsed * 1000, 3)},
     )

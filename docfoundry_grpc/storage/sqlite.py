@@ -148,9 +148,7 @@ class SQLiteAdapter:
             row = await cursor.fetchone()
         return str(row[0]) if row else None
 
-    async def replace_document(
-        self, document: Document, chunks: Sequence[Chunk]
-    ) -> UpsertOutcome:
+    async def replace_document(self, document: Document, chunks: Sequence[Chunk]) -> UpsertOutcome:
         async with self._transaction() as db:
             old_ids = await self._remove_chunks(db, document.path)
             if old_ids is None:
@@ -199,8 +197,15 @@ class SQLiteAdapter:
             sql.INSERT_CHUNK,
             [
                 (
-                    chunk_id, document_id, path, ordinal, c.heading, c.anchor, c.text,
-                    len(c.tokens), _vector(c).tobytes(),
+                    chunk_id,
+                    document_id,
+                    path,
+                    ordinal,
+                    c.heading,
+                    c.anchor,
+                    c.text,
+                    len(c.tokens),
+                    _vector(c).tobytes(),
                 )
                 for ordinal, (chunk_id, c) in enumerate(zip(ids, chunks, strict=True))
             ],
@@ -255,15 +260,19 @@ class SQLiteAdapter:
             rows = await db.execute_fetchall(
                 sql.INSERT_CLICK,
                 (
-                    click.query, query_key, click.chunk_id, row[0], click.position,
-                    click.session_id, click.user_id, click.dwell_time,
+                    click.query,
+                    query_key,
+                    click.chunk_id,
+                    row[0],
+                    click.position,
+                    click.session_id,
+                    click.user_id,
+                    click.dwell_time,
                 ),
             )
         return int(next(iter(rows))[0])
 
-    async def click_counts(
-        self, query_key: str, document_ids: Sequence[int]
-    ) -> dict[int, int]:
+    async def click_counts(self, query_key: str, document_ids: Sequence[int]) -> dict[int, int]:
         if not document_ids:
             return {}
         async with self._read() as db:
@@ -278,8 +287,13 @@ class SQLiteAdapter:
             for document_id, path, title, source_url, digest in documents:
                 rows = await db.execute_fetchall(sql.EXPORT_CHUNKS, (document_id,))
                 chunks = [
-                    Chunk(heading, anchor, text, chunk_tokens(title, heading, text),
-                          np.frombuffer(blob, dtype=np.float32))
+                    Chunk(
+                        heading,
+                        anchor,
+                        text,
+                        chunk_tokens(title, heading, text),
+                        np.frombuffer(blob, dtype=np.float32),
+                    )
                     for heading, anchor, text, blob in rows
                 ]
                 yield Document(path, title, source_url, digest), chunks
@@ -295,11 +309,18 @@ class SQLiteAdapter:
             await db.executemany(
                 sql.IMPORT_CLICK,
                 [
-                    {"id": c.id, "query": c.query, "query_key": c.query_key,
-                     "ordinal": c.chunk_ordinal, "position": c.position,
-                     "session_id": c.session_id, "user_id": c.user_id,
-                     "dwell_time": c.dwell_time, "created_at": c.created_at,
-                     "path": c.document_path}
+                    {
+                        "id": c.id,
+                        "query": c.query,
+                        "query_key": c.query_key,
+                        "ordinal": c.chunk_ordinal,
+                        "position": c.position,
+                        "session_id": c.session_id,
+                        "user_id": c.user_id,
+                        "dwell_time": c.dwell_time,
+                        "created_at": c.created_at,
+                        "path": c.document_path,
+                    }
                     for c in clicks
                 ],
             )
@@ -310,12 +331,20 @@ class SQLiteAdapter:
             documents, chunks, clicks = await cursor.fetchone() or (0, 0, 0)
         idle = self._readers.qsize()
         pool = PoolStats(
-            size=self._reader_count, in_use=self._reader_count - idle, idle=idle,
-            min_size=self._reader_count, max_size=self._reader_count, waiting=self._waiting,
+            size=self._reader_count,
+            in_use=self._reader_count - idle,
+            idle=idle,
+            min_size=self._reader_count,
+            max_size=self._reader_count,
+            waiting=self._waiting,
         )
         return StoreStats(
-            documents=documents, chunks=chunks, clicks=clicks,
-            schema_version=SCHEMA_VERSION, embedding_dimension=self.dimension, pool=pool,
+            documents=documents,
+            chunks=chunks,
+            clicks=clicks,
+            schema_version=SCHEMA_VERSION,
+            embedding_dimension=self.dimension,
+            pool=pool,
         )
 
     async def ping(self) -> None:
