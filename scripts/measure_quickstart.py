@@ -94,7 +94,7 @@ async def measure(requests: int) -> None:
                         client,
                         f"{mode}*",
                         requests // 4,
-                        lambda i: f"{QUERIES[i % len(QUERIES)]} {i}",
+                        lambda i, mode=mode: f"{QUERIES[i % len(QUERIES)]} {mode} {i}",
                     )
                 print("* distinct queries, so the query embedding is computed on every call")
         finally:
