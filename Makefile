@@ -15,14 +15,17 @@ run: setup
 test: setup-dev
 	scripts/install-prometheus.sh
 	.venv/bin/ruff check .
-	.venv/bin/mypy docfoundry_grpc client
+	.venv/bin/mypy docfoundry_grpc client bench
 	.venv/bin/python -m pytest
 
 lint: setup-dev
-	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy docfoundry_grpc client
+	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy docfoundry_grpc client bench
 
 eval: setup-dev
 	.venv/bin/docfoundry eval ../shared/datasets/scifact --backend sqlite
+
+bench: setup-dev
+	.venv/bin/python -m bench --sizes 10000,100000 --backends sqlite,postgresql
 
 protos: setup-dev
 	scripts/gen_protos.sh

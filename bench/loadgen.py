@@ -17,7 +17,7 @@ import math
 import multiprocessing as mp
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
@@ -29,6 +29,7 @@ from docfoundry.v1 import search_pb2_grpc as pb_grpc
 
 RPCS = ("Fulltext", "Semantic", "Hybrid")
 REQUEST_TIMEOUT_SECONDS = 60.0
+CONNECT_TIMEOUT_SECONDS = 30.0
 _READY_TIMEOUT_SECONDS = 300.0
 
 
@@ -69,9 +70,7 @@ class LevelOutcome:
         self.client_cpu_seconds += other.client_cpu_seconds
 
 
-async def _call(
-    method: Any, query: str, k: int, outcome: LevelOutcome, *, timed: bool
-) -> None:
+async def _call(method: Any, query: str, k: int, outcome: LevelOutcome, *, timed: bool) -> None:
     started = time.perf_counter()
     try:
         await method(pb.SearchRequest(q=query, k=k), timeout=REQUEST_TIMEOUT_SECONDS)
@@ -83,8 +82,15 @@ async def _call(
 
 
 async def _caller(
-    job: LevelJob, caller: int, method: Any, queries: Sequence[str], outcome: LevelOutcome,
-    *, first: int, count: int, deadline: float | None,
+    job: LevelJob,
+    caller: int,
+    method: Any,
+    queries: Sequence[str],
+    outcome: LevelOutcome,
+    *,
+    first: int,
+    count: int,
+    deadline: float | None,
 ) -> None:
     """Requests number first … first + count − 1 of `caller`; untimed when there is no
     deadline (the warm-up)."""
@@ -101,24 +107,44 @@ async def _run_job(job: LevelJob, queries: Sequence[str], connection: Connection
     outcome = LevelOutcome()
     warm = LevelOutcome()
     async with grpc.aio.insecure_channel(job.target) as channel:
-        await channel.channel_ready()
+        await asyncio.wait_for(channel.channel_ready(), CONNECT_TIMEOUT_SECONDS)
         stub = pb_grpc.SearchServiceStub(channel)  # type: ignore[no-untyped-call]
         method = getattr(stub, job.rpc)
-        await asyncio.gather(*(
-            _caller(job, g, method, queries, warm, first=0, count=job.warmup_per_caller,
-                    deadline=None)
-            for g in job.callers
-        ))
+        await asyncio.gather(
+            *(
+                _caller(
+                    job,
+                    g,
+                    method,
+                    queries,
+                    warm,
+                    first=0,
+                    count=job.warmup_per_caller,
+                    deadline=None,
+                )
+                for g in job.callers
+            )
+        )
         connection.send(("ready", warm.errors.total()))
         await asyncio.to_thread(connection.recv)  # "go"
         cpu_before = time.process_time()
         outcome.started = time.perf_counter()
         deadline = outcome.started + job.seconds
-        await asyncio.gather(*(
-            _caller(job, g, method, queries, outcome, first=job.warmup_per_caller,
-                    count=job.requests_per_caller, deadline=deadline)
-            for g in job.callers
-        ))
+        await asyncio.gather(
+            *(
+                _caller(
+                    job,
+                    g,
+                    method,
+                    queries,
+                    outcome,
+                    first=job.warmup_per_caller,
+                    count=job.requests_per_caller,
+                    deadline=deadline,
+                )
+                for g in job.callers
+            )
+        )
         outcome.finished = time.perf_counter()
         outcome.client_cpu_seconds = time.process_time() - cpu_before
     outcome.query_numbers = warm.query_numbers + outcome.query_numbers
@@ -148,17 +174,32 @@ class ClientPool:
             self._workers.append((process, parent))
 
     def run_level(
-        self, target: str, rpc: str, *, concurrency: int, requests: int, seconds: float,
-        warmup: int, k: int, query_offset: int,
+        self,
+        target: str,
+        rpc: str,
+        *,
+        concurrency: int,
+        requests: int,
+        seconds: float,
+        warmup: int,
+        k: int,
+        query_offset: int,
+        on_start: Callable[[], None] = lambda: None,
     ) -> LevelOutcome:
+        """Runs one level; `on_start` is called once every caller has warmed up, just
+        before the timed phase, so resource readings can bracket exactly that phase."""
         active = self._workers[: min(concurrency, len(self._workers))]
         per_caller = max(1, math.ceil(requests / concurrency))
         for n, (_, connection) in enumerate(active):
             callers = tuple(range(n, concurrency, len(active)))
-            connection.send(LevelJob(target, rpc, callers, concurrency, per_caller, warmup,
-                                     seconds, k, query_offset))
+            connection.send(
+                LevelJob(
+                    target, rpc, callers, concurrency, per_caller, warmup, seconds, k, query_offset
+                )
+            )
         for _, connection in active:
             self._expect(connection, "ready", _READY_TIMEOUT_SECONDS)
+        on_start()
         for _, connection in active:
             connection.send("go")
         merged = LevelOutcome()

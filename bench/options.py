@@ -64,7 +64,7 @@ SMOKE = replace(
     seconds=10.0,
     warmup=1,
     embed_pool=8,
-    embed_sample=16,
+    embed_sample=8,
     floor_queries=20,
     smoke=True,
 )
@@ -74,7 +74,9 @@ def _ints(text: str) -> tuple[int, ...]:
     try:
         values = tuple(int(part.replace("_", "")) for part in text.split(",") if part.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}"
+        ) from None
     if not values or min(values) < 1:
         raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
     return values
@@ -105,23 +107,47 @@ def build_parser() -> argparse.ArgumentParser:
     add("--warmup", type=int, help=f"untimed requests per caller (default {FULL.warmup})")
     add("-k", type=int, dest="k", help=f"hits per search (default {FULL.k})")
     add("--output", type=Path, help="results folder; a timestamped run folder goes inside")
-    add("--source", type=Path, help=f"BEIR folder with corpus.jsonl, queries.jsonl "
-        f"(default {DEFAULT_SOURCE})")
+    add(
+        "--source",
+        type=Path,
+        help=f"BEIR folder with corpus.jsonl, queries.jsonl (default {DEFAULT_SOURCE})",
+    )
     add("--seed", type=int, help=f"corpus and vector seed (default {FULL.seed})")
-    add("--embed-pool", type=int, help=f"texts embedded by the model; vectors of the other "
-        f"chunks are derived from them (default {FULL.embed_pool})")
-    add("--embed-sample", type=int, help=f"chunks for the server-side embedding measurement "
-        f"(default {FULL.embed_sample})")
-    add("--floor-queries", type=int, help=f"queries for the in-process storage floor "
-        f"(default {FULL.floor_queries})")
+    add(
+        "--embed-pool",
+        type=int,
+        help=f"texts embedded by the model; vectors of the other "
+        f"chunks are derived from them (default {FULL.embed_pool})",
+    )
+    add(
+        "--embed-sample",
+        type=int,
+        help=f"chunks for the server-side embedding measurement (default {FULL.embed_sample})",
+    )
+    add(
+        "--floor-queries",
+        type=int,
+        help=f"queries for the in-process storage floor (default {FULL.floor_queries})",
+    )
     add("--chunks-per-document", type=int, help="chunks per indexed document (default 8)")
     add("--cache-dir", type=Path, help=f"embedding cache folder (default {DEFAULT_CACHE_DIR})")
-    add("--dsn", help="PostgreSQL (with pgvector) where the run may create and drop "
-        "databases; default: a throwaway local cluster")
-    add("--client-processes", type=int, help="client processes sharing the callers of a "
-        f"level (default {FULL.client_processes})")
-    add("--no-peer", action="store_false", dest="peer", default=None,
-        help="skip the LanceDB comparison")
+    add(
+        "--dsn",
+        help="PostgreSQL (with pgvector) where the run may create and drop "
+        "databases; default: a throwaway local cluster",
+    )
+    add(
+        "--client-processes",
+        type=int,
+        help=f"client processes sharing the callers of a level (default {FULL.client_processes})",
+    )
+    add(
+        "--no-peer",
+        action="store_false",
+        dest="peer",
+        default=None,
+        help="skip the LanceDB comparison",
+    )
     return parser
 
 
@@ -129,15 +155,19 @@ def parse_options(argv: Sequence[str] | None = None) -> BenchOptions:
     args = build_parser().parse_args(argv)
     preset = SMOKE if args.smoke else FULL
     given = {
-        name: value
-        for name, value in vars(args).items()
-        if value is not None and name != "smoke"
+        name: value for name, value in vars(args).items() if value is not None and name != "smoke"
     }
     if "source" in given and given["source"].suffix == ".jsonl":
         given["source"] = given["source"].parent
     options = replace(preset, **given)
-    for name in ("requests", "embed_sample", "floor_queries", "chunks_per_document",
-                 "client_processes", "k"):
+    for name in (
+        "requests",
+        "embed_sample",
+        "floor_queries",
+        "chunks_per_document",
+        "client_processes",
+        "k",
+    ):
         if getattr(options, name) < 1:
             raise SystemExit(f"--{name.replace('_', '-')} must be at least 1")
     if options.embed_pool < 2 or options.warmup < 0 or options.seconds <= 0:

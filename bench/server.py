@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -88,10 +87,10 @@ class PostgresHost:
     """Where PostgreSQL databases come from: `dsn` if given (the run may create and drop
     databases there), else a throwaway local cluster that lives as long as this object."""
 
-    def __init__(self, dsn: str | None, *, work_dir: Path) -> None:
+    def __init__(self, dsn: str | None) -> None:
         self._local: LocalPostgres | None = None
         if dsn is None:
-            self._local = LocalPostgres(work_dir).start()
+            self._local = LocalPostgres().start()
             dsn = self._local.dsn
         self.admin_dsn = dsn
 
@@ -128,8 +127,9 @@ class PostgresHost:
             postgres=PostgresConfig(url=dsn, pool_min_size=1, pool_max_size=4),
         )
         try:
-            yield Database("postgresql", {"DATABASE_TYPE": "postgresql", "DATABASE_URL": dsn},
-                           config)
+            yield Database(
+                "postgresql", {"DATABASE_TYPE": "postgresql", "DATABASE_URL": dsn}, config
+            )
         finally:
             self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
@@ -144,8 +144,11 @@ def sqlite_database(folder: Path) -> Iterator[Database]:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"bench-{uuid.uuid4().hex[:8]}.db"
     try:
-        yield Database("sqlite", {"DATABASE_TYPE": "sqlite", "SQLITE_PATH": str(path)},
-                       DatabaseConfig(type="sqlite", sqlite_path=path))
+        yield Database(
+            "sqlite",
+            {"DATABASE_TYPE": "sqlite", "SQLITE_PATH": str(path)},
+            DatabaseConfig(type="sqlite", sqlite_path=path),
+        )
     finally:
         for suffix in ("", "-wal", "-shm"):
             path.with_name(path.name + suffix).unlink(missing_ok=True)
@@ -169,12 +172,21 @@ class ServerProcess:
         self.log_path = log_path
         env = {k: v for k, v in os.environ.items() if k != "EMBEDDING_CACHE_PATH"}
         env.update(database.env)
-        env.update(GRPC_HOST="127.0.0.1", GRPC_PORT=str(self.port), METRICS_PORT="0",
-                   LOG_LEVEL="WARNING")
+        # faulthandler: a crash in native code still leaves a traceback in the log.
+        env.update(
+            GRPC_HOST="127.0.0.1",
+            GRPC_PORT=str(self.port),
+            METRICS_PORT="0",
+            LOG_LEVEL="WARNING",
+            PYTHONFAULTHANDLER="1",
+        )
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with log_path.open("ab") as log:
             self._process = subprocess.Popen(
-                _serve_command(), env=env, stdout=log, stderr=subprocess.STDOUT,
+                _serve_command(),
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
             )
 
@@ -192,14 +204,19 @@ class ServerProcess:
         with grpc.insecure_channel(self.target) as channel:
             stub = health_pb2_grpc.HealthStub(channel)
             while time.monotonic() < deadline:
-                if self._process.poll() is not None:
-                    raise RuntimeError(f"server exited: {self._log_tail()}")
+                self.check_alive()
                 with contextlib.suppress(grpc.RpcError):
                     status = stub.Check(request, timeout=2).status
                     if status == health_pb2.HealthCheckResponse.SERVING:
                         return
                 time.sleep(0.2)
         raise RuntimeError(f"server not serving after {timeout:g} s: {self._log_tail()}")
+
+    def check_alive(self) -> None:
+        """Raises with the exit status and the log's end if the server has stopped."""
+        code = self._process.poll()
+        if code is not None:
+            raise RuntimeError(f"server exited with status {code}: {self._log_tail()}")
 
     def _log_tail(self) -> str:
         return self.log_path.read_text(errors="replace")[-2000:]
@@ -218,7 +235,3 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait()
-
-
-def remove_tree(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)

@@ -23,9 +23,23 @@ def test_smoke_run_writes_a_report_with_throughput_and_no_errors(tmp_path: Path)
     # slows the model down by an order of magnitude, and the smoke is about plumbing.
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
     completed = subprocess.run(
-        [sys.executable, "-m", "bench", "--smoke", "--output", str(tmp_path / "results"),
-         "--cache-dir", str(tmp_path / "cache"), "--source", str(SOURCE)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=240,
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--smoke",
+            "--output",
+            str(tmp_path / "results"),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--source",
+            str(SOURCE),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
 

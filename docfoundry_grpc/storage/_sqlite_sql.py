@@ -93,7 +93,21 @@ _HIT_COLUMNS = """
 """
 
 # bm25() is negative (lower is better); the API reports the positive BM25 score.
+# The top k come from the FTS5 table alone, and only they are joined: an OR query matches
+# most of a corpus, and joining every match before the LIMIT costs several times the ranking.
 SEARCH_FULLTEXT = f"""
+WITH top AS MATERIALIZED (
+    SELECT rowid AS id, bm25(chunks_fts) AS rank FROM chunks_fts
+    WHERE chunks_fts MATCH :match
+    ORDER BY rank, rowid
+    LIMIT :limit
+)
+SELECT {_HIT_COLUMNS}, -top.rank AS score
+FROM top JOIN chunks c ON c.id = top.id JOIN documents d ON d.id = c.document_id
+ORDER BY top.rank, c.id
+"""
+# With a path filter the filter must apply before the LIMIT, so every match is joined.
+SEARCH_FULLTEXT_PREFIX = f"""
 SELECT {_HIT_COLUMNS}, -bm25(chunks_fts) AS score
 FROM chunks_fts
 JOIN chunks c ON c.id = chunks_fts.rowid

@@ -231,8 +231,9 @@ class SQLiteAdapter:
         if not terms:
             return []
         params = {"match": fts_match_expression(terms), "prefix": path_prefix, "limit": limit}
+        query = sql.SEARCH_FULLTEXT_PREFIX if path_prefix else sql.SEARCH_FULLTEXT
         async with self._read() as db:
-            rows = await db.execute_fetchall(sql.SEARCH_FULLTEXT, params)
+            rows = await db.execute_fetchall(query, params)
         return [StoredChunk(*row) for row in rows]
 
     async def search_vector(

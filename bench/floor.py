@@ -1,0 +1,100 @@
+"""The floor under each RPC: the storage adapter's own query time and the model's own query
+embedding time, both measured in-process on the data the server is serving.
+
+A second adapter is opened on the server's database (for SQLite, the same file), queried
+one request at a time with vectors and analysed terms prepared beforehand, so what is
+timed is exactly what the engine awaits from storage. The gap between this and an RPC's
+latency is the price of gRPC and the service layer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
+
+import numpy as np
+import numpy.typing as npt
+
+from docfoundry_grpc.config import DatabaseConfig, SearchConfig
+from docfoundry_grpc.embedding import Embedder
+from docfoundry_grpc.engine import query_key
+from docfoundry_grpc.storage import StorageAdapter, build_store
+from docfoundry_grpc.text import query_terms
+
+from .results import CLICKS, FULLTEXT_LEG, VECTOR_LEG, FloorResult, Latency
+
+F32 = npt.NDArray[np.float32]
+_WARMUP = 20  # PostgreSQL's first plans and buffer reads are not the steady state
+
+
+def hybrid_window(k: int) -> int:
+    """Candidates per leg, as the engine computes it with the server's defaults."""
+    return max(SearchConfig().candidate_window, 2 * k)
+
+
+async def _candidates(
+    store: StorageAdapter, terms: list[str], vector: F32, window: int
+) -> list[int]:
+    fulltext, semantic = await asyncio.gather(
+        store.search_fulltext(terms, limit=window),
+        store.search_vector(vector, limit=window),
+    )
+    return sorted({c.document_id for c in [*fulltext, *semantic]})
+
+
+async def _clicks(store: StorageAdapter, terms: list[str], documents: list[int]) -> None:
+    if terms:  # the engine skips the lookup for stop-word-only queries
+        await store.click_counts(query_key(terms), documents)
+
+
+async def _hybrid(store: StorageAdapter, terms: list[str], vector: F32, window: int) -> None:
+    await _clicks(store, terms, await _candidates(store, terms, vector, window))
+
+
+async def _time(calls: Sequence[Callable[[], Awaitable[object]]]) -> Latency:
+    for call in calls[:_WARMUP]:
+        await call()
+    samples = []
+    for call in calls:
+        started = time.perf_counter()
+        await call()
+        samples.append((time.perf_counter() - started) * 1000)
+    return Latency.of(samples)
+
+
+async def measure_floor(
+    config: DatabaseConfig, queries: Sequence[str], vectors: F32, *, k: int, dimension: int
+) -> list[FloorResult]:
+    """Per operation: "fulltext" and "vector" as Fulltext and Semantic call them; "hybrid"
+    as Hybrid does (both legs at once, then the click lookup), and its parts alone."""
+    store = build_store(config, dimension=dimension)
+    await store.open()
+    try:
+        terms = [query_terms(q) for q in queries]
+        window = hybrid_window(k)
+        pairs = list(zip(terms, list(vectors), strict=True))
+        documents = [await _candidates(store, t, v, window) for t, v in pairs]
+        calls: dict[str, list[Callable[[], Awaitable[object]]]] = {
+            "fulltext": [partial(store.search_fulltext, t, limit=k) for t in terms],
+            "vector": [partial(store.search_vector, v, limit=k) for _, v in pairs],
+            "hybrid": [partial(_hybrid, store, t, v, window) for t, v in pairs],
+            FULLTEXT_LEG: [partial(store.search_fulltext, t, limit=window) for t in terms],
+            VECTOR_LEG: [partial(store.search_vector, v, limit=window) for _, v in pairs],
+            CLICKS: [partial(_clicks, store, t, d) for t, d in zip(terms, documents, strict=True)],
+        }
+        return [FloorResult(name, await _time(op)) for name, op in calls.items()]
+    finally:
+        await store.close()
+
+
+def measure_query_embedding(model: Embedder, queries: Sequence[str]) -> Latency:
+    """One query per call, as the server embeds a query it has not seen before."""
+    model.embed(list(queries[:2]))
+    samples = []
+    for query in queries:
+        started = time.perf_counter()
+        model.embed([query])
+        samples.append((time.perf_counter() - started) * 1000)
+    return Latency.of(samples)

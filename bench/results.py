@@ -1,0 +1,169 @@
+"""What a run measured, as plain dataclasses: written as results.json and read by the report."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+FULLTEXT_LEG = "hybrid: fulltext leg"
+VECTOR_LEG = "hybrid: vector leg"
+CLICKS = "hybrid: click lookup"
+
+
+@dataclass(frozen=True)
+class Latency:
+    count: int
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    mean_ms: float
+
+    @classmethod
+    def of(cls, samples_ms: list[float]) -> Latency:
+        if not samples_ms:
+            return cls(0, float("nan"), float("nan"), float("nan"), float("nan"))
+        values = np.asarray(samples_ms, dtype=np.float64)
+        p50, p95, p99 = np.percentile(values, [50, 95, 99])
+        return cls(len(values), float(p50), float(p95), float(p99), float(values.mean()))
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """Bulk load through IndexDocuments with caller-supplied vectors."""
+
+    documents: int
+    chunks: int
+    seconds: float
+    chunks_per_second: float
+    server_cpu_seconds: float
+    database_cpu_seconds: float | None
+
+
+@dataclass(frozen=True)
+class EmbeddingIngestResult:
+    """The same RPC with the server embedding, against the model called in-process."""
+
+    chunks: int
+    server_seconds: float
+    server_chunks_per_second: float
+    model_seconds: float
+    model_chunks_per_second: float
+    ratio: float  # server / model: what the service keeps of the model's throughput
+
+
+@dataclass(frozen=True)
+class LevelResult:
+    rpc: str
+    concurrency: int
+    ok: int
+    error_count: int
+    errors: dict[str, int]
+    seconds: float
+    throughput_rps: float
+    latency: Latency
+    # Share of this level's queries (warm-up included) the server had not embedded before;
+    # None for Fulltext, which never embeds.
+    fresh_query_share: float | None
+    server_cpu_ms_per_request: float
+    database_cpu_ms_per_request: float | None
+    client_cpu_ms_per_request: float
+
+
+@dataclass(frozen=True)
+class FloorResult:
+    """The storage adapter called in-process, one query at a time."""
+
+    operation: str  # "fulltext", "vector" or "hybrid" (both legs and the click lookup)
+    latency: Latency
+
+
+@dataclass(frozen=True)
+class Overhead:
+    """RPC p50 at concurrency 1 against its critical path below the service: storage and,
+    for fresh queries, the model. What remains is gRPC, protobuf, validation, snippets,
+    fusion and the event loop: rest = rpc − path. Hybrid's legs overlap only while the CPU
+    has room for both; `serial_rest_ms` is the rest if they had run one after the other."""
+
+    rpc: str
+    rpc_p50_ms: float
+    storage_p50_ms: float
+    embed_ms: float
+    path_ms: float
+    rest_ms: float
+    serial_rest_ms: float
+
+
+@dataclass
+class BackendRun:
+    backend: str
+    size: int
+    ingest: IngestResult
+    embedding_ingest: EmbeddingIngestResult
+    floor: list[FloorResult]
+    levels: list[LevelResult] = field(default_factory=list)
+    overhead: list[Overhead] = field(default_factory=list)
+    server_cpu_seconds: float = 0.0
+    server_peak_rss_mb: float = 0.0
+
+
+@dataclass(frozen=True)
+class PeerResult:
+    engine: str
+    size: int
+    build_seconds: float
+    vector_index: str
+    operations: dict[str, Latency]
+
+
+@dataclass(frozen=True)
+class CorpusInfo:
+    size: int
+    documents: int
+    real_vectors: int
+    derived_vectors: int
+    mean_chunk_chars: float
+
+
+@dataclass
+class RunResults:
+    started: str
+    options: dict[str, Any]
+    machine: dict[str, Any]
+    corpora: list[CorpusInfo] = field(default_factory=list)
+    query_embedding: Latency | None = None
+    queries: int = 0
+    runs: list[BackendRun] = field(default_factory=list)
+    peers: list[PeerResult] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def write_json(self, path: Path) -> None:
+        path.write_text(json.dumps(asdict(self), indent=2, default=str) + "\n")
+
+
+def overheads(run: BackendRun, query_embed_p50_ms: float) -> list[Overhead]:
+    """The concurrency-1 decomposition. Embedding counts only for the share of fresh
+    queries, since the server's LRU answers repeated ones without the model. Hybrid embeds
+    the query while its full-text leg runs, so its path is
+    max(full-text leg, embedding + vector leg) + click lookup, each at its p50."""
+    p50 = {f.operation: f.latency.p50_ms for f in run.floor}
+    out = []
+    for level in run.levels:
+        if level.concurrency != 1:
+            continue
+        embed = query_embed_p50_ms * (level.fresh_query_share or 0.0)
+        if level.rpc == "Fulltext":
+            storage = path = serial = p50["fulltext"]
+        elif level.rpc == "Semantic":
+            storage, path = p50["vector"], p50["vector"] + embed
+            serial = path
+        else:
+            storage = p50["hybrid"]
+            path = max(p50[FULLTEXT_LEG], embed + p50[VECTOR_LEG]) + p50[CLICKS]
+            serial = p50[FULLTEXT_LEG] + embed + p50[VECTOR_LEG] + p50[CLICKS]
+        rpc = level.latency.p50_ms
+        out.append(Overhead(level.rpc, rpc, storage, embed, path, rpc - path, rpc - serial))
+    return out
