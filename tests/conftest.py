@@ -8,9 +8,11 @@ CI=true a PostgreSQL that cannot be had fails the run instead of skipping its te
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -176,3 +178,25 @@ async def server(database: DatabaseConfig, embedder: MiniLMEmbedder) -> AsyncIte
     harness = await start_harness(database, embedder)
     yield harness
     await stop_harness(harness)
+
+
+@dataclass
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+async def run_cli(*args: str, env: dict[str, str] | None = None) -> CliResult:
+    """Runs `python -m docfoundry_grpc ARGS` with `env` added to this environment."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "docfoundry_grpc",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, **(env or {})},
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout=300)
+    return CliResult(process.returncode or 0, out.decode(), err.decode())

@@ -12,9 +12,8 @@ import pytest
 
 from docfoundry_client import DocFoundryClient, DocumentSpec, SyncDocFoundryClient
 
-from .conftest import Harness
+from .conftest import Harness, run_cli
 from .corpus import MARKDOWN
-from .test_migration import run_cli
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 

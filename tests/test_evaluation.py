@@ -14,8 +14,7 @@ from docfoundry_grpc.evaluation.beir import load_dataset
 from docfoundry_grpc.evaluation.runner import evaluate
 from docfoundry_grpc.evaluation.scoring import score_run
 
-from .conftest import Harness
-from .test_migration import run_cli
+from .conftest import Harness, run_cli
 
 DOCS = [
     ("d1", "Volcanoes", "Lava flows from erupting volcanoes and cools into basalt rock."),

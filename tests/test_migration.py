@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 from docfoundry.v1 import search_pb2 as pb
 from docfoundry_grpc.config import DatabaseConfig
 from docfoundry_grpc.embedding import MiniLMEmbedder
 
-from .conftest import PostgresServer, fresh_database, postgres_config, start_harness, stop_harness
+from .conftest import (
+    PostgresServer,
+    fresh_database,
+    postgres_config,
+    run_cli,
+    start_harness,
+    stop_harness,
+)
 from .test_grpc import indexed
 
 QUERIES = ["which port does the server use", "kittens", "rank fusion", "errors NOT_FOUND"]
@@ -24,26 +28,6 @@ async def answers(harness: object) -> dict[str, list[tuple[str, str]]]:
             response = await getattr(harness.search, mode)(pb.SearchRequest(q=q, k=5))  # type: ignore[attr-defined]
             result[f"{mode}:{q}"] = [(h.document_path, h.anchor) for h in response.hits]
     return result
-
-
-@dataclass
-class CliResult:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-async def run_cli(*args: str) -> CliResult:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "docfoundry_grpc",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), timeout=300)
-    return CliResult(process.returncode or 0, out.decode(), err.decode())
 
 
 async def test_migrate_sqlite_to_postgres(

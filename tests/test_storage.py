@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections import Counter
 from pathlib import Path
@@ -57,9 +58,10 @@ async def load(store: StorageAdapter, embedder: MiniLMEmbedder) -> None:
         )
 
 
-def reference_bm25(query: str) -> dict[str, float]:
-    """BM25 with FTS5's formula over CORPUS, keyed by chunk text."""
+def reference_bm25(query: str, extra: dict[str, list[str]] | None = None) -> dict[str, float]:
+    """BM25 with FTS5's formula over CORPUS (plus `extra` text → tokens), keyed by text."""
     rows = {t: analyze(f"{title}\n{title}\n{t}") for title, texts in CORPUS.values() for t in texts}
+    rows.update(extra or {})
     n, avgdl = len(rows), sum(map(len, rows.values())) / len(rows)
     scores: dict[str, float] = {}
     for term in query_terms(query):
@@ -249,3 +251,28 @@ async def test_vector_search_returns_more_than_the_index_search_breadth(
     found = await store.search_vector(vectors[0], limit=140)
     assert len(found) == 140 and found[0].text == "text 0"
     assert [c.score for c in found] == sorted((c.score for c in found), reverse=True)
+
+
+async def test_concurrent_writers_keep_bm25_statistics_exact(
+    store: StorageAdapter, embedder: MiniLMEmbedder
+) -> None:
+    """Writers replacing documents at once (sharing terms, so they contend for the same
+    statistics rows) leave the statistics of the final corpus, without deadlock."""
+    await load(store, embedder)
+    vector = embedder.embed(["install"])[0]
+
+    def text_of(writer: int, round_: int) -> str:
+        return f"install server round {round_} " + "port " * (writer + round_ % 3)
+
+    async def writer(w: int) -> None:
+        for round_ in range(6):
+            text = text_of(w, round_)
+            chunk = Chunk("", "", text, tuple(analyze(text)), vector)
+            await store.replace_document(Document(f"w/{w}", "", "", f"{w}-{round_}"), [chunk])
+
+    await asyncio.gather(*(writer(w) for w in range(6)))
+    final = {text_of(w, 5): analyze(text_of(w, 5)) for w in range(6)}
+    found = await store.search_fulltext(query_terms("install port server"), limit=50)
+    expected = reference_bm25("install port server", final)
+    assert {c.text: pytest.approx(c.score, rel=1e-6) for c in found} == expected
+    assert (await store.stats()).chunks == 6 + 6
