@@ -5,7 +5,7 @@ length) plus per-term document frequencies, with SQLite FTS5's exact formula, so
 backends rank the same chunks in the same order. `ts_rank` has no IDF and ranks far worse.
 """
 
-from ..storage.base import BM25_B, BM25_K1
+from .base import BM25_B, BM25_K1
 
 INIT_LOCK = "SELECT pg_advisory_xact_lock(7240211)"
 CREATE_EXTENSION = "CREATE EXTENSION IF NOT EXISTS vector"
