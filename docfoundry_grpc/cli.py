@@ -87,5 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DocFoundryError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a port in use, an unwritable database folder…
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130

@@ -96,3 +96,15 @@ async def test_missing_pgvector_fails_fast_with_install_hint() -> None:
     assert result.returncode == 2
     assert "pgvector" in result.stderr and "install" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+async def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {"SQLITE_PATH": str(tmp_path / "p.db"), "GRPC_PORT": str(port), "METRICS_PORT": "0"}
+        result = await run_cli("serve", env=env)
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr

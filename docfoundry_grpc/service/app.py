@@ -154,9 +154,13 @@ def build_app(
         ),
         server,
     )
-    port = server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")
+    address = f"{settings.grpc_host}:{settings.grpc_port}"
+    try:
+        port = server.add_insecure_port(address)
+    except RuntimeError:  # grpcio raises this when the address is taken
+        port = 0
     if port == 0:
-        raise OSError(f"cannot listen on {settings.grpc_host}:{settings.grpc_port}")
+        raise OSError(f"cannot listen on {address}: address in use or not available")
     vector_index = (
         settings.database.postgres.vector_index
         if settings.database.type == "postgresql"
