@@ -21,7 +21,7 @@ def _serve(args: argparse.Namespace) -> int:
     from .embedding.factory import build_embedder
     from .service.app import serve
 
-    settings = Settings.from_env()
+    settings: Settings = args.settings
     embedder = build_embedder(
         batch_size=settings.embedding_batch_size,
         cache_path=settings.embedding_cache_path,
@@ -32,12 +32,12 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _init_db(args: argparse.Namespace) -> int:
-    from .embedding import MiniLMEmbedder
+    from .embedding import model_dimension
     from .storage import build_store
 
     async def run() -> None:
-        settings = Settings.from_env()
-        store = build_store(settings.database, dimension=MiniLMEmbedder().dimension)
+        settings: Settings = args.settings
+        store = build_store(settings.database, dimension=model_dimension())
         await store.open()
         stats = await store.stats()
         await store.close()
@@ -81,8 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        settings = Settings.from_env()
-        configure_logging(settings.log_level, settings.log_format)
+        args.settings = Settings.from_env()
+        configure_logging(args.settings.log_level, args.settings.log_format)
         return int(args.func(args))
     except DocFoundryError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -9,12 +9,10 @@ from pathlib import Path
 
 
 def _migrate(args: argparse.Namespace) -> int:
-    from .embedding import MiniLMEmbedder
+    from .embedding import model_dimension
     from .migrate import run_migration
 
-    report = asyncio.run(
-        run_migration(args.source, args.target, dimension=MiniLMEmbedder().dimension)
-    )
+    report = asyncio.run(run_migration(args.source, args.target, dimension=model_dimension()))
     print(report.table())
     print(
         f"{report.copied} documents copied, {report.unchanged} already present, "

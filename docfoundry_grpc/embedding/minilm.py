@@ -58,6 +58,12 @@ def default_model_dir() -> Path:
         ) from exc
 
 
+def model_dimension(model_dir: Path | None = None) -> int:
+    """The embedding dimension from the model's config, without loading its weights."""
+    config = (model_dir or default_model_dir()) / "config.json"
+    return int(json.loads(config.read_text())["hidden_size"])
+
+
 def _layer_norm(x: F32, gamma: F32, beta: F32, eps: float) -> F32:
     x = x - x.mean(axis=0)
     x *= 1.0 / np.sqrt(np.einsum("ij,ij->j", x, x) / np.float32(len(x)) + np.float32(eps))
