@@ -49,7 +49,7 @@ def _machine() -> dict[str, object]:
         "python": platform.python_version(),
         "docfoundry": metadata.version("docfoundry"),
         "load_before": _load(),
-        # Inherited by the server: BLAS threading decides the model's speed on a busy CPU.
+        # Inherited by the server: threading decides the model's speed on a busy CPU.
         "blas_threads": {
             name: os.environ.get(name, "unset")
             for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "EMBEDDING_THREADS")

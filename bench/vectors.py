@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 from tqdm import tqdm
 
+from docfoundry_grpc.config import Settings
 from docfoundry_grpc.embedding import Embedder, MiniLMEmbedder
 from docfoundry_grpc.embedding.cache import CachedEmbedder
 
@@ -38,7 +39,10 @@ class CorpusVectors:
 
 
 def open_cached_model(cache_path: Path) -> CachedEmbedder:
-    return CachedEmbedder(MiniLMEmbedder(), cache_path)
+    """The model with the server's thread count (EMBEDDING_THREADS), so in-process and
+    server-side figures compare like with like."""
+    threads = Settings.from_env().embedding_threads
+    return CachedEmbedder(MiniLMEmbedder(threads=threads), cache_path)
 
 
 def embed_all(embedder: Embedder, texts: Sequence[str], *, label: str) -> F32:

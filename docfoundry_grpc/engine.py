@@ -84,9 +84,9 @@ class SearchEngine:
         self.embedder = embedder
         self.config = config
         self.timer = timer
-        # One thread for query embeddings, another for ingest batches: the model already
-        # spreads each call over every core (BLAS threads), so running calls side by side
-        # only oversubscribes the CPU, and a long ingest batch never queues a query.
+        # One thread for query embeddings, another for ingest batches: the model has its
+        # own threads (EMBEDDING_THREADS), so running calls side by side only
+        # oversubscribes the CPU, and a long ingest batch never queues a query.
         self._query_model = ThreadPoolExecutor(1, thread_name_prefix="embed-query")
         self._ingest_model = ThreadPoolExecutor(1, thread_name_prefix="embed-ingest")
         self.preparer = DocumentPreparer(

@@ -1,4 +1,4 @@
-"""The numpy MiniLM must reproduce sentence-transformers: search quality and any stored
+"""MiniLM on ONNX Runtime must reproduce sentence-transformers: search quality and any stored
 vectors depend on it being the same vector space, not merely a similar one.
 
 tests/data/minilm_reference.json holds vectors from sentence-transformers (torch) on the
@@ -112,3 +112,14 @@ def test_concurrent_calls_agree_with_sequential(minilm: MiniLMEmbedder) -> None:
         got = list(pool.map(minilm.embed, batches))
     for g, e in zip(got, expected, strict=True):
         np.testing.assert_allclose(g, e, atol=2e-6)
+
+
+def test_thread_count_does_not_change_vectors(minilm: MiniLMEmbedder) -> None:
+    texts = [i["text"] for i in ITEMS]
+    two_threads = MiniLMEmbedder(threads=2)
+    np.testing.assert_allclose(two_threads.embed(texts), minilm.embed(texts), atol=2e-6)
+
+
+def test_bad_settings_are_refused() -> None:
+    with pytest.raises(ValueError):
+        MiniLMEmbedder(threads=-1)
