@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -31,7 +32,7 @@ from .results import (
     Latency,
     LevelResult,
 )
-from .server import Database, ServerProcess, cpu_seconds
+from .server import Database, ServerProcess, cpu_seconds, settle
 
 F32 = npt.NDArray[np.float32]
 log = logging.getLogger("bench")
@@ -200,6 +201,9 @@ def run_backend(
         log.info("%s, %d chunks: server up at %s, ingesting", database.backend, size, server.target)
         ingest = _ingest(ctx, server, usage, documents, vectors)
         log.info("ingest: %.0f chunks/s", ingest.chunks_per_second)
+        started = time.perf_counter()
+        settle(database)
+        log.info("settled (VACUUM ANALYZE on PostgreSQL) in %.1f s", time.perf_counter() - started)
         embedding = _embedding_ingest(ctx, server, documents)
         log.info(
             "server-side embedding: %.1f chunks/s (%.2f of the model in-process)",

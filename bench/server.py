@@ -139,6 +139,24 @@ class PostgresHost:
             self._local = None
 
 
+def settle(database: Database) -> None:
+    """Brings a freshly loaded PostgreSQL database to the state autovacuum reaches in time:
+    planner statistics, and a visibility map that lets the postings index answer full-text
+    queries without heap visits (~1.4x faster on a new load). SQLite needs nothing."""
+    if database.backend != "postgresql":
+        return
+    import asyncpg
+
+    async def run() -> None:
+        connection = await asyncpg.connect(database.env["DATABASE_URL"])
+        try:
+            await connection.execute("VACUUM (ANALYZE)")
+        finally:
+            await connection.close()
+
+    asyncio.run(run())
+
+
 @contextlib.contextmanager
 def sqlite_database(folder: Path) -> Iterator[Database]:
     folder.mkdir(parents=True, exist_ok=True)
