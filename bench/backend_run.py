@@ -201,9 +201,10 @@ def run_backend(
         log.info("%s, %d chunks: server up at %s, ingesting", database.backend, size, server.target)
         ingest = _ingest(ctx, server, usage, documents, vectors)
         log.info("ingest: %.0f chunks/s", ingest.chunks_per_second)
-        started = time.perf_counter()
-        settle(database)
-        log.info("settled (VACUUM ANALYZE on PostgreSQL) in %.1f s", time.perf_counter() - started)
+        if database.backend == "postgresql":
+            started = time.perf_counter()
+            settle(database)
+            log.info("VACUUM (ANALYZE) after the load: %.1f s", time.perf_counter() - started)
         embedding = _embedding_ingest(ctx, server, documents)
         log.info(
             "server-side embedding: %.1f chunks/s (%.2f of the model in-process)",

