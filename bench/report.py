@@ -29,7 +29,7 @@ def _setup(results: RunResults) -> list[str]:
         "",
         f"Machine: {machine.get('cpus')} CPUs, {machine.get('platform')}, Python "
         f"{machine.get('python')}; load average {machine.get('load_before')} before the run, "
-        f"{machine.get('load_after', '–')} after; threads {machine.get('blas_threads')} "
+        f"{machine.get('load_after', '–')} after; threads {machine.get('threads')} "
         f"(the server inherits them). Server: DocFoundry "
         f"{machine.get('docfoundry')} (`docfoundry serve`, default settings).",
         "",

@@ -50,7 +50,7 @@ def _machine() -> dict[str, object]:
         "docfoundry": metadata.version("docfoundry"),
         "load_before": _load(),
         # Inherited by the server: threading decides the model's speed on a busy CPU.
-        "blas_threads": {
+        "threads": {
             name: os.environ.get(name, "unset")
             for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "EMBEDDING_THREADS")
         },

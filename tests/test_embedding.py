@@ -123,3 +123,19 @@ def test_thread_count_does_not_change_vectors(minilm: MiniLMEmbedder) -> None:
 def test_bad_settings_are_refused() -> None:
     with pytest.raises(ValueError):
         MiniLMEmbedder(threads=-1)
+
+
+def test_the_built_graph_is_valid_onnx() -> None:
+    """The server skips this check at start (ONNX Runtime refuses a broken graph anyway);
+    here it names the fault if a change to the graph builder breaks the format."""
+    import onnx
+    from safetensors.numpy import load_file
+
+    from docfoundry_grpc.embedding.bert_graph import WORD_EMBEDDINGS, BertShape, build_bert_graph
+    from docfoundry_grpc.embedding.minilm import default_model_dir
+
+    model_dir = default_model_dir()
+    weights = load_file(str(model_dir / "model.safetensors"))
+    weights.pop(WORD_EMBEDDINGS)
+    shape = BertShape.from_config(json.loads((model_dir / "config.json").read_text()))
+    onnx.checker.check_model(onnx.load_from_string(build_bert_graph(weights, shape)))
