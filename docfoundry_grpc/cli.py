@@ -18,6 +18,7 @@ log = logging.getLogger("docfoundry_grpc")
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from .allocator import keep_freed_memory
     from .embedding.factory import build_embedder
     from .service.app import serve
 
@@ -27,6 +28,7 @@ def _serve(args: argparse.Namespace) -> int:
         cache_path=settings.embedding_cache_path,
         threads=settings.embedding_threads,
     )
+    keep_freed_memory()  # after the model's load-time garbage is gone
     asyncio.run(serve(settings, embedder=embedder, ingest=args.ingest))
     return 0
 

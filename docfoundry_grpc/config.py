@@ -61,6 +61,7 @@ class PostgresConfig:
     ivfflat_lists: int = 100
     ivfflat_probes: int = 10
     log_queries: bool = False
+    compact_interval: float = 5.0
 
     def dsn(self) -> str:
         """The connection string; contains the password, so never log it (see `safe_dsn`)."""
@@ -138,6 +139,7 @@ class Settings:
             ivfflat_lists=_int(env, "POSTGRES_IVFFLAT_LISTS", 100),
             ivfflat_probes=_int(env, "POSTGRES_IVFFLAT_PROBES", 10),
             log_queries=_bool(env, "POSTGRES_LOG_QUERIES", False),
+            compact_interval=_float(env, "POSTGRES_COMPACT_INTERVAL", 5.0),
         )
         database = DatabaseConfig(
             type=_choice(env, "DATABASE_TYPE", "sqlite", ("sqlite", "postgresql")),

@@ -3,6 +3,12 @@
 Full-text ranking is BM25 computed from a postings table (term, chunk, term frequency, chunk
 length) plus per-term document frequencies, with SQLite FTS5's exact formula, so both
 backends rank the same chunks in the same order. `ts_rank` has no IDF and ranks far worse.
+
+`postings` is the truth and takes every write. Compaction copies it into one packed row
+per term (`posting_segments`, chunks up to `segment_state.through`), which a query reads in
+one index probe per term and scores in numpy (see `..bm25`). A query adds the rows written
+since (the tail) and drops chunks deleted since (`segment_tombstones`), so it is exact at
+any time; compaction only makes it faster.
 """
 
 from .base import BM25_B, BM25_K1
@@ -49,6 +55,29 @@ CREATE INDEX IF NOT EXISTS postings_chunk_id ON postings(chunk_id);
 CREATE TABLE IF NOT EXISTS term_stats (
     term text PRIMARY KEY,
     df   integer NOT NULL
+);
+CREATE TABLE IF NOT EXISTS posting_segments (
+    term      text PRIMARY KEY,
+    chunk_ids bytea NOT NULL,
+    tfs       bytea NOT NULL,
+    dls       bytea NOT NULL
+);
+-- Packed arrays do not compress, and pglz trying costs every read.
+ALTER TABLE posting_segments
+    ALTER COLUMN chunk_ids SET STORAGE EXTERNAL,
+    ALTER COLUMN tfs SET STORAGE EXTERNAL,
+    ALTER COLUMN dls SET STORAGE EXTERNAL;
+CREATE TABLE IF NOT EXISTS segment_state (
+    id       integer PRIMARY KEY CHECK (id = 1),
+    through  bigint NOT NULL,
+    building bigint NOT NULL
+);
+INSERT INTO segment_state VALUES (1, 0, 0) ON CONFLICT (id) DO NOTHING;
+CREATE TABLE IF NOT EXISTS segment_tombstones (
+    seq      bigserial NOT NULL,
+    term     text NOT NULL,
+    chunk_id bigint NOT NULL,
+    PRIMARY KEY (term, chunk_id)
 );
 CREATE TABLE IF NOT EXISTS corpus_stats (
     id          integer PRIMARY KEY CHECK (id = 1),
@@ -140,6 +169,18 @@ APPLY_CORPUS_DELTA = """
 UPDATE corpus_stats SET chunk_count = chunk_count + $1, token_count = token_count + $2
 WHERE id = 1
 """
+# Writers share this lock and compaction takes it alone for a moment, so the chunk ids it
+# is about to pack belong to committed writes only (see START_BUILD).
+WRITE_LOCK = "SELECT pg_advisory_xact_lock_shared(7240212)"
+# Packed postings of a replaced or deleted chunk stay until compaction; queries skip them.
+# A chunk being packed right now counts as packed: its tombstone must outlive that build.
+TOMBSTONE_CHUNKS_OF_DOCUMENT = """
+INSERT INTO segment_tombstones (term, chunk_id)
+SELECT p.term, p.chunk_id
+FROM postings p JOIN chunks c ON c.id = p.chunk_id CROSS JOIN segment_state s
+WHERE c.document_id = $1 AND p.chunk_id <= greatest(s.through, s.building)
+ON CONFLICT DO NOTHING
+"""
 COUNT_CLICKS_OF_DOCUMENT = "SELECT count(*) FROM click_feedback WHERE document_id = $1"
 DELETE_DOCUMENT = "DELETE FROM documents WHERE id = $1"
 
@@ -174,10 +215,74 @@ SELECT {_HIT_COLUMNS}, scored.score
 FROM scored JOIN chunks c ON c.id = scored.chunk_id JOIN documents d ON d.id = c.document_id
 ORDER BY scored.score DESC, c.id
 """
-SEARCH_FULLTEXT = _BM25.format(filter="")
+# A path filter needs each posting's chunk, so that query ranks in SQL over `postings`.
 SEARCH_FULLTEXT_PREFIX = _BM25.format(
     filter="JOIN chunks fc ON fc.id = p.chunk_id AND starts_with(fc.path, $3)"
 )
+
+# One statement, so one snapshot: per query term its df, its packed segment and its tail
+# packed the same way (int8send/int4send are big-endian), with the corpus totals and the
+# chunks deleted since compaction. Uncorrelated subqueries run once, not per row.
+TERM_POSTINGS = """
+SELECT t.term, t.df, s.chunk_ids, s.tfs, s.dls, tail.chunk_ids, tail.tfs, tail.dls,
+       (SELECT chunk_count FROM corpus_stats WHERE id = 1),
+       (SELECT token_count FROM corpus_stats WHERE id = 1),
+       ARRAY(SELECT DISTINCT chunk_id FROM segment_tombstones WHERE term = ANY($1::text[]))
+FROM term_stats t
+CROSS JOIN segment_state state
+LEFT JOIN posting_segments s ON s.term = t.term
+CROSS JOIN LATERAL (
+    SELECT string_agg(int8send(p.chunk_id), ''::bytea) AS chunk_ids,
+           string_agg(int4send(p.tf), ''::bytea) AS tfs,
+           string_agg(int4send(p.dl), ''::bytea) AS dls
+    FROM postings p WHERE p.term = t.term AND p.chunk_id > state.through
+) tail
+WHERE t.term = ANY($1::text[])
+"""
+CHUNKS_BY_IDS = f"""
+SELECT {_HIT_COLUMNS} FROM chunks c JOIN documents d ON d.id = c.document_id
+WHERE c.id = ANY($1::bigint[])
+"""
+
+# Compaction. One compactor at a time, across every server on the database:
+COMPACTOR_LOCK = "SELECT pg_try_advisory_lock(7240213)"
+COMPACTOR_UNLOCK = "SELECT pg_advisory_unlock(7240213)"
+# Chunks written since the last build, chunks deleted since, and the chunk total.
+SEGMENT_BACKLOG = """
+SELECT (SELECT count(*) FROM chunks c WHERE c.id > s.through),
+       (SELECT count(DISTINCT chunk_id) FROM segment_tombstones),
+       (SELECT chunk_count FROM corpus_stats WHERE id = 1)
+FROM segment_state s WHERE s.id = 1
+"""
+# Taken alone, the write lock waits out every write in flight; once it is held, every chunk
+# id up to the newest is committed, and later writers draw larger ids from the sequence.
+# (Two statements: under READ COMMITTED the second one's snapshot follows the wait.)
+DRAIN_WRITES = "SELECT pg_advisory_xact_lock(7240212)"
+START_BUILD = """
+UPDATE segment_state SET building = (SELECT coalesce(max(id), 0) FROM chunks)
+WHERE id = 1 RETURNING through, building
+"""
+# The build reads one snapshot (REPEATABLE READ), so the tombstones it clears are exactly
+# those whose chunks its segments leave out; later tombstones stay for the chunks it packed.
+LAST_TOMBSTONE = "SELECT coalesce(max(seq), 0) FROM segment_tombstones"
+STALE_TERMS = """
+SELECT DISTINCT term FROM postings WHERE chunk_id > $1 AND chunk_id <= $2
+UNION
+SELECT DISTINCT term FROM segment_tombstones
+"""
+DROP_SEGMENTS = "DELETE FROM posting_segments WHERE term = ANY($1::text[])"
+BUILD_SEGMENTS = """
+INSERT INTO posting_segments (term, chunk_ids, tfs, dls)
+SELECT p.term,
+       string_agg(int8send(p.chunk_id), ''::bytea ORDER BY p.chunk_id),
+       string_agg(int4send(p.tf), ''::bytea ORDER BY p.chunk_id),
+       string_agg(int4send(p.dl), ''::bytea ORDER BY p.chunk_id)
+FROM postings p JOIN unnest($1::text[]) AS stale(term) ON stale.term = p.term
+WHERE p.chunk_id <= $2
+GROUP BY p.term
+"""
+CLEAR_TOMBSTONES = "DELETE FROM segment_tombstones WHERE seq <= $1"
+FINISH_BUILD = "UPDATE segment_state SET through = building WHERE id = 1"
 
 # The inner query is a plain ORDER BY distance LIMIT so the vector index serves it;
 # iterative index scans (set per connection) keep a path filter from starving it.

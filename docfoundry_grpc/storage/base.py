@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from typing import Protocol
 
+from ..bm25 import BM25_B, BM25_K1
 from ..models import (
     Chunk,
     ClickEvent,
@@ -23,9 +24,7 @@ from ..models import (
 
 SCHEMA_VERSION = 1
 
-# BM25 parameters; SQLite's FTS5 bm25() fixes these, PostgreSQL uses the same.
-BM25_K1 = 1.2
-BM25_B = 0.75
+__all__ = ["BM25_B", "BM25_K1", "SCHEMA_VERSION", "StorageAdapter"]
 
 
 class StorageAdapter(Protocol):

@@ -33,6 +33,7 @@ from ..models import (
     UpsertOutcome,
     Vector,
 )
+from . import _postgres_segments as segments
 from . import _postgres_sql as sql
 from .base import SCHEMA_VERSION
 
@@ -58,6 +59,7 @@ class PostgresAdapter:
         self.dimension = dimension
         self._pool: asyncpg.Pool | None = None
         self._waiting = 0
+        self._compactor: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
         """Creates the pool and the schema. A missing pgvector is fatal (SchemaMismatchError):
@@ -81,6 +83,8 @@ class PostgresAdapter:
             raise StoreUnavailableError(
                 f"cannot reach PostgreSQL at {self.config.safe_dsn()}: {type(exc).__name__}"
             ) from exc
+        if self.config.compact_interval > 0:
+            self._compactor = asyncio.create_task(self._compact_periodically())
 
     def _ssl(self) -> dict[str, Any]:
         return {} if self.config.url else {"ssl": self.config.sslmode}
@@ -143,6 +147,10 @@ class PostgresAdapter:
             connection.add_query_logger(_log_query)
 
     async def close(self) -> None:
+        compactor, self._compactor = self._compactor, None
+        if compactor is not None:
+            compactor.cancel()
+            await asyncio.gather(compactor, return_exceptions=True)
         pool, self._pool = self._pool, None
         if pool is not None:
             await pool.close()
@@ -181,6 +189,7 @@ class PostgresAdapter:
 
     async def replace_document(self, document: Document, chunks: Sequence[Chunk]) -> UpsertOutcome:
         async with self._connection() as db, db.transaction():
+            await db.execute(sql.WRITE_LOCK)
             row = await db.fetchrow(
                 sql.UPSERT_DOCUMENT,
                 document.path,
@@ -205,6 +214,7 @@ class PostgresAdapter:
         for term, count in await db.fetch(sql.OLD_TERM_COUNTS, document_id):
             df_delta[term] -= count
         chunk_count, token_count = await db.fetchrow(sql.OLD_CHUNK_TOTALS, document_id)
+        await db.execute(sql.TOMBSTONE_CHUNKS_OF_DOCUMENT, document_id)
         await db.execute(sql.DELETE_CHUNKS_OF_DOCUMENT, document_id)
         return df_delta, (int(chunk_count), int(token_count))
 
@@ -248,6 +258,7 @@ class PostgresAdapter:
 
     async def delete_document(self, path: str) -> DeleteResult:
         async with self._connection() as db, db.transaction():
+            await db.execute(sql.WRITE_LOCK)
             document_id = await db.fetchval(sql.GET_DOCUMENT_ID, path)
             if document_id is None:
                 raise NotFoundError(f"no document with path {path!r}")
@@ -263,11 +274,32 @@ class PostgresAdapter:
         if not terms:
             return []
         async with self._connection() as db:
-            if path_prefix:
-                rows = await db.fetch(sql.SEARCH_FULLTEXT_PREFIX, list(terms), limit, path_prefix)
-            else:
-                rows = await db.fetch(sql.SEARCH_FULLTEXT, list(terms), limit)
+            if not path_prefix:
+                return await segments.search(db, terms, limit)
+            rows = await db.fetch(sql.SEARCH_FULLTEXT_PREFIX, list(terms), limit, path_prefix)
         return [StoredChunk(*row) for row in rows]
+
+    async def compact(self) -> segments.Compaction | None:
+        """Packs the postings written since the last compaction (see `_postgres_segments`);
+        None if another server is compacting the same database."""
+        async with self._connection() as db:
+            return await segments.compact(db)
+
+    async def _compact_periodically(self) -> None:
+        previous: segments.Backlog | None = None
+        while True:
+            await asyncio.sleep(self.config.compact_interval)
+            try:
+                async with self._connection() as db:
+                    backlog = await segments.backlog(db)
+                    if backlog.due(previous):
+                        await segments.compact(db)
+                        backlog = await segments.backlog(db)
+                previous = backlog
+            except (StoreUnavailableError, StoreBusyError) as exc:
+                log.warning("postings compaction skipped: %s", exc)
+            except Exception:
+                log.exception("postings compaction failed")
 
     async def search_vector(
         self, vector: Vector, *, limit: int, path_prefix: str = ""

@@ -1,0 +1,93 @@
+"""BM25 over packed postings (the domain half of PostgreSQL's full-text search), checked
+against the formula written out term by term."""
+
+from __future__ import annotations
+
+import math
+import struct
+
+import numpy as np
+import pytest
+
+from docfoundry_grpc.bm25 import BM25_B, BM25_K1, Postings, TermPostings, top_chunks
+
+
+def reference(terms: list[TermPostings], chunk_count: int, token_count: int) -> dict[int, float]:
+    avgdl = token_count / chunk_count
+    scores: dict[int, float] = {}
+    for term in terms:
+        idf = max(math.log((chunk_count - term.df + 0.5) / (term.df + 0.5)), 1e-6)
+        for part in term.parts:
+            for chunk_id, tf, dl in zip(part.chunk_ids, part.tfs, part.dls, strict=True):
+                norm = tf + BM25_K1 * (1 - BM25_B + BM25_B * dl / avgdl)
+                scores[int(chunk_id)] = scores.get(int(chunk_id), 0.0) + idf * tf * 2.2 / norm
+    return scores
+
+
+def ranked(scores: dict[int, float], limit: int) -> list[int]:
+    return sorted(scores, key=lambda i: (-scores[i], i))[:limit]
+
+
+def random_terms(rng: np.random.Generator, chunk_count: int) -> list[TermPostings]:
+    """Terms from rare to common, each split at a random point into two packed parts."""
+    terms = []
+    for n, df in enumerate((3, 40, 300, 1500)):
+        ids = np.sort(rng.choice(np.arange(1000, 1000 + chunk_count), size=df, replace=False))
+        tfs = rng.integers(1, 5, size=df)
+        dls = rng.integers(5, 120, size=df)
+        cut = int(rng.integers(0, df + 1))
+        parts = [
+            Postings.unpack(*Postings(ids[a:b], tfs[a:b], dls[a:b]).pack())
+            for a, b in ((0, cut), (cut, df))
+        ]
+        terms.append(TermPostings(f"t{n}", df, parts))
+    return terms
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_top_chunks_match_the_formula(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    terms = random_terms(rng, 3000)
+    expected = reference(terms, 3000, 3000 * 60)
+    found = top_chunks(terms, chunk_count=3000, token_count=3000 * 60, limit=25)
+    assert [i for i, _ in found] == ranked(expected, 25)
+    assert [s for _, s in found] == pytest.approx([expected[i] for i, _ in found], rel=1e-12)
+
+
+def test_ties_go_to_the_lower_chunk_id_even_at_the_limit() -> None:
+    same = Postings(np.array([9, 4, 7]), np.array([2, 2, 2]), np.array([30, 30, 30]))
+    terms = [TermPostings("a", 3, [same])]
+    assert [i for i, _ in top_chunks(terms, chunk_count=50, token_count=1500, limit=2)] == [4, 7]
+
+
+def test_excluded_chunks_and_empty_parts_are_skipped() -> None:
+    rng = np.random.default_rng(11)
+    terms = random_terms(rng, 2000)
+    expected = reference(terms, 2000, 2000 * 60)
+    best = ranked(expected, 3)
+    empty = Postings.unpack(b"", b"", b"")
+    terms.append(TermPostings("gone", 0, [empty]))
+    found = top_chunks(terms, chunk_count=2000, token_count=120000, limit=3, exclude=best[:2])
+    assert [i for i, _ in found] == ranked(
+        {k: v for k, v in expected.items() if k not in best[:2]}, 3
+    )
+    assert top_chunks([], chunk_count=2000, token_count=120000, limit=3) == []
+    assert top_chunks(terms, chunk_count=2000, token_count=120000, limit=0) == []
+
+
+def test_fewer_matches_than_the_limit_returns_them_all() -> None:
+    one = Postings(np.array([5, 6]), np.array([1, 3]), np.array([10, 10]))
+    found = top_chunks([TermPostings("a", 2, [one])], chunk_count=10, token_count=100, limit=10)
+    assert [i for i, _ in found] == [6, 5]
+
+
+def test_packed_layout_is_postgresql_int8send_and_int4send() -> None:
+    """Big-endian int64 ids and int32 counts, as `string_agg(int8send(...))` builds them."""
+    packed = Postings(np.array([1, 2**40]), np.array([3, 1]), np.array([70000, 2])).pack()
+    assert packed == (
+        struct.pack(">qq", 1, 2**40),
+        struct.pack(">ii", 3, 1),
+        struct.pack(">ii", 70000, 2),
+    )
+    back = Postings.unpack(*packed)
+    assert back.chunk_ids.tolist() == [1, 2**40] and back.dls.tolist() == [70000, 2]

@@ -1,0 +1,213 @@
+"""PostgreSQL's packed postings: full-text results stay exact before, during and after
+compaction, with writes, replacements and deletions in between."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+from collections.abc import AsyncIterator
+
+import asyncpg
+import numpy as np
+import pytest
+
+from docfoundry_grpc.bm25 import BM25_B, BM25_K1
+from docfoundry_grpc.config import PostgresConfig
+from docfoundry_grpc.models import Chunk, Document
+from docfoundry_grpc.storage import _postgres_segments as segments
+from docfoundry_grpc.storage.postgres import PostgresAdapter
+from docfoundry_grpc.text import analyze, query_terms
+
+from .conftest import PostgresServer, fresh_database
+
+WORDS = "server port install index search vector query chunk token cluster shard replica".split()
+QUERIES = ["server port", "search vector query", "install", "replica shard cluster token"]
+Corpus = dict[str, list[tuple[str, ...]]]  # document path -> its chunks' tokens
+
+
+def text_for(rng: random.Random, label: str) -> str:
+    return f"{label} " + " ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 30)))
+
+
+def reference(corpus: Corpus, query: str) -> dict[str, float]:
+    """BM25 (FTS5's formula) over `corpus`, keyed by chunk text."""
+    chunks = [tokens for document in corpus.values() for tokens in document]
+    avgdl = sum(map(len, chunks)) / len(chunks)
+    scores: dict[str, float] = {}
+    for term in set(query_terms(query)):
+        df = sum(term in tokens for tokens in chunks)
+        idf = max(math.log((len(chunks) - df + 0.5) / (df + 0.5)), 1e-6)
+        for tokens in chunks:
+            if tf := tokens.count(term):
+                norm = tf + BM25_K1 * (1 - BM25_B + BM25_B * len(tokens) / avgdl)
+                scores[" ".join(tokens)] = scores.get(" ".join(tokens), 0.0) + idf * 2.2 * tf / norm
+    return scores
+
+
+async def assert_exact(store: PostgresAdapter, corpus: Corpus) -> None:
+    for query in QUERIES:
+        found = await store.search_fulltext(query_terms(query), limit=1000)
+        expected = reference(corpus, query)
+        assert {" ".join(analyze(c.text)): c.score for c in found} == pytest.approx(
+            expected, rel=1e-9
+        )
+        ranked = sorted(found, key=lambda c: (-c.score, c.chunk_id))
+        assert [c.chunk_id for c in found] == [c.chunk_id for c in ranked]
+
+
+async def put(
+    store: PostgresAdapter, corpus: Corpus, rng: random.Random, path: str, version: int
+) -> None:
+    texts = [
+        text_for(rng, f"{path.replace('/', '')}v{version}c{n}") for n in range(rng.randint(1, 4))
+    ]
+    vector = np.ones(384, dtype=np.float32) / np.sqrt(384)
+    chunks = [Chunk("", "", t, tuple(analyze(t)), vector) for t in texts]
+    await store.replace_document(Document(path, "", "", f"{path}@{version}"), chunks)
+    corpus[path] = [c.tokens for c in chunks]
+
+
+@pytest.fixture
+async def store(postgres_server: PostgresServer) -> AsyncIterator[PostgresAdapter]:
+    async with fresh_database(postgres_server) as dsn:
+        config = PostgresConfig(url=dsn, pool_min_size=1, pool_max_size=8, compact_interval=0)
+        adapter = PostgresAdapter(config, dimension=384)
+        await adapter.open()
+        yield adapter
+        await adapter.close()
+
+
+async def table_count(store: PostgresAdapter, table: str) -> int:
+    connection = await asyncpg.connect(store.config.dsn())
+    try:
+        return int(await connection.fetchval(f"SELECT count(*) FROM {table}"))
+    finally:
+        await connection.close()
+
+
+async def test_results_stay_exact_across_compactions_writes_and_deletes(
+    store: PostgresAdapter,
+) -> None:
+    rng = random.Random(1)
+    corpus: Corpus = {}
+    for n in range(30):
+        await put(store, corpus, rng, f"d/{n}", 0)
+    await assert_exact(store, corpus)  # everything in the tail
+
+    packed = await store.compact()
+    assert packed is not None and packed.terms > len(WORDS)
+    assert await table_count(store, "posting_segments") == packed.terms
+    await assert_exact(store, corpus)  # everything packed
+
+    for n in range(0, 10, 2):
+        await put(store, corpus, rng, f"d/{n}", 1)  # replaced: tombstones plus tail
+    for n in range(1, 10, 2):
+        await store.delete_document(f"d/{n}")
+        del corpus[f"d/{n}"]
+    for n in range(30, 35):
+        await put(store, corpus, rng, f"d/{n}", 0)
+    assert await table_count(store, "segment_tombstones") > 0
+    await assert_exact(store, corpus)  # packed, tail and tombstones together
+
+    assert await store.compact() is not None
+    assert await table_count(store, "segment_tombstones") == 0
+    await assert_exact(store, corpus)
+
+
+async def test_compaction_racing_writers_loses_nothing(store: PostgresAdapter) -> None:
+    rng = random.Random(2)
+    corpus: Corpus = {}
+    for n in range(20):
+        await put(store, corpus, rng, f"d/{n}", 0)
+    done = asyncio.Event()
+
+    async def writer(w: int) -> None:
+        for version in range(1, 15):
+            path = f"d/{(w * 7 + version) % 20}"
+            await put(store, corpus, rng, path, version * 10 + w)
+            if version % 5 == 0:
+                await store.delete_document(path)
+                del corpus[path]
+
+    async def compactor() -> None:
+        while not done.is_set():
+            await store.compact()
+            await asyncio.sleep(0)
+
+    running = asyncio.create_task(compactor())
+    await asyncio.gather(*(writer(w) for w in range(3)))
+    await assert_exact(store, corpus)
+    done.set()
+    await running
+    await assert_exact(store, corpus)
+    await store.compact()
+    await assert_exact(store, corpus)
+
+
+async def test_a_chunk_deleted_while_being_packed_stays_deleted(store: PostgresAdapter) -> None:
+    """The build packs the snapshot it started from; a deletion committed after that
+    snapshot leaves a tombstone that outlives the build."""
+    rng = random.Random(5)
+    corpus: Corpus = {}
+    for n in range(6):
+        await put(store, corpus, rng, f"d/{n}", 0)
+    compactor = await asyncpg.connect(store.config.dsn())
+    try:
+        through, building = await segments.start_build(compactor)
+        async with compactor.transaction(isolation="repeatable_read"):
+            await compactor.fetchval("SELECT 1")  # the build's snapshot starts here
+            await store.delete_document("d/2")
+            del corpus["d/2"]
+            await segments.pack(compactor, through, building)
+    finally:
+        await compactor.close()
+    assert await table_count(store, "segment_tombstones") > 0
+    await assert_exact(store, corpus)
+    await store.compact()
+    assert await table_count(store, "segment_tombstones") == 0
+    await assert_exact(store, corpus)
+
+
+async def test_one_compactor_at_a_time(store: PostgresAdapter) -> None:
+    await put(store, {}, random.Random(3), "d/0", 0)
+    other = await asyncpg.connect(store.config.dsn())
+    try:
+        assert await other.fetchval("SELECT pg_try_advisory_lock(7240213)")
+        assert await store.compact() is None
+        await other.execute("SELECT pg_advisory_unlock(7240213)")
+        assert await store.compact() is not None
+    finally:
+        await other.close()
+
+
+async def test_the_adapter_compacts_once_writes_pause(postgres_server: PostgresServer) -> None:
+    async with fresh_database(postgres_server) as dsn:
+        config = PostgresConfig(url=dsn, pool_min_size=1, pool_max_size=4, compact_interval=0.05)
+        store = PostgresAdapter(config, dimension=384)
+        await store.open()
+        try:
+            rng = random.Random(4)
+            corpus: Corpus = {}
+            for n in range(5):
+                await put(store, corpus, rng, f"d/{n}", 0)
+            for _ in range(200):
+                if await table_count(store, "posting_segments") and not await tail_chunks(store):
+                    break
+                await asyncio.sleep(0.05)
+            assert await tail_chunks(store) == 0
+            await assert_exact(store, corpus)
+        finally:
+            await store.close()
+
+
+async def tail_chunks(store: PostgresAdapter) -> int:
+    connection = await asyncpg.connect(store.config.dsn())
+    try:
+        return int(
+            await connection.fetchval(
+                "SELECT count(*) FROM chunks c, segment_state s WHERE c.id > s.through"
+            )
+        )
+    finally:
+        await connection.close()
