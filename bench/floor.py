@@ -17,6 +17,7 @@ from functools import partial
 import numpy as np
 import numpy.typing as npt
 
+from docfoundry_grpc.allocator import keep_freed_memory
 from docfoundry_grpc.config import DatabaseConfig, SearchConfig
 from docfoundry_grpc.embedding import Embedder
 from docfoundry_grpc.engine import query_key
@@ -69,6 +70,7 @@ async def measure_floor(
 ) -> list[FloorResult]:
     """Per operation: "fulltext" and "vector" as Fulltext and Semantic call them; "hybrid"
     as Hybrid does (both legs at once, then the click lookup), and its parts alone."""
+    keep_freed_memory()  # as the server does: the floor runs under the same allocator
     store = build_store(config, dimension=dimension)
     await store.open()
     try:

@@ -72,8 +72,9 @@ def _notes(options: BenchOptions, results: RunResults) -> list[str]:
         "Server defaults: SQLite has 2 reader connections and exact vector search in "
         "numpy; PostgreSQL uses a pool of up to 20 connections and an HNSW index "
         "(m 16, ef_construction 64, ef_search 100). Hybrid uses the server's default "
-        "fusion (SEARCH_FUSION). After the load, PostgreSQL gets VACUUM (ANALYZE), the "
-        "state autovacuum reaches in time; searches are measured after it.",
+        "fusion (SEARCH_FUSION). After the load, searches on PostgreSQL wait until the "
+        "server has packed the new postings by itself (its compactor runs once writes "
+        "pause) and VACUUM (ANALYZE) has run: the state a server reaches in time.",
         "Clients share the machine with the server (and PostgreSQL): on few cores, high "
         "concurrency levels measure contention as much as the service.",
     ]
