@@ -74,7 +74,7 @@ def top_chunks(
     chunk_count: int,
     token_count: int,
     limit: int,
-    exclude: Sequence[int] = (),
+    exclude: Sequence[int] | I64 = (),
 ) -> list[tuple[int, float]]:
     """The `limit` best (chunk id, score) pairs, best first, ties broken by lower id.
 
@@ -98,14 +98,14 @@ def top_chunks(
 
 
 def _best(
-    ids: I64, contributions: F64, limit: int, exclude: Sequence[int]
+    ids: I64, contributions: F64, limit: int, exclude: Sequence[int] | I64
 ) -> list[tuple[int, float]]:
     """Sums contributions per chunk over a dense id range (a bincount, not a sort), then
     finds the limit-th best score with a partition and keeps what reaches it, ties included.
     Every matching chunk scores above 0, so 0 marks the ids in the range that match nothing."""
     low = int(ids.min())
     totals = np.bincount(ids - low, weights=contributions)
-    if exclude:
+    if len(exclude):
         dead = np.asarray(exclude, dtype=np.int64) - low
         totals[dead[(dead >= 0) & (dead < len(totals))]] = 0.0
     threshold = 0.0

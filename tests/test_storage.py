@@ -195,6 +195,9 @@ async def test_reopen_keeps_data_and_checks_dimension(
     await reopened.open()
     try:
         assert (await reopened.stats()).chunks == 6
+        found = await reopened.search_fulltext(query_terms("install server port"), limit=10)
+        expected = reference_bm25("install server port")
+        assert {c.text: pytest.approx(c.score, rel=1e-6) for c in found} == expected
         query = embedder.embed(["cats"])[0]
         assert (await reopened.search_vector(query, limit=1))[0].document_path == "blog/cats.md"
     finally:

@@ -69,7 +69,10 @@ UPDATE_DOCUMENT = """
 UPDATE documents SET title = ?, source_url = ?, content_hash = ?, updated_at = CURRENT_TIMESTAMP
 WHERE id = ?
 """
-CHUNK_IDS_OF_DOCUMENT = "SELECT id FROM chunks WHERE document_id = ?"
+CHUNK_TERMS_OF_DOCUMENT = """
+SELECT rowid, terms FROM chunks_fts WHERE rowid IN (SELECT id FROM chunks WHERE document_id = ?)
+"""
+ALL_CHUNK_TERMS = "SELECT rowid, terms FROM chunks_fts"
 DELETE_FTS_OF_DOCUMENT = (
     "DELETE FROM chunks_fts WHERE rowid IN (SELECT id FROM chunks WHERE document_id = ?)"
 )
@@ -92,21 +95,9 @@ _HIT_COLUMNS = """
     c.id, c.document_id, c.path, d.title, d.source_url, c.heading, c.anchor, c.text
 """
 
-# bm25() is negative (lower is better); the API reports the positive BM25 score.
-# The top k come from the FTS5 table alone, and only they are joined: an OR query matches
-# most of a corpus, and joining every match before the LIMIT costs several times the ranking.
-SEARCH_FULLTEXT = f"""
-WITH top AS MATERIALIZED (
-    SELECT rowid AS id, bm25(chunks_fts) AS rank FROM chunks_fts
-    WHERE chunks_fts MATCH :match
-    ORDER BY rank, rowid
-    LIMIT :limit
-)
-SELECT {_HIT_COLUMNS}, -top.rank AS score
-FROM top JOIN chunks c ON c.id = top.id JOIN documents d ON d.id = c.document_id
-ORDER BY top.rank, c.id
-"""
-# With a path filter the filter must apply before the LIMIT, so every match is joined.
+# Unfiltered queries rank in memory (see posting_index.py). With a path filter, FTS5 ranks:
+# bm25() is negative (lower is better) and the API reports the positive score; the filter
+# must apply before the LIMIT, so every match is joined.
 SEARCH_FULLTEXT_PREFIX = f"""
 SELECT {_HIT_COLUMNS}, -bm25(chunks_fts) AS score
 FROM chunks_fts

@@ -1,0 +1,85 @@
+"""The SQLite backend's in-memory postings: whatever the order of writes, deletions and
+rebuilds, a search ranks as a fresh index of the live chunks would, by the BM25 formula."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from docfoundry_grpc.storage import posting_index
+from docfoundry_grpc.storage.posting_index import PostingIndex
+
+from .test_bm25 import ranked
+
+WORDS = [f"w{n}" for n in range(40)]
+QUERIES = [["w0", "w1"], ["w3", "w17", "w39"], ["w5"], ["w2", "w2", "w30", "missing"]]
+
+
+def tokens(rng: random.Random) -> list[str]:
+    # Skewed, so some terms are common and some rare, as in text.
+    return [WORDS[min(int(rng.expovariate(0.15)), 39)] for _ in range(rng.randint(1, 40))]
+
+
+def reference(live: dict[int, list[str]], terms: list[str]) -> dict[int, float]:
+    import math
+
+    avgdl = sum(map(len, live.values())) / len(live)
+    scores: dict[int, float] = {}
+    for term in dict.fromkeys(terms):
+        df = sum(term in t for t in live.values())
+        idf = max(math.log((len(live) - df + 0.5) / (df + 0.5)), 1e-6)
+        for chunk_id, chunk in live.items():
+            if tf := chunk.count(term):
+                norm = tf + 1.2 * (0.25 + 0.75 * len(chunk) / avgdl)
+                scores[chunk_id] = scores.get(chunk_id, 0.0) + idf * 2.2 * tf / norm
+    return scores
+
+
+def assert_ranks_like(index: PostingIndex, live: dict[int, list[str]]) -> None:
+    fresh = PostingIndex.build(live.items())
+    for terms in QUERIES:
+        found = index.search(terms, 15)
+        expected = reference(live, terms)
+        assert [i for i, _ in found] == ranked(expected, 15)
+        assert [s for _, s in found] == pytest.approx([expected[i] for i, _ in found])
+        rebuilt = fresh.search(terms, 15)
+        assert [i for i, _ in found] == [i for i, _ in rebuilt]
+        assert [s for _, s in found] == pytest.approx([s for _, s in rebuilt])
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_writes_deletes_and_rebuilds_keep_rankings_exact(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(posting_index, "REBUILD_MIN_POSTINGS", 50)  # rebuild often
+    rng = random.Random(seed)
+    live = {chunk_id: tokens(rng) for chunk_id in range(1, 200)}
+    index = PostingIndex.build(live.items())
+    assert_ranks_like(index, live)
+    next_id, rebuilds = 200, 0
+    for step in range(600):
+        if rng.random() < 0.4 and len(live) > 20:
+            chunk_id = rng.choice(list(live))
+            index.remove(chunk_id, live.pop(chunk_id))
+        else:
+            live[next_id] = tokens(rng)
+            index.add(next_id, live[next_id])
+            next_id += 1
+        rebuilds += index.rebuild_if_due()
+        if step % 97 == 0:
+            assert_ranks_like(index, live)
+    assert rebuilds > 3
+    assert_ranks_like(index, live)
+    index.rebuild()
+    assert_ranks_like(index, live)
+    assert (index.chunk_count, index.token_count) == (len(live), sum(map(len, live.values())))
+
+
+def test_an_empty_index_finds_nothing() -> None:
+    index = PostingIndex.build([])
+    assert index.search(["w1"], 10) == []
+    index.add(3, ["w1", "w1"])
+    assert [i for i, _ in index.search(["w1"], 10)] == [3]
+    index.remove(3, ["w1", "w1"])
+    assert index.search(["w1"], 10) == []
