@@ -211,3 +211,11 @@ async def tail_chunks(store: PostgresAdapter) -> int:
         )
     finally:
         await connection.close()
+
+
+def test_compaction_is_due_when_the_backlog_is_large_or_writes_paused() -> None:
+    quiet = segments.Backlog(tail_chunks=5, deleted_chunks=1, chunk_count=1000)
+    assert not quiet.due(None)  # small and still changing: wait
+    assert quiet.due(quiet)  # unchanged since the last look: writes paused
+    assert segments.Backlog(80, 20, 1000).due(None)  # 10% of the corpus
+    assert not segments.Backlog(0, 0, 1000).due(segments.Backlog(0, 0, 1000))
