@@ -59,7 +59,8 @@ def reap_orphans(parent: Path | None = None) -> list[Path]:
     return reaped
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now (for throwaway servers)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -69,7 +70,7 @@ class LocalPostgres:
     def __init__(self, base_dir: Path | None = None, *, port: int | None = None) -> None:
         reap_orphans(base_dir)
         self._attach(Path(tempfile.mkdtemp(prefix=_PREFIX, dir=base_dir)))
-        self.port = port or _free_port()
+        self.port = port or free_port()
         identity = _process_identity(os.getpid())
         (self.base_dir / _OWNER_FILE).write_text(f"{identity}\n")
         if self.user is not None:

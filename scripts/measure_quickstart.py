@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -22,6 +21,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from docfoundry_client import DocFoundryClient, iter_documents
+from docfoundry_grpc.devdb import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 QUERIES = [
@@ -34,12 +34,6 @@ QUERIES = [
     "how are clicks used",
     "configure the log format",
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def wait_serving(target: str, timeout: float = 120) -> None:

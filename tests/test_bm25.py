@@ -11,6 +11,8 @@ import pytest
 
 from docfoundry_grpc.bm25 import BM25_B, BM25_K1, Postings, TermPostings, top_chunks
 
+from .bm25_reference import ranked
+
 
 def reference(terms: list[TermPostings], chunk_count: int, token_count: int) -> dict[int, float]:
     avgdl = token_count / chunk_count
@@ -22,10 +24,6 @@ def reference(terms: list[TermPostings], chunk_count: int, token_count: int) -> 
                 norm = tf + BM25_K1 * (1 - BM25_B + BM25_B * dl / avgdl)
                 scores[int(chunk_id)] = scores.get(int(chunk_id), 0.0) + idf * tf * 2.2 / norm
     return scores
-
-
-def ranked(scores: dict[int, float], limit: int) -> list[int]:
-    return sorted(scores, key=lambda i: (-scores[i], i))[:limit]
 
 
 def random_terms(rng: np.random.Generator, chunk_count: int) -> list[TermPostings]:

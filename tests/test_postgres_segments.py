@@ -4,7 +4,6 @@ compaction, with writes, replacements and deletions in between."""
 from __future__ import annotations
 
 import asyncio
-import math
 import random
 from collections.abc import AsyncIterator
 
@@ -12,13 +11,13 @@ import asyncpg
 import numpy as np
 import pytest
 
-from docfoundry_grpc.bm25 import BM25_B, BM25_K1
 from docfoundry_grpc.config import PostgresConfig
 from docfoundry_grpc.models import Chunk, Document
 from docfoundry_grpc.storage import _postgres_segments as segments
 from docfoundry_grpc.storage.postgres import PostgresAdapter
 from docfoundry_grpc.text import analyze, query_terms
 
+from .bm25_reference import bm25_scores
 from .conftest import PostgresServer, fresh_database
 
 WORDS = "server port install index search vector query chunk token cluster shard replica".split()
@@ -32,17 +31,8 @@ def text_for(rng: random.Random, label: str) -> str:
 
 def reference(corpus: Corpus, query: str) -> dict[str, float]:
     """BM25 (FTS5's formula) over `corpus`, keyed by chunk text."""
-    chunks = [tokens for document in corpus.values() for tokens in document]
-    avgdl = sum(map(len, chunks)) / len(chunks)
-    scores: dict[str, float] = {}
-    for term in set(query_terms(query)):
-        df = sum(term in tokens for tokens in chunks)
-        idf = max(math.log((len(chunks) - df + 0.5) / (df + 0.5)), 1e-6)
-        for tokens in chunks:
-            if tf := tokens.count(term):
-                norm = tf + BM25_K1 * (1 - BM25_B + BM25_B * len(tokens) / avgdl)
-                scores[" ".join(tokens)] = scores.get(" ".join(tokens), 0.0) + idf * 2.2 * tf / norm
-    return scores
+    chunks = {" ".join(tokens): tokens for document in corpus.values() for tokens in document}
+    return bm25_scores(chunks, query_terms(query))
 
 
 async def assert_exact(store: PostgresAdapter, corpus: Corpus) -> None:

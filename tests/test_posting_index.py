@@ -10,7 +10,7 @@ import pytest
 from docfoundry_grpc.storage import posting_index
 from docfoundry_grpc.storage.posting_index import PostingIndex
 
-from .test_bm25 import ranked
+from .bm25_reference import bm25_scores, ranked
 
 WORDS = [f"w{n}" for n in range(40)]
 QUERIES = [["w0", "w1"], ["w3", "w17", "w39"], ["w5"], ["w2", "w2", "w30", "missing"]]
@@ -21,26 +21,11 @@ def tokens(rng: random.Random) -> list[str]:
     return [WORDS[min(int(rng.expovariate(0.15)), 39)] for _ in range(rng.randint(1, 40))]
 
 
-def reference(live: dict[int, list[str]], terms: list[str]) -> dict[int, float]:
-    import math
-
-    avgdl = sum(map(len, live.values())) / len(live)
-    scores: dict[int, float] = {}
-    for term in dict.fromkeys(terms):
-        df = sum(term in t for t in live.values())
-        idf = max(math.log((len(live) - df + 0.5) / (df + 0.5)), 1e-6)
-        for chunk_id, chunk in live.items():
-            if tf := chunk.count(term):
-                norm = tf + 1.2 * (0.25 + 0.75 * len(chunk) / avgdl)
-                scores[chunk_id] = scores.get(chunk_id, 0.0) + idf * 2.2 * tf / norm
-    return scores
-
-
 def assert_ranks_like(index: PostingIndex, live: dict[int, list[str]]) -> None:
     fresh = PostingIndex.build(live.items())
     for terms in QUERIES:
         found = index.search(terms, 15)
-        expected = reference(live, terms)
+        expected = bm25_scores(live, terms)
         assert [i for i, _ in found] == ranked(expected, 15)
         assert [s for _, s in found] == pytest.approx([expected[i] for i, _ in found])
         rebuilt = fresh.search(terms, 15)

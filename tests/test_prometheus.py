@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import socket
 import subprocess
 import time
 import urllib.parse
@@ -17,18 +16,13 @@ import pytest
 from prometheus_client import start_http_server
 
 from docfoundry.v1 import search_pb2 as pb
+from docfoundry_grpc.devdb import free_port
 
 from .conftest import IN_CI, Harness
 from .test_grpc import indexed
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 HYBRID_CALLS = 25
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture

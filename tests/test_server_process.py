@@ -16,16 +16,12 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from docfoundry_grpc.devdb import free_port
+
 from .conftest import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 PLAIN_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def wait_for_health(target: str, status: int, timeout: float = 60) -> None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import math
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +13,9 @@ from docfoundry_grpc.embedding import MiniLMEmbedder
 from docfoundry_grpc.errors import NotFoundError, SchemaMismatchError
 from docfoundry_grpc.models import Chunk, ClickEvent, Document, UpsertOutcome
 from docfoundry_grpc.storage import StorageAdapter, build_store
-from docfoundry_grpc.storage.base import BM25_B, BM25_K1
 from docfoundry_grpc.text import analyze, query_terms
+
+from .bm25_reference import bm25_scores
 
 CORPUS = {
     "guides/install.md": (
@@ -62,17 +61,7 @@ def reference_bm25(query: str, extra: dict[str, list[str]] | None = None) -> dic
     """BM25 with FTS5's formula over CORPUS (plus `extra` text → tokens), keyed by text."""
     rows = {t: analyze(f"{title}\n{title}\n{t}") for title, texts in CORPUS.values() for t in texts}
     rows.update(extra or {})
-    n, avgdl = len(rows), sum(map(len, rows.values())) / len(rows)
-    scores: dict[str, float] = {}
-    for term in query_terms(query):
-        df = sum(term in tokens for tokens in rows.values())
-        idf = max(math.log((n - df + 0.5) / (df + 0.5)), 1e-6)
-        for text, tokens in rows.items():
-            tf = Counter(tokens)[term]
-            if tf:
-                norm = tf + BM25_K1 * (1 - BM25_B + BM25_B * len(tokens) / avgdl)
-                scores[text] = scores.get(text, 0.0) + idf * tf * (BM25_K1 + 1) / norm
-    return scores
+    return bm25_scores(rows, query_terms(query))
 
 
 async def test_upsert_counts_and_hash(store: StorageAdapter, embedder: MiniLMEmbedder) -> None:

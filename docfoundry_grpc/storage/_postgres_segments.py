@@ -18,6 +18,7 @@ import asyncpg
 from ..bm25 import Postings, TermPostings, top_chunks
 from ..models import StoredChunk
 from . import _postgres_sql as sql
+from .base import ranked_chunks
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +68,7 @@ async def search(db: asyncpg.Connection, terms: Sequence[str], limit: int) -> li
     )
     if not best:
         return []
-    found = {row[0]: row for row in await db.fetch(sql.CHUNKS_BY_IDS, [i for i, _ in best])}
-    # A chunk deleted between the two statements is left out rather than shown half-gone.
-    return [StoredChunk(*(*found[i], score)) for i, score in best if i in found]
+    return ranked_chunks(best, await db.fetch(sql.CHUNKS_BY_IDS, [i for i, _ in best]))
 
 
 def _term_postings(row: asyncpg.Record) -> TermPostings:

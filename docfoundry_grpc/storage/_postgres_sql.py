@@ -11,7 +11,7 @@ since (the tail) and drops chunks deleted since (`segment_tombstones`), so it is
 any time; compaction only makes it faster.
 """
 
-from .base import BM25_B, BM25_K1
+from ..bm25 import BM25_B, BM25_K1
 
 INIT_LOCK = "SELECT pg_advisory_xact_lock(7240211)"
 CREATE_EXTENSION = "CREATE EXTENSION IF NOT EXISTS vector"
@@ -191,7 +191,8 @@ _HIT_COLUMNS = "c.id, c.document_id, c.path, d.title, d.source_url, c.heading, c
 # c0 = k1 * (1 - b) and c1 = k1 * b / avgdl folded per term: the per-posting arithmetic is
 # what an OR of common terms repeats ~10^5 times. Every constant is float8, because a bare
 # 0.75 is numeric in PostgreSQL, and numeric arithmetic per posting doubled the query time.
-_BM25 = f"""
+# A path filter needs each posting's chunk, so a filtered query ranks in SQL over `postings`.
+SEARCH_FULLTEXT_PREFIX = f"""
 WITH stats AS (
     SELECT chunk_count::float8 AS n,
            greatest(token_count::float8 / nullif(chunk_count, 0), 1e-9) AS avgdl
@@ -206,7 +207,7 @@ WITH stats AS (
 ), scored AS (
     SELECT p.chunk_id, sum(q.weight * p.tf / (p.tf + q.c0 + q.c1 * p.dl)) AS score
     FROM query q JOIN postings p ON p.term = q.term
-    {{filter}}
+    JOIN chunks fc ON fc.id = p.chunk_id AND starts_with(fc.path, $3)
     GROUP BY p.chunk_id
     ORDER BY score DESC, p.chunk_id
     LIMIT $2
@@ -215,10 +216,6 @@ SELECT {_HIT_COLUMNS}, scored.score
 FROM scored JOIN chunks c ON c.id = scored.chunk_id JOIN documents d ON d.id = c.document_id
 ORDER BY scored.score DESC, c.id
 """
-# A path filter needs each posting's chunk, so that query ranks in SQL over `postings`.
-SEARCH_FULLTEXT_PREFIX = _BM25.format(
-    filter="JOIN chunks fc ON fc.id = p.chunk_id AND starts_with(fc.path, $3)"
-)
 
 # One statement, so one snapshot: per query term its df, its packed segment and its tail
 # packed the same way (int8send/int4send are big-endian), with the corpus totals and the

@@ -6,10 +6,9 @@ Adapters translate their driver's errors into `errors.StoreUnavailableError` /
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from typing import Protocol
+from collections.abc import AsyncIterator, Iterable, Sequence
+from typing import Any, Protocol
 
-from ..bm25 import BM25_B, BM25_K1
 from ..models import (
     Chunk,
     ClickEvent,
@@ -23,8 +22,6 @@ from ..models import (
 )
 
 SCHEMA_VERSION = 1
-
-__all__ = ["BM25_B", "BM25_K1", "SCHEMA_VERSION", "StorageAdapter"]
 
 
 class StorageAdapter(Protocol):
@@ -87,3 +84,18 @@ class StorageAdapter(Protocol):
 
     async def ping(self) -> None:
         """One round trip to the database; raises StoreUnavailableError if it fails."""
+
+
+def ranked_chunks(
+    ranked: Sequence[tuple[int, float]], rows: Iterable[Sequence[Any]]
+) -> list[StoredChunk]:
+    """Chunks for (chunk id, score) pairs ranked outside SQL, in that order, from rows of the
+    hit columns (chunk id, document id, path, title, source URL, heading, anchor, text).
+    A chunk deleted since it was ranked has no row and is left out, not shown half-gone."""
+    by_id = {row[0]: row for row in rows}
+    return [_with_score(by_id[i], score) for i, score in ranked if i in by_id]
+
+
+def _with_score(row: Sequence[Any], score: float) -> StoredChunk:
+    chunk_id, document_id, path, title, source_url, heading, anchor, text = row[:8]
+    return StoredChunk(chunk_id, document_id, path, title, source_url, heading, anchor, text, score)

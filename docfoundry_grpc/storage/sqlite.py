@@ -14,7 +14,6 @@ import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import aiosqlite
 import numpy as np
@@ -34,7 +33,7 @@ from ..models import (
     Vector,
 )
 from . import _sqlite_sql as sql
-from .base import SCHEMA_VERSION
+from .base import SCHEMA_VERSION, ranked_chunks
 from .posting_index import PostingIndex
 from .vector_matrix import VectorMatrix
 
@@ -267,9 +266,7 @@ class SQLiteAdapter:
             rows = await db.execute_fetchall(
                 sql.CHUNKS_BY_IDS, (json.dumps([i for i, _ in ranked]),)
             )
-        by_id = {row[0]: row for row in rows}
-        # A chunk replaced since the in-memory lookup is simply absent from `by_id`.
-        return [_stored(by_id[i], score) for i, score in ranked if i in by_id]
+        return ranked_chunks(ranked, rows)
 
     async def search_vector(
         self, vector: Vector, *, limit: int, path_prefix: str = ""
@@ -378,11 +375,6 @@ class SQLiteAdapter:
     async def ping(self) -> None:
         async with self._read() as db, db.execute("SELECT 1") as cursor:
             await cursor.fetchone()
-
-
-def _stored(row: sqlite3.Row | tuple[Any, ...], score: float) -> StoredChunk:
-    chunk_id, document_id, path, title, source_url, heading, anchor, text = row[:8]
-    return StoredChunk(chunk_id, document_id, path, title, source_url, heading, anchor, text, score)
 
 
 def _vector(chunk: Chunk) -> Vector:
