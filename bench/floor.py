@@ -21,10 +21,12 @@ from docfoundry_grpc.allocator import keep_freed_memory
 from docfoundry_grpc.config import DatabaseConfig, SearchConfig
 from docfoundry_grpc.embedding import Embedder
 from docfoundry_grpc.engine import query_key
+from docfoundry_grpc.models import ScoredId
+from docfoundry_grpc.ranking import FusionParams, fuse
 from docfoundry_grpc.storage import StorageAdapter, build_store
 from docfoundry_grpc.text import query_terms
 
-from .results import CLICKS, FULLTEXT_LEG, VECTOR_LEG, FloorResult, Latency
+from .results import CLICKS, FULLTEXT_LEG, ROWS, VECTOR_LEG, FloorResult, Latency
 
 F32 = npt.NDArray[np.float32]
 _WARMUP = 20  # PostgreSQL's first plans and buffer reads are not the steady state
@@ -37,21 +39,35 @@ def hybrid_window(k: int) -> int:
 
 async def _candidates(
     store: StorageAdapter, terms: list[str], vector: F32, window: int
-) -> list[int]:
+) -> tuple[list[ScoredId], list[ScoredId]]:
     fulltext, semantic = await asyncio.gather(
-        store.search_fulltext(terms, limit=window),
-        store.search_vector(vector, limit=window),
+        store.rank_fulltext(terms, limit=window),
+        store.rank_vector(vector, limit=window),
     )
-    return sorted({c.document_id for c in [*fulltext, *semantic]})
+    return fulltext, semantic
 
 
-async def _clicks(store: StorageAdapter, terms: list[str], documents: list[int]) -> None:
+async def _clicks(store: StorageAdapter, terms: list[str], chunk_ids: list[int]) -> None:
     if terms:  # the engine skips the lookup for stop-word-only queries
-        await store.click_counts(query_key(terms), documents)
+        await store.document_clicks(query_key(terms), chunk_ids)
 
 
-async def _hybrid(store: StorageAdapter, terms: list[str], vector: F32, window: int) -> None:
-    await _clicks(store, terms, await _candidates(store, terms, vector, window))
+async def _hybrid(
+    store: StorageAdapter, terms: list[str], vector: F32, window: int, k: int
+) -> None:
+    """The storage calls of one Hybrid request: both rankings at once, the click lookup,
+    then the rows of the `k` fused results."""
+    fulltext, semantic = await _candidates(store, terms, vector, window)
+    await _clicks(store, terms, _chunk_ids(fulltext, semantic))
+    await store.chunks(_fused(fulltext, semantic, k))
+
+
+def _fused(fulltext: list[ScoredId], semantic: list[ScoredId], k: int) -> list[ScoredId]:
+    return [(f.chunk_id, f.score) for f in fuse(fulltext, semantic, FusionParams())[:k]]
+
+
+def _chunk_ids(*rankings: list[ScoredId]) -> list[int]:
+    return sorted({i for ranking in rankings for i, _ in ranking})
 
 
 async def _time(calls: Sequence[Callable[[], Awaitable[object]]]) -> Latency:
@@ -69,7 +85,8 @@ async def measure_floor(
     config: DatabaseConfig, queries: Sequence[str], vectors: F32, *, k: int, dimension: int
 ) -> list[FloorResult]:
     """Per operation: "fulltext" and "vector" as Fulltext and Semantic call them; "hybrid"
-    as Hybrid does (both legs at once, then the click lookup), and its parts alone."""
+    as Hybrid does (both rankings at once, the click lookup, the rows of the results), and
+    its parts alone."""
     keep_freed_memory()  # as the server does: the floor runs under the same allocator
     store = build_store(config, dimension=dimension)
     await store.open()
@@ -77,14 +94,17 @@ async def measure_floor(
         terms = [query_terms(q) for q in queries]
         window = hybrid_window(k)
         pairs = list(zip(terms, list(vectors), strict=True))
-        documents = [await _candidates(store, t, v, window) for t, v in pairs]
+        legs = [await _candidates(store, t, v, window) for t, v in pairs]
+        candidates = [_chunk_ids(*both) for both in legs]
+        results = [_fused(*both, k) for both in legs]
         calls: dict[str, list[Callable[[], Awaitable[object]]]] = {
             "fulltext": [partial(store.search_fulltext, t, limit=k) for t in terms],
             "vector": [partial(store.search_vector, v, limit=k) for _, v in pairs],
-            "hybrid": [partial(_hybrid, store, t, v, window) for t, v in pairs],
-            FULLTEXT_LEG: [partial(store.search_fulltext, t, limit=window) for t in terms],
-            VECTOR_LEG: [partial(store.search_vector, v, limit=window) for _, v in pairs],
-            CLICKS: [partial(_clicks, store, t, d) for t, d in zip(terms, documents, strict=True)],
+            "hybrid": [partial(_hybrid, store, t, v, window, k) for t, v in pairs],
+            FULLTEXT_LEG: [partial(store.rank_fulltext, t, limit=window) for t in terms],
+            VECTOR_LEG: [partial(store.rank_vector, v, limit=window) for _, v in pairs],
+            CLICKS: [partial(_clicks, store, t, c) for t, c in zip(terms, candidates, strict=True)],
+            ROWS: [partial(store.chunks, r) for r in results],
         }
         return [FloorResult(name, await _time(op)) for name, op in calls.items()]
     finally:

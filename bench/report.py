@@ -150,12 +150,13 @@ def _floor(results: RunResults) -> list[str]:
         "## Floor and overhead (concurrency 1)",
         "",
         "Storage: a second adapter on the same database, in-process, one query at a time, "
-        "with analysed terms and query vectors prepared beforehand (hybrid: both legs "
-        "concurrently at the engine's candidate window, then the click lookup). Query "
+        "with analysed terms and query vectors prepared beforehand (hybrid: both legs rank "
+        "chunk ids concurrently at the engine's candidate window, then the click lookup, "
+        "then the rows of the k fused results). Query "
         f"embedding: the model in-process, one query per call, p50 {_n(_p50(embed), 2)} ms "
         f"(p95 {_n(embed.p95_ms if embed else None, 2)} ms), counted for the share of fresh "
         "queries only. Path: what the RPC cannot be faster than, storage + embedding; for "
-        "Hybrid max(full-text leg, embedding + vector leg) + click lookup, since the engine "
+        "Hybrid max(full-text leg, embedding + vector leg) + click lookup + rows, since the engine "
         "embeds while the full-text leg runs. gRPC + service = RPC p50 − path; the last "
         "column is the same with Hybrid's legs one after the other, for a CPU too busy "
         "to overlap them.",

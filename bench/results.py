@@ -12,6 +12,7 @@ import numpy as np
 FULLTEXT_LEG = "hybrid: fulltext leg"
 VECTOR_LEG = "hybrid: vector leg"
 CLICKS = "hybrid: click lookup"
+ROWS = "hybrid: rows of the results"
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,7 @@ def overheads(run: BackendRun, query_embed_p50_ms: float) -> list[Overhead]:
     """The concurrency-1 decomposition. Embedding counts only for the share of fresh
     queries, since the server's LRU answers repeated ones without the model. Hybrid embeds
     the query while its full-text leg runs, so its path is
-    max(full-text leg, embedding + vector leg) + click lookup, each at its p50."""
+    max(full-text leg, embedding + vector leg) + click lookup + rows, each at its p50."""
     p50 = {f.operation: f.latency.p50_ms for f in run.floor}
     out = []
     for level in run.levels:
@@ -162,8 +163,9 @@ def overheads(run: BackendRun, query_embed_p50_ms: float) -> list[Overhead]:
             serial = path
         else:
             storage = p50["hybrid"]
-            path = max(p50[FULLTEXT_LEG], embed + p50[VECTOR_LEG]) + p50[CLICKS]
-            serial = p50[FULLTEXT_LEG] + embed + p50[VECTOR_LEG] + p50[CLICKS]
+            after = p50[CLICKS] + p50.get(ROWS, 0.0)
+            path = max(p50[FULLTEXT_LEG], embed + p50[VECTOR_LEG]) + after
+            serial = p50[FULLTEXT_LEG] + embed + p50[VECTOR_LEG] + after
         rpc = level.latency.p50_ms
         out.append(Overhead(level.rpc, rpc, storage, embed, path, rpc - path, rpc - serial))
     return out

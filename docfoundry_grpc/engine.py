@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -18,8 +18,10 @@ from .ingest import DocumentInput, DocumentPreparer, check_document, content_has
 from .models import (
     ClickEvent,
     DeleteResult,
+    DocumentClicks,
     Hit,
     LegResult,
+    ScoredId,
     StoredChunk,
     StoreStats,
     UpsertOutcome,
@@ -110,21 +112,29 @@ class SearchEngine:
 
     async def semantic(self, query: SearchQuery) -> list[Hit]:
         with self.timer("semantic"):
-            found = await self._semantic_leg(query, limit=query.k)
-            return [self._hit(c, c.score, query_terms(query.q)) for c in found]
+            vector = await self._query_vector(query)
+            if vector is None:
+                return []
+            found = await self.store.search_vector(
+                vector, limit=query.k, path_prefix=query.path_prefix
+            )
+            terms = query_terms(query.q)
+            return [self._hit(c, c.score, terms) for c in found if _similar_enough(c.score, query)]
 
     async def hybrid(self, query: SearchQuery) -> list[Hit]:
         with self.timer("hybrid"):
             return await self._hybrid(query)
 
     async def _hybrid(self, query: SearchQuery) -> list[Hit]:
+        """Both legs rank a window of chunk ids side by side; rows are read only for the
+        `k` fused results, not for the whole window."""
         window = max(self.config.candidate_window, 2 * query.k)
         terms = query_terms(query.q)
         fulltext, semantic = await asyncio.gather(
-            self.store.search_fulltext(terms, limit=window, path_prefix=query.path_prefix),
-            self._semantic_leg(query, limit=window),
+            self.store.rank_fulltext(terms, limit=window, path_prefix=query.path_prefix),
+            self._semantic_ranking(query, limit=window),
         )
-        clicks = await self._click_counts(terms, [*fulltext, *semantic])
+        clicks = await self._document_clicks(terms, {i for i, _ in (*fulltext, *semantic)})
         params = FusionParams(
             method=query.fusion or self.config.fusion,
             rrf_k=query.rrf_k,
@@ -132,20 +142,29 @@ class SearchEngine:
             semantic_weight=query.semantic_weight,
             click_weight=self.config.click_weight,
         )
-        fused = fuse(fulltext, semantic, params, click_counts=clicks)
+        fused = fuse(fulltext, semantic, params, clicks=clicks)[: query.k]
+        chunks = await self.store.chunks([(f.chunk_id, f.score) for f in fused])
+        legs = {f.chunk_id: f for f in fused}
         return [
-            self._hit(f.chunk, f.score, terms, fulltext=f.fulltext, semantic=f.semantic)
-            for f in fused[: query.k]
+            self._hit(
+                c,
+                c.score,
+                terms,
+                fulltext=legs[c.chunk_id].fulltext,
+                semantic=legs[c.chunk_id].semantic,
+            )
+            for c in chunks
         ]
 
-    async def _semantic_leg(self, query: SearchQuery, *, limit: int) -> list[StoredChunk]:
-        vector = query.vector if query.vector is not None else await self.embed_query(query.q)
+    async def _semantic_ranking(self, query: SearchQuery, *, limit: int) -> list[ScoredId]:
+        vector = await self._query_vector(query)
         if vector is None:
             return []
-        found = await self.store.search_vector(vector, limit=limit, path_prefix=query.path_prefix)
-        if query.min_similarity is None:
-            return found
-        return [c for c in found if c.score >= query.min_similarity]
+        found = await self.store.rank_vector(vector, limit=limit, path_prefix=query.path_prefix)
+        return [(i, score) for i, score in found if _similar_enough(score, query)]
+
+    async def _query_vector(self, query: SearchQuery) -> Vector | None:
+        return query.vector if query.vector is not None else await self.embed_query(query.q)
 
     async def embed_query(self, text: str) -> Vector | None:
         """The query's embedding (cached), or None for text with nothing to embed."""
@@ -159,13 +178,12 @@ class SearchEngine:
             self._query_vectors.put(key, vector)
         return vector
 
-    async def _click_counts(
-        self, terms: Sequence[str], candidates: Sequence[StoredChunk]
-    ) -> dict[int, int]:
+    async def _document_clicks(
+        self, terms: Sequence[str], chunk_ids: Collection[int]
+    ) -> dict[int, DocumentClicks]:
         if not terms or self.config.click_weight == 0:
             return {}
-        document_ids = sorted({c.document_id for c in candidates})
-        return await self.store.click_counts(query_key(terms), document_ids)
+        return await self.store.document_clicks(query_key(terms), sorted(chunk_ids))
 
     @staticmethod
     def _hit(
@@ -232,6 +250,10 @@ class SearchEngine:
             embedding_model=self.embedder.model_name,
             embedding_dimension=self.embedder.dimension,
         )
+
+
+def _similar_enough(score: float, query: SearchQuery) -> bool:
+    return query.min_similarity is None or score >= query.min_similarity
 
 
 def query_key(terms: Sequence[str]) -> str:

@@ -71,6 +71,19 @@ class StoredChunk:
     score: float
 
 
+# A chunk id with its score from one ranking, before any row is read: hybrid search fuses
+# these and reads rows only for the results it returns.
+ScoredId = tuple[int, float]
+
+
+@dataclass(frozen=True)
+class DocumentClicks:
+    """Clicks recorded for one query on the document a candidate chunk belongs to."""
+
+    document_id: int
+    clicks: int
+
+
 @dataclass(frozen=True)
 class LegResult:
     rank: int

@@ -20,7 +20,7 @@ import enum
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from .models import LegResult, StoredChunk
+from .models import DocumentClicks, LegResult, ScoredId
 
 DEFAULT_RRF_K = 60
 
@@ -32,7 +32,7 @@ class Fusion(enum.Enum):
 
 @dataclass(frozen=True)
 class FusedCandidate:
-    chunk: StoredChunk
+    chunk_id: int
     score: float
     fulltext: LegResult | None
     semantic: LegResult | None
@@ -47,10 +47,10 @@ class FusionParams:
     click_weight: float = 0.0
 
 
-def _leg_results(leg: Sequence[StoredChunk]) -> dict[int, LegResult]:
+def _leg_results(leg: Sequence[ScoredId]) -> dict[int, LegResult]:
     results: dict[int, LegResult] = {}
-    for rank, chunk in enumerate(leg, start=1):
-        results.setdefault(chunk.chunk_id, LegResult(rank=rank, score=chunk.score))
+    for rank, (chunk_id, score) in enumerate(leg, start=1):
+        results.setdefault(chunk_id, LegResult(rank=rank, score=score))
     return results
 
 
@@ -63,47 +63,51 @@ def _score_part(leg: LegResult, best: float) -> float:
 
 
 def fuse(
-    fulltext: Sequence[StoredChunk],
-    semantic: Sequence[StoredChunk],
+    fulltext: Sequence[ScoredId],
+    semantic: Sequence[ScoredId],
     params: FusionParams,
     *,
-    click_counts: Mapping[int, int] | None = None,
+    clicks: Mapping[int, DocumentClicks] | None = None,
 ) -> list[FusedCandidate]:
-    """Fused candidates, best first. `click_counts` maps document id → clicks for this
-    query. Ties go to the better best-leg rank, then the lower chunk id."""
+    """Fused candidates, best first, from each leg's (chunk id, score) ranking. `clicks`
+    maps a candidate's chunk id to its document's clicks for this query. Ties go to the
+    better best-leg rank, then the lower chunk id."""
     by_fulltext, by_semantic = _leg_results(fulltext), _leg_results(semantic)
-    chunks = {c.chunk_id: c for c in (*semantic, *fulltext)}
     part = _rrf_part(params.rrf_k) if params.method is Fusion.RRF else _score_part
-    best_ft = max((c.score for c in fulltext), default=0.0)
-    best_sem = max((c.score for c in semantic), default=0.0)
-    clicks = _click_part(click_counts or {}, params)
+    best_ft = max((score for _, score in fulltext), default=0.0)
+    best_sem = max((score for _, score in semantic), default=0.0)
+    click_part = _click_part(clicks or {}, params)
     fused: list[FusedCandidate] = []
-    for chunk_id, chunk in chunks.items():
+    for chunk_id in {**by_semantic, **by_fulltext}:
         ft, sem = by_fulltext.get(chunk_id), by_semantic.get(chunk_id)
-        score = clicks.get(chunk.document_id, 0.0)
+        score = click_part.get(chunk_id, 0.0)
         if ft:
             score += params.fulltext_weight * part(ft, best_ft)
         if sem:
             score += params.semantic_weight * part(sem, best_sem)
-        fused.append(FusedCandidate(chunk, score, ft, sem))
+        fused.append(FusedCandidate(chunk_id, score, ft, sem))
 
     def order(c: FusedCandidate) -> tuple[float, int, int]:
         best = min(leg.rank for leg in (c.fulltext, c.semantic) if leg)
-        return (-c.score, best, c.chunk.chunk_id)
+        return (-c.score, best, c.chunk_id)
 
     fused.sort(key=order)
     return fused
 
 
-def _click_part(click_counts: Mapping[int, int], params: FusionParams) -> dict[int, float]:
-    """Per document: RRF over documents ranked by clicks, or clicks / most clicks."""
-    if not click_counts or params.click_weight == 0:
+def _click_part(clicks: Mapping[int, DocumentClicks], params: FusionParams) -> dict[int, float]:
+    """Per chunk, from its document's clicks: RRF over the documents ranked by clicks, or
+    clicks / most clicks."""
+    if not clicks or params.click_weight == 0:
         return {}
+    per_document = {c.document_id: c.clicks for c in clicks.values()}
     if params.method is Fusion.RRF:
-        ranks = click_ranks(click_counts)
-        return {d: params.click_weight / (params.rrf_k + r) for d, r in ranks.items()}
-    most = max(click_counts.values())
-    return {d: params.click_weight * n / most for d, n in click_counts.items()}
+        ranks = click_ranks(per_document)
+        boost = {d: params.click_weight / (params.rrf_k + r) for d, r in ranks.items()}
+    else:
+        most = max(per_document.values())
+        boost = {d: params.click_weight * n / most for d, n in per_document.items()}
+    return {chunk_id: boost[c.document_id] for chunk_id, c in clicks.items()}
 
 
 def click_ranks(click_counts: Mapping[int, int]) -> dict[int, int]:

@@ -9,7 +9,7 @@ import pytest
 from docfoundry_grpc.chunking import chunk_content, content_type_for, github_slug, split_section
 from docfoundry_grpc.config import SearchConfig, Settings
 from docfoundry_grpc.errors import InvalidArgumentError
-from docfoundry_grpc.models import ContentType, StoredChunk
+from docfoundry_grpc.models import ContentType, DocumentClicks
 from docfoundry_grpc.ranking import Fusion, FusionParams, click_ranks, fuse
 from docfoundry_grpc.snippets import snippet
 from docfoundry_grpc.text import analyze, query_terms
@@ -69,38 +69,47 @@ def test_content_type_from_extension() -> None:
     assert content_type_for("notes") is ContentType.PLAIN_TEXT
 
 
-def chunk(chunk_id: int, score: float = 0.0, document_id: int | None = None) -> StoredChunk:
-    return StoredChunk(chunk_id, document_id or chunk_id, f"p{chunk_id}", "", "", "", "", "", score)
-
-
 def test_rrf_matches_the_formula() -> None:
-    fulltext = [chunk(1, 9), chunk(2, 5), chunk(3, 1)]
-    semantic = [chunk(3, 0.9), chunk(4, 0.8), chunk(1, 0.1)]
+    fulltext = [(1, 9.0), (2, 5.0), (3, 1.0)]
+    semantic = [(3, 0.9), (4, 0.8), (1, 0.1)]
     fused = fuse(fulltext, semantic, FusionParams(Fusion.RRF, rrf_k=60, semantic_weight=2.0))
     expected = {1: 1 / 61 + 2 / 63, 2: 1 / 62, 3: 1 / 63 + 2 / 61, 4: 2 / 62}
-    assert [f.chunk.chunk_id for f in fused] == sorted(expected, key=lambda c: -expected[c])
+    assert [f.chunk_id for f in fused] == sorted(expected, key=lambda c: -expected[c])
     for f in fused:
-        assert math.isclose(f.score, expected[f.chunk.chunk_id])
+        assert math.isclose(f.score, expected[f.chunk_id])
     assert fused[0].fulltext and fused[0].fulltext.rank == 3
     assert fused[0].semantic and fused[0].semantic.rank == 1
 
 
 def test_score_fusion_divides_by_each_legs_best() -> None:
-    fulltext = [chunk(1, 8.0), chunk(2, 4.0)]
-    semantic = [chunk(2, 0.5), chunk(3, 0.25), chunk(4, -0.1)]
+    fulltext = [(1, 8.0), (2, 4.0)]
+    semantic = [(2, 0.5), (3, 0.25), (4, -0.1)]
     fused = fuse(fulltext, semantic, FusionParams(Fusion.SCORE, fulltext_weight=0.5))
     expected = {1: 0.5 * 1.0, 2: 0.5 * 0.5 + 1.0, 3: 0.5, 4: 0.0}
-    assert {f.chunk.chunk_id: f.score for f in fused} == pytest.approx(expected)
-    assert [f.chunk.chunk_id for f in fused] == [2, 1, 3, 4]  # 1 and 3 tie: better rank first
+    assert {f.chunk_id: f.score for f in fused} == pytest.approx(expected)
+    assert [f.chunk_id for f in fused] == [2, 1, 3, 4]  # 1 and 3 tie: better rank first
 
 
 def test_clicks_lift_but_never_add() -> None:
-    fulltext = [chunk(1, 3.0), chunk(2, 2.0), chunk(3, 1.0)]
+    fulltext = [(1, 3.0), (2, 2.0), (3, 1.0)]
     assert click_ranks({3: 5, 99: 10}) == {99: 1, 3: 2}
     for method in Fusion:
         params = FusionParams(method, click_weight=1.0)
-        fused = fuse(fulltext, [], params, click_counts={3: 5})
-        assert [f.chunk.chunk_id for f in fused] == [3, 1, 2]
+        fused = fuse(fulltext, [], params, clicks={3: DocumentClicks(30, 5)})
+        assert [f.chunk_id for f in fused] == [3, 1, 2]
+
+
+def test_clicks_are_per_document() -> None:
+    """Two chunks of one clicked document get the same lift; a document with fewer clicks
+    gets less (score fusion: clicks / most clicks; RRF: by the documents' click ranks)."""
+    fulltext = [(1, 4.0), (2, 3.0), (3, 2.0), (4, 1.0)]
+    clicks = {2: DocumentClicks(7, 4), 4: DocumentClicks(7, 4), 3: DocumentClicks(8, 2)}
+    score = fuse(fulltext, [], FusionParams(Fusion.SCORE, click_weight=1.0), clicks=clicks)
+    expected = {1: 1.0, 2: 0.75 + 1.0, 3: 0.5 + 0.5, 4: 0.25 + 1.0}
+    assert {f.chunk_id: f.score for f in score} == pytest.approx(expected)
+    rrf = fuse(fulltext, [], FusionParams(Fusion.RRF, rrf_k=60, click_weight=1.0), clicks=clicks)
+    expected = {1: 1 / 61, 2: 1 / 62 + 1 / 61, 3: 1 / 63 + 1 / 62, 4: 1 / 64 + 1 / 61}
+    assert {f.chunk_id: f.score for f in rrf} == pytest.approx(expected)
 
 
 def test_snippet_starts_near_first_match() -> None:

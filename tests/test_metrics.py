@@ -61,7 +61,7 @@ async def test_search_storage_and_embedding_metrics(server: Harness) -> None:
         sample(server, "docfoundry_search_duration_seconds_count", mode="hybrid", backend=backend)
         == 3
     )
-    for operation in ("fulltext", "semantic"):
+    for operation in ("fulltext_rank", "semantic_rank", "document_clicks", "chunks"):
         assert (
             sample(
                 server,

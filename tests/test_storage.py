@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 from docfoundry_grpc.config import DatabaseConfig
 from docfoundry_grpc.embedding import MiniLMEmbedder
 from docfoundry_grpc.errors import NotFoundError, SchemaMismatchError
-from docfoundry_grpc.models import Chunk, ClickEvent, Document, UpsertOutcome
+from docfoundry_grpc.models import Chunk, ClickEvent, Document, DocumentClicks, UpsertOutcome
 from docfoundry_grpc.storage import StorageAdapter, build_store
 from docfoundry_grpc.text import analyze, query_terms
 
@@ -110,6 +111,42 @@ async def test_vector_search_ranks_by_cosine(
     assert all(c.document_path.startswith("guides/") for c in filtered)
 
 
+@pytest.mark.parametrize("path_prefix", ["", "guides/"])
+async def test_rankings_are_the_searches_without_rows(
+    store: StorageAdapter, embedder: MiniLMEmbedder, path_prefix: str
+) -> None:
+    await load(store, embedder)
+    terms = query_terms("search install semantic port")
+    vector = embedder.embed(["how do I install it"])[0]
+    searched = [
+        await store.search_fulltext(terms, limit=4, path_prefix=path_prefix),
+        await store.search_vector(vector, limit=4, path_prefix=path_prefix),
+    ]
+    ranked = [
+        await store.rank_fulltext(terms, limit=4, path_prefix=path_prefix),
+        await store.rank_vector(vector, limit=4, path_prefix=path_prefix),
+    ]
+    for found, ranking in zip(searched, ranked, strict=True):
+        assert len(found) == 4
+        assert ranking == [(c.chunk_id, pytest.approx(c.score, abs=1e-6)) for c in found]
+    assert await store.rank_fulltext([], limit=4) == []
+
+
+async def test_chunks_keep_the_given_order_and_scores(
+    store: StorageAdapter, embedder: MiniLMEmbedder
+) -> None:
+    await load(store, embedder)
+    [cat] = await store.search_fulltext(["purr"], limit=5)
+    others = await store.search_fulltext(query_terms("install search"), limit=3)
+    ranked = [(others[2].chunk_id, 3.0), (cat.chunk_id, 2.0), (others[0].chunk_id, 1.0)]
+    found = await store.chunks(ranked)
+    assert [(c.chunk_id, c.score) for c in found] == ranked
+    assert found[1] == dataclasses.replace(cat, score=2.0)
+    await store.delete_document("blog/cats.md")
+    assert [c.chunk_id for c in await store.chunks(ranked)] == [ranked[0][0], ranked[2][0]]
+    assert await store.chunks([]) == []
+
+
 async def test_replace_swaps_chunks_and_keeps_clicks(
     store: StorageAdapter, embedder: MiniLMEmbedder
 ) -> None:
@@ -124,7 +161,8 @@ async def test_replace_swaps_chunks_and_keeps_clicks(
     assert await store.search_fulltext(["purr"], limit=5) == []
     [new] = await store.search_fulltext(["bark"], limit=5)
     assert new.title == "Dogs" and new.chunk_id != old.chunk_id
-    assert await store.click_counts("cat", [new.document_id]) == {new.document_id: 1}
+    clicked = await store.document_clicks("cat", [new.chunk_id, old.chunk_id])
+    assert clicked == {new.chunk_id: DocumentClicks(new.document_id, 1)}
     stats = await store.stats()
     assert (stats.documents, stats.chunks, stats.clicks) == (4, 6, 1)
 
@@ -169,8 +207,11 @@ async def test_clicks(store: StorageAdapter, embedder: MiniLMEmbedder) -> None:
     )
     second = await store.record_click(ClickEvent("purr", hit.chunk_id, 1), query_key="purr")
     assert second > first
-    assert await store.click_counts("purr", [hit.document_id, 999]) == {hit.document_id: 2}
-    assert await store.click_counts("other", [hit.document_id]) == {}
+    [other, *_] = await store.search_fulltext(query_terms("install"), limit=5)
+    clicked = await store.document_clicks("purr", [hit.chunk_id, other.chunk_id, 999])
+    assert clicked == {hit.chunk_id: DocumentClicks(hit.document_id, 2)}
+    assert await store.document_clicks("other", [hit.chunk_id]) == {}
+    assert await store.document_clicks("purr", []) == {}
     with pytest.raises(NotFoundError):
         await store.record_click(ClickEvent("purr", 987654, 1), query_key="purr")
 

@@ -1,7 +1,7 @@
 """PostgreSQL full-text search over packed posting segments, and their compaction.
 
-The layout is described in `_postgres_sql`. A search is two round trips: every query term's
-packed postings (segment plus tail) with the statistics, then the winning chunks' rows.
+The layout is described in `_postgres_sql`. Ranking is one round trip: every query term's
+packed postings (segment plus tail) with the statistics.
 Compaction runs in two transactions so that writers wait only while it drains the writes
 in flight, never while it packs.
 """
@@ -16,9 +16,8 @@ from dataclasses import dataclass
 import asyncpg
 
 from ..bm25 import Postings, TermPostings, top_chunks
-from ..models import StoredChunk
+from ..models import ScoredId
 from . import _postgres_sql as sql
-from .base import ranked_chunks
 
 log = logging.getLogger(__name__)
 
@@ -54,21 +53,18 @@ class Compaction:
     seconds: float
 
 
-async def search(db: asyncpg.Connection, terms: Sequence[str], limit: int) -> list[StoredChunk]:
+async def rank(db: asyncpg.Connection, terms: Sequence[str], limit: int) -> list[ScoredId]:
     rows = await db.fetch(sql.TERM_POSTINGS, list(terms))
     if not rows:
         return []
     chunk_count, token_count, deleted = rows[0][8], rows[0][9], rows[0][10]
-    best = top_chunks(
+    return top_chunks(
         (_term_postings(row) for row in rows),
         chunk_count=int(chunk_count),
         token_count=int(token_count),
         limit=limit,
         exclude=deleted,
     )
-    if not best:
-        return []
-    return ranked_chunks(best, await db.fetch(sql.CHUNKS_BY_IDS, [i for i, _ in best]))
 
 
 def _term_postings(row: asyncpg.Record) -> TermPostings:

@@ -295,6 +295,16 @@ ORDER BY nearest.distance, c.id
 """
 SEARCH_VECTOR = _NEAREST.format(filter="")
 SEARCH_VECTOR_PREFIX = _NEAREST.format(filter="WHERE starts_with(path, $3)")
+_NEAREST_IDS = """
+WITH nearest AS MATERIALIZED (
+    SELECT id, embedding <=> $1 AS distance FROM chunks
+    {filter}
+    ORDER BY embedding <=> $1 LIMIT $2
+)
+SELECT id, 1 - distance FROM nearest ORDER BY distance, id
+"""
+RANK_VECTOR = _NEAREST_IDS.format(filter="")
+RANK_VECTOR_PREFIX = _NEAREST_IDS.format(filter="WHERE starts_with(path, $3)")
 
 DOCUMENT_OF_CHUNK = "SELECT document_id FROM chunks WHERE id = $1"
 INSERT_CLICK = """
@@ -302,10 +312,12 @@ INSERT INTO click_feedback
     (query, query_key, chunk_id, document_id, position, session_id, user_id, dwell_time)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id
 """
-CLICK_COUNTS = """
-SELECT document_id, count(*) FROM click_feedback
-WHERE query_key = $1 AND document_id = ANY($2::bigint[])
-GROUP BY document_id
+DOCUMENT_CLICKS = """
+SELECT c.id, c.document_id, clicked.clicks
+FROM (SELECT document_id, count(*) AS clicks FROM click_feedback WHERE query_key = $1
+      GROUP BY document_id) AS clicked
+JOIN chunks c ON c.document_id = clicked.document_id
+WHERE c.id = ANY($2::bigint[])
 """
 COUNTS = """
 SELECT (SELECT count(*) FROM documents), (SELECT chunk_count FROM corpus_stats WHERE id = 1),

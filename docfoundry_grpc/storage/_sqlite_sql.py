@@ -120,10 +120,12 @@ INSERT INTO click_feedback
     (query, query_key, chunk_id, document_id, position, session_id, user_id, dwell_time)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id
 """
-CLICK_COUNTS = """
-SELECT document_id, COUNT(*) FROM click_feedback
-WHERE query_key = ? AND document_id IN (SELECT value FROM json_each(?))
-GROUP BY document_id
+DOCUMENT_CLICKS = """
+SELECT c.id, c.document_id, clicked.clicks
+FROM (SELECT document_id, COUNT(*) AS clicks FROM click_feedback WHERE query_key = ?
+      GROUP BY document_id) AS clicked
+JOIN chunks c ON c.document_id = clicked.document_id
+WHERE c.id IN (SELECT value FROM json_each(?))
 """
 
 COUNTS = """

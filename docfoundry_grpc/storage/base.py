@@ -14,6 +14,8 @@ from ..models import (
     ClickEvent,
     DeleteResult,
     Document,
+    DocumentClicks,
+    ScoredId,
     StoredChunk,
     StoredClick,
     StoreStats,
@@ -63,11 +65,29 @@ class StorageAdapter(Protocol):
     ) -> list[StoredChunk]:
         """Nearest chunks by cosine similarity (the score), most similar first."""
 
+    async def rank_fulltext(
+        self, terms: Sequence[str], *, limit: int, path_prefix: str = ""
+    ) -> list[ScoredId]:
+        """`search_fulltext`'s ranking without reading the rows: hybrid search fuses a
+        wide window of both legs but shows only a few of them."""
+
+    async def rank_vector(
+        self, vector: Vector, *, limit: int, path_prefix: str = ""
+    ) -> list[ScoredId]:
+        """`search_vector`'s ranking without reading the rows."""
+
+    async def chunks(self, ranked: Sequence[ScoredId]) -> list[StoredChunk]:
+        """The rows of ranked chunk ids, in that order, each with its given score; a chunk
+        deleted since it was ranked is left out."""
+
     async def record_click(self, click: ClickEvent, *, query_key: str) -> int:
         """Stores a click and returns its id. Raises NotFoundError for an unknown chunk."""
 
-    async def click_counts(self, query_key: str, document_ids: Sequence[int]) -> dict[int, int]:
-        """Clicks recorded for `query_key` on each of `document_ids` (absent means none)."""
+    async def document_clicks(
+        self, query_key: str, chunk_ids: Sequence[int]
+    ) -> dict[int, DocumentClicks]:
+        """For each of `chunk_ids` whose document has clicks recorded for `query_key`: that
+        document and its click count (absent means no clicks)."""
 
     def export_documents(self) -> AsyncIterator[tuple[Document, list[Chunk]]]:
         """Every document with its chunks in order, embeddings included (for migrations)."""
@@ -86,9 +106,7 @@ class StorageAdapter(Protocol):
         """One round trip to the database; raises StoreUnavailableError if it fails."""
 
 
-def ranked_chunks(
-    ranked: Sequence[tuple[int, float]], rows: Iterable[Sequence[Any]]
-) -> list[StoredChunk]:
+def ranked_chunks(ranked: Sequence[ScoredId], rows: Iterable[Sequence[Any]]) -> list[StoredChunk]:
     """Chunks for (chunk id, score) pairs ranked outside SQL, in that order, from rows of the
     hit columns (chunk id, document id, path, title, source URL, heading, anchor, text).
     A chunk deleted since it was ranked has no row and is left out, not shown half-gone."""

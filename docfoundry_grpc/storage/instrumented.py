@@ -12,6 +12,8 @@ from ..models import (
     ClickEvent,
     DeleteResult,
     Document,
+    DocumentClicks,
+    ScoredId,
     StoredChunk,
     StoredClick,
     StoreStats,
@@ -71,13 +73,31 @@ class InstrumentedStore:
         async with self._timed("semantic"):
             return await self.inner.search_vector(vector, limit=limit, path_prefix=path_prefix)
 
+    async def rank_fulltext(
+        self, terms: Sequence[str], *, limit: int, path_prefix: str = ""
+    ) -> list[ScoredId]:
+        async with self._timed("fulltext_rank"):
+            return await self.inner.rank_fulltext(terms, limit=limit, path_prefix=path_prefix)
+
+    async def rank_vector(
+        self, vector: Vector, *, limit: int, path_prefix: str = ""
+    ) -> list[ScoredId]:
+        async with self._timed("semantic_rank"):
+            return await self.inner.rank_vector(vector, limit=limit, path_prefix=path_prefix)
+
+    async def chunks(self, ranked: Sequence[ScoredId]) -> list[StoredChunk]:
+        async with self._timed("chunks"):
+            return await self.inner.chunks(ranked)
+
     async def record_click(self, click: ClickEvent, *, query_key: str) -> int:
         async with self._timed("click"):
             return await self.inner.record_click(click, query_key=query_key)
 
-    async def click_counts(self, query_key: str, document_ids: Sequence[int]) -> dict[int, int]:
-        async with self._timed("click_counts"):
-            return await self.inner.click_counts(query_key, document_ids)
+    async def document_clicks(
+        self, query_key: str, chunk_ids: Sequence[int]
+    ) -> dict[int, DocumentClicks]:
+        async with self._timed("document_clicks"):
+            return await self.inner.document_clicks(query_key, chunk_ids)
 
     def export_documents(self) -> AsyncIterator[tuple[Document, list[Chunk]]]:
         return self.inner.export_documents()

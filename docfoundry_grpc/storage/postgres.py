@@ -26,7 +26,9 @@ from ..models import (
     ClickEvent,
     DeleteResult,
     Document,
+    DocumentClicks,
     PoolStats,
+    ScoredId,
     StoredChunk,
     StoredClick,
     StoreStats,
@@ -35,7 +37,7 @@ from ..models import (
 )
 from . import _postgres_segments as segments
 from . import _postgres_sql as sql
-from .base import SCHEMA_VERSION
+from .base import SCHEMA_VERSION, ranked_chunks
 
 log = logging.getLogger(__name__)
 query_log = logging.getLogger("docfoundry_grpc.sql")
@@ -273,11 +275,29 @@ class PostgresAdapter:
     ) -> list[StoredChunk]:
         if not terms:
             return []
+        if not path_prefix:
+            return await self.chunks(await self.rank_fulltext(terms, limit=limit))
         async with self._connection() as db:
-            if not path_prefix:
-                return await segments.search(db, terms, limit)
             rows = await db.fetch(sql.SEARCH_FULLTEXT_PREFIX, list(terms), limit, path_prefix)
         return [StoredChunk(*row) for row in rows]
+
+    async def rank_fulltext(
+        self, terms: Sequence[str], *, limit: int, path_prefix: str = ""
+    ) -> list[ScoredId]:
+        if not terms:
+            return []
+        if path_prefix:
+            found = await self.search_fulltext(terms, limit=limit, path_prefix=path_prefix)
+            return [(c.chunk_id, c.score) for c in found]
+        async with self._connection() as db:
+            return await segments.rank(db, terms, limit)
+
+    async def chunks(self, ranked: Sequence[ScoredId]) -> list[StoredChunk]:
+        if not ranked:
+            return []
+        async with self._connection() as db:
+            rows = await db.fetch(sql.CHUNKS_BY_IDS, [i for i, _ in ranked])
+        return ranked_chunks(ranked, rows)
 
     async def compact(self) -> segments.Compaction | None:
         """Packs the postings written since the last compaction (see `_postgres_segments`);
@@ -304,20 +324,30 @@ class PostgresAdapter:
     async def search_vector(
         self, vector: Vector, *, limit: int, path_prefix: str = ""
     ) -> list[StoredChunk]:
-        query, args = (
-            (sql.SEARCH_VECTOR_PREFIX, (vector, limit, path_prefix))
-            if path_prefix
-            else (sql.SEARCH_VECTOR, (vector, limit))
-        )
+        query = sql.SEARCH_VECTOR_PREFIX if path_prefix else sql.SEARCH_VECTOR
+        rows = await self._nearest(query, vector, limit, path_prefix)
+        return [StoredChunk(*row) for row in rows]
+
+    async def rank_vector(
+        self, vector: Vector, *, limit: int, path_prefix: str = ""
+    ) -> list[ScoredId]:
+        query = sql.RANK_VECTOR_PREFIX if path_prefix else sql.RANK_VECTOR
+        rows = await self._nearest(query, vector, limit, path_prefix)
+        return [(int(row[0]), float(row[1])) for row in rows]
+
+    async def _nearest(
+        self, query: str, vector: Vector, limit: int, path_prefix: str
+    ) -> list[asyncpg.Record]:
+        args = (vector, limit, path_prefix) if path_prefix else (vector, limit)
         async with self._connection() as db:
             if limit <= self.config.hnsw_ef_search:
+                rows: list[asyncpg.Record] = await db.fetch(query, *args)
+                return rows
+            # HNSW returns at most ef_search rows per scan: widen it for this query only.
+            async with db.transaction():
+                await db.execute(f"SET LOCAL hnsw.ef_search = {min(int(limit), 1000)}")
                 rows = await db.fetch(query, *args)
-            else:
-                # HNSW returns at most ef_search rows per scan: widen it for this query only.
-                async with db.transaction():
-                    await db.execute(f"SET LOCAL hnsw.ef_search = {min(int(limit), 1000)}")
-                    rows = await db.fetch(query, *args)
-        return [StoredChunk(*row) for row in rows]
+                return rows
 
     async def record_click(self, click: ClickEvent, *, query_key: str) -> int:
         async with self._connection() as db:
@@ -340,12 +370,14 @@ class PostgresAdapter:
                 raise NotFoundError(f"no chunk with id {click.chunk_id}") from None
         return int(click_id)
 
-    async def click_counts(self, query_key: str, document_ids: Sequence[int]) -> dict[int, int]:
-        if not document_ids:
+    async def document_clicks(
+        self, query_key: str, chunk_ids: Sequence[int]
+    ) -> dict[int, DocumentClicks]:
+        if not chunk_ids:
             return {}
         async with self._connection() as db:
-            rows = await db.fetch(sql.CLICK_COUNTS, query_key, list(document_ids))
-        return {int(r[0]): int(r[1]) for r in rows}
+            rows = await db.fetch(sql.DOCUMENT_CLICKS, query_key, list(chunk_ids))
+        return {int(r[0]): DocumentClicks(int(r[1]), int(r[2])) for r in rows}
 
     async def export_documents(self) -> AsyncIterator[tuple[Document, list[Chunk]]]:
         async with self._connection() as db:

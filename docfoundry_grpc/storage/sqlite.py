@@ -25,7 +25,9 @@ from ..models import (
     ClickEvent,
     DeleteResult,
     Document,
+    DocumentClicks,
     PoolStats,
+    ScoredId,
     StoredChunk,
     StoredClick,
     StoreStats,
@@ -252,14 +254,23 @@ class SQLiteAdapter:
         if not terms:
             return []
         if not path_prefix:
-            return await self._chunks(self._postings.search(terms, limit))
+            return await self.chunks(self._postings.search(terms, limit))
         params = {"match": fts_match_expression(terms), "prefix": path_prefix, "limit": limit}
         async with self._read() as db:
             rows = await db.execute_fetchall(sql.SEARCH_FULLTEXT_PREFIX, params)
         return [StoredChunk(*row) for row in rows]
 
-    async def _chunks(self, ranked: list[tuple[int, float]]) -> list[StoredChunk]:
-        """The rows of (chunk id, score) pairs, in their order."""
+    async def rank_fulltext(
+        self, terms: Sequence[str], *, limit: int, path_prefix: str = ""
+    ) -> list[ScoredId]:
+        if not terms:
+            return []
+        if path_prefix:
+            found = await self.search_fulltext(terms, limit=limit, path_prefix=path_prefix)
+            return [(c.chunk_id, c.score) for c in found]
+        return self._postings.search(terms, limit)
+
+    async def chunks(self, ranked: Sequence[ScoredId]) -> list[StoredChunk]:
         if not ranked:
             return []
         async with self._read() as db:
@@ -271,10 +282,15 @@ class SQLiteAdapter:
     async def search_vector(
         self, vector: Vector, *, limit: int, path_prefix: str = ""
     ) -> list[StoredChunk]:
-        nearest = await asyncio.to_thread(
+        nearest = await self.rank_vector(vector, limit=limit, path_prefix=path_prefix)
+        return await self.chunks(nearest)
+
+    async def rank_vector(
+        self, vector: Vector, *, limit: int, path_prefix: str = ""
+    ) -> list[ScoredId]:
+        return await asyncio.to_thread(
             self._matrix.search, vector, limit=limit, path_prefix=path_prefix
         )
-        return await self._chunks(nearest)
 
     async def record_click(self, click: ClickEvent, *, query_key: str) -> int:
         async with self._transaction() as db:
@@ -297,14 +313,16 @@ class SQLiteAdapter:
             )
         return int(next(iter(rows))[0])
 
-    async def click_counts(self, query_key: str, document_ids: Sequence[int]) -> dict[int, int]:
-        if not document_ids:
+    async def document_clicks(
+        self, query_key: str, chunk_ids: Sequence[int]
+    ) -> dict[int, DocumentClicks]:
+        if not chunk_ids:
             return {}
         async with self._read() as db:
             rows = await db.execute_fetchall(
-                sql.CLICK_COUNTS, (query_key, json.dumps(list(document_ids)))
+                sql.DOCUMENT_CLICKS, (query_key, json.dumps(list(chunk_ids)))
             )
-        return {int(r[0]): int(r[1]) for r in rows}
+        return {int(r[0]): DocumentClicks(int(r[1]), int(r[2])) for r in rows}
 
     async def export_documents(self) -> AsyncIterator[tuple[Document, list[Chunk]]]:
         async with self._read() as db:
