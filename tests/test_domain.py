@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import string
+import unicodedata
 
 import pytest
 
@@ -12,12 +14,17 @@ from docfoundry_grpc.errors import InvalidArgumentError
 from docfoundry_grpc.models import ContentType, DocumentClicks
 from docfoundry_grpc.ranking import Fusion, FusionParams, click_ranks, fuse
 from docfoundry_grpc.snippets import snippet
-from docfoundry_grpc.text import analyze, query_terms
+from docfoundry_grpc.text import _fold, analyze, query_terms
 from docfoundry_grpc.validation import check_vector, search_query
 
 
 def test_analyze_folds_stems_and_drops_stop_words() -> None:
     assert analyze("The Running CAFÉS of Zürich!") == ["run", "cafe", "zurich"]
+    assert analyze("The Running CAFES of Zurich!") == ["run", "cafe", "zurich"]
+
+
+def test_ascii_folding_takes_a_shortcut_to_the_same_result() -> None:
+    assert _fold(string.printable) == unicodedata.normalize("NFKD", string.printable.casefold())
     assert query_terms("install installing installs") == ["instal"]
     assert query_terms("the of and to") == []
     assert query_terms('"AND" OR (NOT) NEAR* ^:') == ["near"]
