@@ -135,6 +135,11 @@ class _StoreCollector(Collector):
             ("docfoundry_index_documents", "Documents in the index.", stats.documents),
             ("docfoundry_index_chunks", "Chunks in the index.", stats.chunks),
             ("docfoundry_click_events", "Stored click events.", stats.clicks),
+            (
+                "docfoundry_fulltext_backlog_chunks",
+                "Chunks written or deleted since the full-text postings were last packed.",
+                stats.fulltext_backlog,
+            ),
         ):
             family = GaugeMetricFamily(name, doc, labels=labels)
             family.add_metric([self._backend], value)

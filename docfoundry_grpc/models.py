@@ -145,3 +145,6 @@ class StoreStats:
     embedding_dimension: int
     pool: PoolStats | None = None
     extra: dict[str, float] = field(default_factory=dict)
+    # Chunks written or deleted since the full-text postings were last packed: queries
+    # read these from a slower tail until the next compaction.
+    fulltext_backlog: int = 0

@@ -21,6 +21,7 @@ COLLECTED = {
     "docfoundry_index_documents",
     "docfoundry_index_chunks",
     "docfoundry_click_events",
+    "docfoundry_fulltext_backlog_chunks",
 }
 
 

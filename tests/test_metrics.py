@@ -103,6 +103,8 @@ async def test_index_gauges_at_scrape_time(server: Harness) -> None:
     hit = (await server.search.Fulltext(pb.SearchRequest(q="purr"))).hits[0]
     await server.search.RecordClick(pb.RecordClickRequest(query="purr", chunk_id=hit.chunk_id))
     assert await scraped(server, "docfoundry_click_events", backend=backend) == 1
+    backlog = await scraped(server, "docfoundry_fulltext_backlog_chunks", backend=backend)
+    assert backlog == (await server.app.store.stats()).fulltext_backlog
 
 
 async def test_pool_gauges_follow_concurrent_load(

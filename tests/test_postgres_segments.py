@@ -84,12 +84,15 @@ async def test_results_stay_exact_across_compactions_writes_and_deletes(
     for n in range(30):
         await put(store, corpus, rng, f"d/{n}", 0)
     await assert_exact(store, corpus)  # everything in the tail
+    assert (await store.stats()).fulltext_backlog == await table_count(store, "chunks")
 
     packed = await store.compact()
     assert packed is not None and packed.terms > len(WORDS)
     assert await table_count(store, "posting_segments") == packed.terms
+    assert (await store.stats()).fulltext_backlog == 0
     await assert_exact(store, corpus)  # everything packed
 
+    packed_away = sum(len(corpus[f"d/{n}"]) for n in range(10))
     for n in range(0, 10, 2):
         await put(store, corpus, rng, f"d/{n}", 1)  # replaced: tombstones plus tail
     for n in range(1, 10, 2):
@@ -98,6 +101,8 @@ async def test_results_stay_exact_across_compactions_writes_and_deletes(
     for n in range(30, 35):
         await put(store, corpus, rng, f"d/{n}", 0)
     assert await table_count(store, "segment_tombstones") > 0
+    written = sum(len(corpus[f"d/{n}"]) for n in [*range(0, 10, 2), *range(30, 35)])
+    assert (await store.stats()).fulltext_backlog == packed_away + written
     await assert_exact(store, corpus)  # packed, tail and tombstones together
 
     assert await store.compact() is not None

@@ -57,6 +57,7 @@ def test_writes_deletes_and_rebuilds_keep_rankings_exact(
     assert rebuilds > 3
     assert_ranks_like(index, live)
     index.rebuild()
+    assert index.backlog_chunks == 0
     assert_ranks_like(index, live)
     assert (index.chunk_count, index.token_count) == (len(live), sum(map(len, live.values())))
 
@@ -68,3 +69,4 @@ def test_an_empty_index_finds_nothing() -> None:
     assert [i for i, _ in index.search(["w1"], 10)] == [3]
     index.remove(3, ["w1", "w1"])
     assert index.search(["w1"], 10) == []
+    assert index.backlog_chunks == 2  # one chunk added, one removed, neither folded in

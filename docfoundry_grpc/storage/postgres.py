@@ -435,6 +435,7 @@ class PostgresAdapter:
         async with self._connection() as db:
             documents, chunks, clicks = await db.fetchrow(sql.COUNTS)
             scans = {row[0]: float(row[1]) for row in await db.fetch(sql.INDEX_SCANS)}
+            backlog = await segments.backlog(db)
         return StoreStats(
             documents=int(documents),
             chunks=int(chunks or 0),
@@ -443,6 +444,7 @@ class PostgresAdapter:
             embedding_dimension=self.dimension,
             pool=self.pool_stats(),
             extra=scans,
+            fulltext_backlog=backlog.size,
         )
 
     def pool_stats(self) -> PoolStats | None:

@@ -36,6 +36,7 @@ class PostingIndex:
         self._packed_size = 0
         self._tail: dict[str, tuple[list[int], list[int]]] = {}
         self._tail_size = 0
+        self._tail_chunks = 0
         self._deleted: set[int] = set()
         self._deleted_array: I64 | None = None
         self._stale: set[str] = set()  # packed terms holding a deleted chunk
@@ -82,6 +83,7 @@ class PostingIndex:
             tfs.append(tf)
             self._df[term] += 1
             self._tail_size += 1
+        self._tail_chunks += 1
         self.chunk_count += 1
         self.token_count += len(tokens)
 
@@ -97,6 +99,11 @@ class PostingIndex:
         self._deleted_array = None
         self.chunk_count -= 1
         self.token_count -= len(tokens)
+
+    @property
+    def backlog_chunks(self) -> int:
+        """Chunks added or removed since the last rebuild."""
+        return self._tail_chunks + len(self._deleted)
 
     def search(self, terms: Sequence[str], limit: int) -> list[tuple[int, float]]:
         """The best (chunk id, BM25 score) pairs, as `bm25.top_chunks` ranks them."""
@@ -147,6 +154,7 @@ class PostingIndex:
                 self._packed_size += int(live.sum())
         self._tail.clear()
         self._tail_size = 0
+        self._tail_chunks = 0
         self._deleted.clear()
         self._deleted_array = None
         self._stale.clear()

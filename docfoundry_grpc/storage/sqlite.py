@@ -388,6 +388,7 @@ class SQLiteAdapter:
             schema_version=SCHEMA_VERSION,
             embedding_dimension=self.dimension,
             pool=pool,
+            fulltext_backlog=self._postings.backlog_chunks,
         )
 
     async def ping(self) -> None:
