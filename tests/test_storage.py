@@ -274,7 +274,8 @@ async def test_export_and_import_round_trip(
 async def test_vector_search_returns_more_than_the_index_search_breadth(
     store: StorageAdapter,
 ) -> None:
-    """Asking for more neighbours than hnsw.ef_search (100) still returns them all."""
+    """Asking for more neighbours than hnsw.ef_search (100), as many, or for a path that
+    holds a third of the chunks, still returns them all."""
     rng = np.random.default_rng(7)
     vectors = rng.normal(size=(150, 384)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -284,6 +285,10 @@ async def test_vector_search_returns_more_than_the_index_search_breadth(
     found = await store.search_vector(vectors[0], limit=140)
     assert len(found) == 140 and found[0].text == "text 0"
     assert [c.score for c in found] == sorted((c.score for c in found), reverse=True)
+    for _ in range(3):  # the search settings outlive each connection's return to the pool
+        assert len(await store.search_vector(vectors[0], limit=100)) == 100
+        assert len(await store.rank_vector(vectors[0], limit=100)) == 100
+        assert len(await store.search_vector(vectors[0], limit=50, path_prefix="bulk/50")) == 50
 
 
 async def test_concurrent_writers_keep_bm25_statistics_exact(

@@ -77,6 +77,8 @@ class PostgresAdapter:
                 max_queries=self.config.pool_max_queries,
                 max_inactive_connection_lifetime=self.config.pool_max_inactive_lifetime,
                 init=self._init_connection,
+                reset=_keep_session,
+                server_settings=self._search_settings(),
                 **self._ssl(),
             )
         except SchemaMismatchError:
@@ -87,6 +89,16 @@ class PostgresAdapter:
             ) from exc
         if self.config.compact_interval > 0:
             self._compactor = asyncio.create_task(self._compact_periodically())
+
+    def _search_settings(self) -> dict[str, str]:
+        """Sent as startup parameters, which a session reset restores, where a SET would
+        fall back to pgvector's defaults (ef_search 40: at most 40 neighbours per query)."""
+        return {
+            "hnsw.ef_search": str(int(self.config.hnsw_ef_search)),
+            "hnsw.iterative_scan": "relaxed_order",
+            "ivfflat.probes": str(int(self.config.ivfflat_probes)),
+            "ivfflat.iterative_scan": "relaxed_order",
+        }
 
     def _ssl(self) -> dict[str, Any]:
         return {} if self.config.url else {"ssl": self.config.sslmode}
@@ -139,12 +151,6 @@ class PostgresAdapter:
 
     async def _init_connection(self, connection: asyncpg.Connection) -> None:
         await register_vector(connection)
-        await connection.execute(
-            f"SET hnsw.ef_search = {int(self.config.hnsw_ef_search)};"
-            f"SET hnsw.iterative_scan = relaxed_order;"
-            f"SET ivfflat.probes = {int(self.config.ivfflat_probes)};"
-            f"SET ivfflat.iterative_scan = relaxed_order;"
-        )
         if self.config.log_queries:
             connection.add_query_logger(_log_query)
 
@@ -183,6 +189,26 @@ class PostgresAdapter:
             raise
         finally:
             await pool.release(connection)
+
+    @asynccontextmanager
+    async def _own_connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A connection outside the pool, closed after use: the compactor's session-level
+        lock ends with it, however the compaction ends."""
+        try:
+            connection = await asyncpg.connect(self.config.dsn(), timeout=10, **self._ssl())
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            raise StoreUnavailableError("PostgreSQL is unreachable") from exc
+        try:
+            yield connection
+        except Exception as exc:
+            if _is_unavailable(exc):
+                raise StoreUnavailableError("PostgreSQL connection lost") from exc
+            raise
+        finally:
+            try:
+                await connection.close(timeout=5)
+            except Exception:
+                connection.terminate()
 
     async def content_hash(self, path: str) -> str | None:
         async with self._connection() as db:
@@ -302,7 +328,7 @@ class PostgresAdapter:
     async def compact(self) -> segments.Compaction | None:
         """Packs the postings written since the last compaction (see `_postgres_segments`);
         None if another server is compacting the same database."""
-        async with self._connection() as db:
+        async with self._own_connection() as db:
             return await segments.compact(db)
 
     async def _compact_periodically(self) -> None:
@@ -312,8 +338,9 @@ class PostgresAdapter:
             try:
                 async with self._connection() as db:
                     backlog = await segments.backlog(db)
-                    if backlog.due(previous):
-                        await segments.compact(db)
+                if backlog.due(previous):
+                    await self.compact()
+                    async with self._connection() as db:
                         backlog = await segments.backlog(db)
                 previous = backlog
             except (StoreUnavailableError, StoreBusyError) as exc:
@@ -464,6 +491,14 @@ class PostgresAdapter:
     async def ping(self) -> None:
         async with self._connection() as db:
             await asyncio.wait_for(db.fetchval("SELECT 1"), timeout=5)
+
+
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """Returns a connection to the pool without asyncpg's default reset (RESET ALL, CLOSE ALL,
+    UNLISTEN *, unlock all advisory locks), a round trip on every release. asyncpg still
+    rolls back an open transaction first, and nothing else outlives a use here: settings are
+    startup parameters, locks are per transaction, and the compactor's session lock is taken
+    on a connection of its own."""
 
 
 def _log_query(record: Any) -> None:
