@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import random
+import re
 import string
 import unicodedata
 
@@ -13,7 +15,7 @@ from docfoundry_grpc.config import SearchConfig, Settings
 from docfoundry_grpc.errors import InvalidArgumentError
 from docfoundry_grpc.models import ContentType, DocumentClicks
 from docfoundry_grpc.ranking import Fusion, FusionParams, click_ranks, fuse
-from docfoundry_grpc.snippets import snippet
+from docfoundry_grpc.snippets import SNIPPET_CHARS, snippet
 from docfoundry_grpc.text import _fold, analyze, query_terms
 from docfoundry_grpc.validation import check_vector, search_query
 
@@ -125,6 +127,35 @@ def test_snippet_starts_near_first_match() -> None:
     assert "port is 50051" in result and result.startswith("…")
     assert len(result) <= 245
     assert snippet("short text", frozenset()) == "short text"
+
+
+# Words whose stems are not plain prefixes of them: Snowball's exceptions (dying -> die,
+# skies -> sky), rewritten endings (sensibility -> sensibl, happy -> happi), and non-ASCII.
+TRICKY_WORDS = """sensibility sensible dying lying tying die lie tie skies sky skis early only
+gently ugly happily happy relational relate organization organize hopping hoped agreed running
+studies study cries conditional possibly generously Zürich zurich café cafe naïve apologies
+indices analysis analyses ionization criticism centre 5G IL_6 x_ray rate rat""".split()
+
+
+def reference_snippet_start(flat: str, terms: frozenset[str]) -> int | None:
+    """Where the first word analysing to one of `terms` starts: every word, one by one."""
+    for word in re.finditer(r"[^\W_]+", flat):
+        if terms & set(analyze(word.group())):
+            return word.start()
+    return None
+
+
+def test_snippets_start_at_the_first_word_with_a_query_term() -> None:
+    rng = random.Random(5)
+    for _ in range(400):
+        flat = " ".join(rng.choice(TRICKY_WORDS) for _ in range(60))
+        terms = frozenset(analyze(" ".join(rng.sample(TRICKY_WORDS, rng.randint(1, 3)))))
+        start = reference_snippet_start(flat, terms)
+        body = snippet(flat, terms).strip("…")
+        if start is None or start < SNIPPET_CHARS // 4:
+            assert flat.startswith(body)
+        else:
+            assert flat.index(body) <= start < flat.index(body) + SNIPPET_CHARS // 4 + 1
 
 
 def test_validation() -> None:
