@@ -23,7 +23,8 @@ from pathlib import Path
 
 _THREAD = re.compile(r"^thread \(\d+\): (?P<name>.+)$")
 _LOCATION = re.compile(r" \([^()]*:\d+\)$")
-ENTRY_SHARE = 0.99
+ENTRY_SHARE = 0.8
+_ENTRY_DEPTH = 16
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class Profile:
     threads: Counter[str]
     inclusive: dict[str, Counter[str]]
     own: dict[str, Counter[str]]
+    outer: dict[str, list[Counter[str]]]  # per thread, the functions at each stack depth
 
 
 def _function(frame: str) -> str:
@@ -60,6 +62,7 @@ def read_profile(lines: Iterable[str]) -> Profile:
     threads: Counter[str] = Counter()
     inclusive: dict[str, Counter[str]] = {}
     own: dict[str, Counter[str]] = {}
+    outer: dict[str, list[Counter[str]]] = {}
     for line in lines:
         stack, _, count = line.rstrip("\n").rpartition(" ")
         if not stack or not count.isdigit():
@@ -73,7 +76,24 @@ def read_profile(lines: Iterable[str]) -> Profile:
         inclusive.setdefault(name, Counter()).update(dict.fromkeys(calls, samples))
         if calls:
             own.setdefault(name, Counter())[calls[-1]] += samples
-    return Profile(threads, inclusive, own)
+        depths = outer.setdefault(name, [Counter() for _ in range(_ENTRY_DEPTH)])
+        for depth, call in enumerate(calls[:_ENTRY_DEPTH]):
+            depths[depth][call] += samples
+    return Profile(threads, inclusive, own, outer)
+
+
+def entry_frames(profile: Profile, thread: str) -> set[str]:
+    """The thread's outermost frames (runner, event loop) that most samples pass through:
+    they would top every inclusive table and say nothing."""
+    entry: set[str] = set()
+    for depth in profile.outer.get(thread, []):
+        if not depth:
+            break
+        call, samples = depth.most_common(1)[0]
+        if samples < ENTRY_SHARE * profile.threads[thread]:
+            break
+        entry.add(call)
+    return entry
 
 
 def summary(profile: Profile, *, top: int = 25) -> str:
@@ -85,12 +105,8 @@ def summary(profile: Profile, *, top: int = 25) -> str:
     for name, samples in profile.threads.most_common():
         lines.append(f"| {name} | {samples:,} | {samples / total:.1%} |")
     busiest, busiest_samples = profile.threads.most_common(1)[0]
-    # The thread's entry frames (event loop, runner) are on every sample and say nothing.
-    inclusive = [
-        item
-        for item in profile.inclusive[busiest].most_common()
-        if item[1] < ENTRY_SHARE * busiest_samples
-    ]
+    entry = entry_frames(profile, busiest)
+    inclusive = [item for item in profile.inclusive[busiest].most_common() if item[0] not in entry]
     for title, table in (
         ("inclusive", inclusive[:top]),
         ("self", profile.own[busiest].most_common(top)),

@@ -27,4 +27,5 @@ def test_threads_and_inclusive_and_self_shares() -> None:
     assert "| MainThread | 60 | 60.0% |" in text
     assert "| `rank (docfoundry_grpc/storage/_postgres_segments.py)` | 40 | 66.7% |" in text
     assert "snippet" not in text.split("by self share")[0]  # third by inclusive share: cut
+    assert "`run (asyncio/base_events.py)`" not in text  # on every sample: the entry frame
     assert summary(read_profile([])) == "No samples.\n"
