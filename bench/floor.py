@@ -40,11 +40,10 @@ def hybrid_window(k: int) -> int:
 async def _candidates(
     store: StorageAdapter, terms: list[str], vector: F32, window: int
 ) -> tuple[list[ScoredId], list[ScoredId]]:
-    fulltext, semantic = await asyncio.gather(
+    return await asyncio.gather(
         store.rank_fulltext(terms, limit=window),
         store.rank_vector(vector, limit=window),
     )
-    return fulltext, semantic
 
 
 async def _clicks(store: StorageAdapter, terms: list[str], chunk_ids: list[int]) -> None:

@@ -283,28 +283,24 @@ FINISH_BUILD = "UPDATE segment_state SET through = building WHERE id = 1"
 
 # The inner query is a plain ORDER BY distance LIMIT so the vector index serves it;
 # iterative index scans (set per connection) keep a path filter from starving it.
-_NEAREST = f"""
-WITH nearest AS MATERIALIZED (
-    SELECT id, embedding <=> $1 AS distance FROM chunks
-    {{filter}}
-    ORDER BY embedding <=> $1 LIMIT $2
-)
-SELECT {_HIT_COLUMNS}, 1 - nearest.distance AS score
-FROM nearest JOIN chunks c ON c.id = nearest.id JOIN documents d ON d.id = c.document_id
-ORDER BY nearest.distance, c.id
-"""
-SEARCH_VECTOR = _NEAREST.format(filter="")
-SEARCH_VECTOR_PREFIX = _NEAREST.format(filter="WHERE starts_with(path, $3)")
-_NEAREST_IDS = """
+_NEAREST = """
 WITH nearest AS MATERIALIZED (
     SELECT id, embedding <=> $1 AS distance FROM chunks
     {filter}
     ORDER BY embedding <=> $1 LIMIT $2
 )
-SELECT id, 1 - distance FROM nearest ORDER BY distance, id
 """
-RANK_VECTOR = _NEAREST_IDS.format(filter="")
-RANK_VECTOR_PREFIX = _NEAREST_IDS.format(filter="WHERE starts_with(path, $3)")
+_NEAREST_ROWS = f"""
+SELECT {_HIT_COLUMNS}, 1 - nearest.distance AS score
+FROM nearest JOIN chunks c ON c.id = nearest.id JOIN documents d ON d.id = c.document_id
+ORDER BY nearest.distance, c.id
+"""
+_NEAREST_IDS = "SELECT id, 1 - distance FROM nearest ORDER BY distance, id"
+_PATH_FILTER = "WHERE starts_with(path, $3)"
+SEARCH_VECTOR = _NEAREST.format(filter="") + _NEAREST_ROWS
+SEARCH_VECTOR_PREFIX = _NEAREST.format(filter=_PATH_FILTER) + _NEAREST_ROWS
+RANK_VECTOR = _NEAREST.format(filter="") + _NEAREST_IDS
+RANK_VECTOR_PREFIX = _NEAREST.format(filter=_PATH_FILTER) + _NEAREST_IDS
 
 DOCUMENT_OF_CHUNK = "SELECT document_id FROM chunks WHERE id = $1"
 INSERT_CLICK = """

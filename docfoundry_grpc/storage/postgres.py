@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import asyncpg
@@ -182,11 +182,8 @@ class PostgresAdapter:
         finally:
             self._waiting -= 1
         try:
-            yield connection
-        except Exception as exc:
-            if _is_unavailable(exc):
-                raise StoreUnavailableError("PostgreSQL connection lost") from exc
-            raise
+            with _lost_connection_is_unavailable():
+                yield connection
         finally:
             await pool.release(connection)
 
@@ -199,11 +196,8 @@ class PostgresAdapter:
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
             raise StoreUnavailableError("PostgreSQL is unreachable") from exc
         try:
-            yield connection
-        except Exception as exc:
-            if _is_unavailable(exc):
-                raise StoreUnavailableError("PostgreSQL connection lost") from exc
-            raise
+            with _lost_connection_is_unavailable():
+                yield connection
         finally:
             try:
                 await connection.close(timeout=5)
@@ -491,6 +485,17 @@ class PostgresAdapter:
     async def ping(self) -> None:
         async with self._connection() as db:
             await asyncio.wait_for(db.fetchval("SELECT 1"), timeout=5)
+
+
+@contextmanager
+def _lost_connection_is_unavailable() -> Iterator[None]:
+    """A query that fails because the database went away raises StoreUnavailableError."""
+    try:
+        yield
+    except Exception as exc:
+        if _is_unavailable(exc):
+            raise StoreUnavailableError("PostgreSQL connection lost") from exc
+        raise
 
 
 async def _keep_session(connection: asyncpg.Connection) -> None:
