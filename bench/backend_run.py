@@ -21,10 +21,11 @@ import numpy.typing as npt
 from docfoundry_grpc.embedding import Embedder
 
 from .corpus import BenchDocument, chunk_count
-from .floor import measure_floor
+from .floor import hybrid_window, measure_floor
 from .ingest import delete_documents, index_requests, sample_documents, send_documents, time_model
 from .loadgen import RPCS, ClientPool, LevelOutcome
 from .options import BenchOptions
+from .recall import measure_recall
 from .results import (
     BackendRun,
     EmbeddingIngestResult,
@@ -226,6 +227,15 @@ def run_backend(
             )
         )
         run = BackendRun(database.backend, size, ingest, embedding, floor)
+        if database.backend == "postgresql":
+            run.recall = asyncio.run(
+                measure_recall(
+                    database.config,
+                    ctx.floor_vectors,
+                    limits=(ctx.options.k, hybrid_window(ctx.options.k)),
+                    dimension=ctx.model.dimension,
+                )
+            )
         run.levels = _levels(ctx, server, usage)
         run.server_cpu_seconds = server.cpu_seconds()
         run.server_peak_rss_mb = server.peak_rss_mb()

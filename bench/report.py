@@ -212,6 +212,37 @@ def _floor(results: RunResults) -> list[str]:
     return lines
 
 
+def _recall(results: RunResults) -> list[str]:
+    rows = [
+        [
+            f"{run.size:,}",
+            str(r.ef_search),
+            str(r.limit),
+            r.beyond_breadth if r.limit > r.ef_search else "–",
+            _n(r.recall, 3),
+            _n(r.latency.p50_ms, 2),
+            _n(r.latency.p95_ms, 2),
+        ]
+        for run in results.runs
+        for r in run.recall
+    ]
+    if not rows:
+        return []
+    lines = [
+        "## Vector index recall (PostgreSQL)",
+        "",
+        "HNSW at each search breadth (`POSTGRES_HNSW_EF_SEARCH`) against exact cosine "
+        "search over the same stored vectors, for the floor's queries: recall is the "
+        "share of the exact `limit` nearest chunks returned; latency is the adapter's "
+        "id-only ranking. Past the breadth, the adapter widens it to the limit for that "
+        "query (widen); iterative is pgvector's iterative scan going on past it instead, "
+        "on a plain connection running the adapter's statement.",
+        "",
+    ]
+    head = ["chunks", "ef_search", "limit", "past the breadth", "recall", "p50 ms", "p95 ms"]
+    return lines + _table(head, rows)
+
+
 def _p50(latency: Latency | None) -> float | None:
     return latency.p50_ms if latency else None
 
@@ -267,6 +298,7 @@ def write_report(results: RunResults, path: Path, plots: Sequence[str]) -> None:
         for run in results.runs:
             lines += _levels(run)
         lines += _floor(results)
+        lines += _recall(results)
     lines += _peers(results)
     if plots:
         lines += ["## Plots", ""] + [f"![{Path(p).stem}]({p})" for p in plots] + [""]

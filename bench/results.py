@@ -83,6 +83,19 @@ class FloorResult:
 
 
 @dataclass(frozen=True)
+class RecallResult:
+    """PostgreSQL's HNSW index at one search breadth against exact search."""
+
+    ef_search: int
+    limit: int
+    # Past the breadth: "widen" raises it to the limit (the adapter), "iterative" lets
+    # pgvector's iterative scan go on past it
+    beyond_breadth: str
+    recall: float  # share of the exact `limit` nearest chunks the index returned
+    latency: Latency  # the adapter's rank_vector at this breadth and limit
+
+
+@dataclass(frozen=True)
 class Overhead:
     """RPC p50 at concurrency 1 against its critical path below the service: storage and,
     for fresh queries, the model. What remains is gRPC, protobuf, validation, snippets,
@@ -105,6 +118,7 @@ class BackendRun:
     ingest: IngestResult
     embedding_ingest: EmbeddingIngestResult
     floor: list[FloorResult]
+    recall: list[RecallResult] = field(default_factory=list)
     levels: list[LevelResult] = field(default_factory=list)
     overhead: list[Overhead] = field(default_factory=list)
     server_cpu_seconds: float = 0.0
