@@ -81,37 +81,68 @@ def top_chunks(
     `exclude` lists chunks whose postings are still packed but which no longer exist.
     """
     avgdl = max(token_count / chunk_count, 1e-9) if chunk_count else 1e-9
-    ids: list[I64] = []
+    c0, c1 = BM25_K1 * (1 - BM25_B), BM25_K1 * BM25_B / avgdl
+    ids: list[npt.NDArray[np.integer]] = []
     contributions: list[F64] = []
     for term in terms:
         weight = idf(chunk_count, term.df) * (BM25_K1 + 1)
         for part in term.parts:
             if len(part.chunk_ids) == 0:
                 continue
+            # weight * tf / (tf + c0 + c1 * dl), in place: each temporary is 10^5 numbers.
             tf = part.tfs.astype(np.float64)
-            norm = tf + BM25_K1 * (1 - BM25_B) + (BM25_K1 * BM25_B / avgdl) * part.dls
-            ids.append(part.chunk_ids.astype(np.int64))
-            contributions.append(weight * tf / norm)
+            norm = tf + c0
+            norm += np.multiply(part.dls, c1, dtype=np.float64)
+            contribution = np.multiply(tf, weight, out=tf)
+            contribution /= norm
+            ids.append(part.chunk_ids)
+            contributions.append(contribution)
     if not ids or limit <= 0:
         return []
-    return _best(np.concatenate(ids), np.concatenate(contributions), limit, exclude)
+    return _best(ids, contributions, limit, exclude)
 
 
 def _best(
-    ids: I64, contributions: F64, limit: int, exclude: Sequence[int] | I64
+    id_parts: list[npt.NDArray[np.integer]],
+    contribution_parts: list[F64],
+    limit: int,
+    exclude: Sequence[int] | I64,
 ) -> list[tuple[int, float]]:
-    """Sums contributions per chunk over a dense id range (a bincount, not a sort), then
-    finds the limit-th best score with a partition and keeps what reaches it, ties included.
+    """Sums contributions per chunk over a dense id range (a bincount, not a sort), keeps
+    the chunks that reach a cheap lower bound of the limit-th best score, and ranks those.
     Every matching chunk scores above 0, so 0 marks the ids in the range that match nothing."""
+    ids = np.concatenate(id_parts).astype(np.int64)
     low = int(ids.min())
-    totals = np.bincount(ids - low, weights=contributions)
+    ids -= low
+    weights = np.concatenate(contribution_parts)
+    totals = np.bincount(ids, weights=weights).astype(np.float64, copy=False)
     if len(exclude):
         dead = np.asarray(exclude, dtype=np.int64) - low
         totals[dead[(dead >= 0) & (dead < len(totals))]] = 0.0
-    threshold = 0.0
-    if len(totals) > limit:
-        threshold = np.partition(totals, len(totals) - limit)[len(totals) - limit]
-    candidates = np.flatnonzero(totals >= threshold if threshold > 0 else totals)
+    bound = _lower_bound(totals, id_parts, low, limit)
+    candidates = np.flatnonzero(totals >= bound if bound > 0 else totals)
     scores = totals[candidates]
+    if len(candidates) > limit:
+        threshold = scores[np.argpartition(-scores, limit - 1)[:limit]].min()
+        reaching = scores >= threshold  # ties at the limit-th score stay for the id order
+        candidates, scores = candidates[reaching], scores[reaching]
     order = np.lexsort((candidates, -scores))[:limit]
     return [(int(candidates[i]) + low, float(scores[i])) for i in order]
+
+
+def _lower_bound(
+    totals: F64, id_parts: list[npt.NDArray[np.integer]], low: int, limit: int
+) -> float:
+    """A score at most the limit-th best, or 0 if none is cheap to find.
+
+    The limit-th best among any set of matching chunks cannot beat the limit-th best of
+    all of them, so the chunks of the shortest posting list with at least `limit` entries
+    (usually the rarest, highest-weighted term's) give a bound that lets a common-term query
+    rank a few hundred chunks instead of partitioning the whole id range.
+    """
+    long_enough = [part for part in id_parts if len(part) >= limit]
+    if not long_enough:
+        return 0.0
+    # Excluded chunks count as 0 here, which can only lower the bound.
+    sample = totals[min(long_enough, key=len).astype(np.int64) - low]
+    return float(np.partition(sample, len(sample) - limit)[len(sample) - limit])

@@ -52,6 +52,58 @@ def test_top_chunks_match_the_formula(seed: int) -> None:
     assert [s for _, s in found] == pytest.approx([expected[i] for i, _ in found], rel=1e-12)
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_any_limit_gives_the_head_of_the_full_ranking(seed: int) -> None:
+    """Limits below, at and above the posting list lengths, so the cheap bound on the
+    limit-th score comes from different lists or is not used at all; the excluded chunks
+    are the best ones, which sit in the rarest term's list the bound samples."""
+    rng = np.random.default_rng(100 + seed)
+    terms = random_terms(rng, 3000)
+    expected = reference(terms, 3000, 3000 * 60)
+    dead = ranked(expected, 5)[::2]
+
+    def best(limit: int) -> list[tuple[int, float]]:
+        return top_chunks(terms, chunk_count=3000, token_count=180000, limit=limit, exclude=dead)
+
+    everything = best(10**6)
+    alive = {k: v for k, v in expected.items() if k not in dead}
+    assert dict(everything) == pytest.approx(alive, rel=1e-12)
+    for limit in (1, 2, 10, 40, 300, 1700, 5000):
+        assert best(limit) == everything[:limit]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_bound_holds_when_no_term_dominates(seed: int) -> None:
+    """Terms of similar frequency over a small id range: the list the bound samples holds
+    only some of the best chunks, so a bound above the limit-th score would drop one."""
+    rng = np.random.default_rng(seed)
+    terms = []
+    for n in range(4):
+        df = int(rng.integers(12, 40))
+        ids = np.sort(rng.choice(np.arange(60), size=df, replace=False))
+        postings = Postings(ids, rng.integers(1, 9, size=df), rng.integers(5, 200, size=df))
+        terms.append(TermPostings(f"t{n}", df, [postings]))
+
+    def best(limit: int) -> list[tuple[int, float]]:
+        return top_chunks(terms, chunk_count=60, token_count=60 * 80, limit=limit)
+
+    everything = best(100)
+    for limit in range(1, 45):
+        assert best(limit) == everything[:limit]
+
+
+def test_ties_at_the_limit_reach_beyond_the_list_the_bound_comes_from() -> None:
+    """Thirty chunks with the same score: the shortest list holds the highest ids, and the
+    lowest ids, from the other list, must still win the ties."""
+    flat = np.full(10, 2), np.full(10, 30)
+    rare = Postings(np.arange(20, 30), *flat)
+    common = Postings(np.arange(0, 20), np.full(20, 2), np.full(20, 30))
+    terms = [TermPostings("a", 10, [rare]), TermPostings("b", 10, [common])]
+    found = top_chunks(terms, chunk_count=100, token_count=3000, limit=10)
+    assert [i for i, _ in found] == list(range(10))
+    assert len({s for _, s in found}) == 1
+
+
 def test_ties_go_to_the_lower_chunk_id_even_at_the_limit() -> None:
     same = Postings(np.array([9, 4, 7]), np.array([2, 2, 2]), np.array([30, 30, 30]))
     terms = [TermPostings("a", 3, [same])]
