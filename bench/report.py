@@ -249,7 +249,8 @@ def _p50(latency: Latency | None) -> float | None:
 
 def _peers(results: RunResults) -> list[str]:
     if not results.peers:
-        return ["## Peer", "", "LanceDB not installed: comparison skipped.", ""]
+        why = "LanceDB not installed" if results.options.get("peer", True) else "--no-peer"
+        return ["## Peer", "", f"{why}: comparison skipped.", ""]
     lines = [
         "## Peer: LanceDB, in-process",
         "",
