@@ -29,7 +29,7 @@ from docfoundry_grpc.text import query_terms
 from .results import CLICKS, FULLTEXT_LEG, ROWS, VECTOR_LEG, FloorResult, Latency
 
 F32 = npt.NDArray[np.float32]
-_WARMUP = 20  # PostgreSQL's first plans and buffer reads are not the steady state
+WARMUP = 20  # PostgreSQL's first plans and buffer reads are not the steady state
 
 
 def hybrid_window(k: int) -> int:
@@ -70,7 +70,7 @@ def _chunk_ids(*rankings: list[ScoredId]) -> list[int]:
 
 
 async def _time(calls: Sequence[Callable[[], Awaitable[object]]]) -> Latency:
-    for call in calls[:_WARMUP]:
+    for call in calls[:WARMUP]:
         await call()
     samples = []
     for call in calls:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 import asyncpg
 import numpy as np
@@ -25,11 +25,11 @@ from docfoundry_grpc.config import DatabaseConfig
 from docfoundry_grpc.storage import _postgres_sql as adapter_sql
 from docfoundry_grpc.storage import build_store
 
+from .floor import WARMUP
 from .results import Latency, RecallResult
 
 F32 = npt.NDArray[np.float32]
 EF_SEARCH = (40, 64, 100, 200)
-_WARMUP = 20
 _ALL_VECTORS = "SELECT id, embedding FROM chunks"
 
 
@@ -50,13 +50,31 @@ def _unit(vectors: F32) -> F32:
     return (vectors / np.where(norms == 0, 1, norms)).astype(np.float32)
 
 
-def exact_neighbours(
+def exact_ranking(
     ids: npt.NDArray[np.int64], stored: F32, queries: F32, limit: int
-) -> list[set[int]]:
-    """The `limit` chunk ids nearest each query by cosine distance."""
+) -> list[list[int]]:
+    """The `limit` chunk ids nearest each query by cosine distance, nearest first."""
     similarity = _unit(queries) @ _unit(stored).T
     top = np.argpartition(-similarity, min(limit, len(ids) - 1), axis=1)[:, :limit]
-    return [set(ids[row].tolist()) for row in top]
+    nearest_first = np.take_along_axis(
+        top, np.argsort(-np.take_along_axis(similarity, top, axis=1), axis=1), axis=1
+    )
+    return [ids[row].tolist() for row in nearest_first]
+
+
+async def _timed_ranking(
+    rank: Callable[[F32], Awaitable[Iterable[int]]], queries: F32
+) -> tuple[list[set[int]], Latency]:
+    """The ids each query's ranking returned, and the ranking's latency after a warm-up."""
+    for vector in queries[:WARMUP]:
+        await rank(vector)
+    found, samples = [], []
+    for vector in queries:
+        started = time.perf_counter()
+        ranked = await rank(vector)
+        samples.append((time.perf_counter() - started) * 1000)
+        found.append(set(ranked))
+    return found, Latency.of(samples)
 
 
 async def _approximate(
@@ -65,16 +83,12 @@ async def _approximate(
     postgres = dataclasses.replace(config.postgres, hnsw_ef_search=ef_search)
     store = build_store(dataclasses.replace(config, postgres=postgres), dimension=dimension)
     await store.open()
+
+    async def rank(vector: F32) -> list[int]:
+        return [chunk_id for chunk_id, _ in await store.rank_vector(vector, limit=limit)]
+
     try:
-        for vector in queries[:_WARMUP]:
-            await store.rank_vector(vector, limit=limit)
-        found, samples = [], []
-        for vector in queries:
-            started = time.perf_counter()
-            ranked = await store.rank_vector(vector, limit=limit)
-            samples.append((time.perf_counter() - started) * 1000)
-            found.append({chunk_id for chunk_id, _ in ranked})
-        return found, Latency.of(samples)
+        return await _timed_ranking(rank, queries)
     finally:
         await store.close()
 
@@ -84,17 +98,14 @@ async def _iterative(
 ) -> tuple[list[set[int]], Latency]:
     settings = {"hnsw.ef_search": str(ef_search), "hnsw.iterative_scan": "relaxed_order"}
     connection = await asyncpg.connect(dsn, server_settings=settings)
+
+    async def rank(vector: F32) -> list[int]:
+        rows = await connection.fetch(adapter_sql.RANK_VECTOR, vector, limit)
+        return [int(row[0]) for row in rows]
+
     try:
         await register_vector(connection)
-        for vector in queries[:_WARMUP]:
-            await connection.fetch(adapter_sql.RANK_VECTOR, vector, limit)
-        found, samples = [], []
-        for vector in queries:
-            started = time.perf_counter()
-            rows = await connection.fetch(adapter_sql.RANK_VECTOR, vector, limit)
-            samples.append((time.perf_counter() - started) * 1000)
-            found.append({int(row[0]) for row in rows})
-        return found, Latency.of(samples)
+        return await _timed_ranking(rank, queries)
     finally:
         await connection.close()
 
@@ -110,9 +121,10 @@ async def measure_recall(
     the limit exceeds the breadth, also with an iterative scan in place of widening."""
     dsn = config.postgres.dsn()
     ids, stored = await _stored_vectors(dsn)
+    ranking = exact_ranking(ids, stored, queries, max(limits))
     out = []
     for limit in limits:
-        exact = exact_neighbours(ids, stored, queries, limit)
+        exact = [set(nearest[:limit]) for nearest in ranking]
         for ef_search in EF_SEARCH:
             found, latency = await _approximate(config, ef_search, queries, limit, dimension)
             out.append(RecallResult(ef_search, limit, "widen", _recall(found, exact), latency))

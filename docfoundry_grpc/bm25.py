@@ -111,7 +111,7 @@ def _best(
     """Sums contributions per chunk over a dense id range (a bincount, not a sort), keeps
     the chunks that reach a cheap lower bound of the limit-th best score, and ranks those.
     Every matching chunk scores above 0, so 0 marks the ids in the range that match nothing."""
-    ids = np.concatenate(id_parts).astype(np.int64)
+    ids = np.concatenate(id_parts, dtype=np.int64)
     low = int(ids.min())
     ids -= low
     weights = np.concatenate(contribution_parts)

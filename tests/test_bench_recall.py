@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.recall import EF_SEARCH, exact_neighbours, measure_recall
+from bench.recall import EF_SEARCH, exact_ranking, measure_recall
 from docfoundry_grpc.models import Chunk, Document
 from docfoundry_grpc.storage import build_store
 
@@ -14,19 +14,19 @@ from .conftest import PostgresServer, fresh_database, postgres_config
 DIMENSION = 384
 
 
-def test_exact_neighbours_are_the_nearest_by_cosine_whatever_the_vector_lengths() -> None:
+def test_exact_ranking_is_nearest_first_by_cosine_whatever_the_vector_lengths() -> None:
     rng = np.random.default_rng(3)
     stored = rng.normal(size=(500, 16)).astype(np.float32)
     stored *= rng.uniform(0.1, 10, size=(500, 1)).astype(np.float32)  # lengths must not matter
     ids = np.arange(1000, 1500, dtype=np.int64)
     queries = rng.normal(size=(20, 16)).astype(np.float32)
 
-    found = exact_neighbours(ids, stored, queries, 7)
+    found = exact_ranking(ids, stored, queries, 7)
 
     unit = stored / np.linalg.norm(stored, axis=1, keepdims=True)
     for query, neighbours in zip(queries, found, strict=True):
         distance = 1 - unit @ (query / np.linalg.norm(query))
-        assert neighbours == set(ids[np.argsort(distance)[:7]].tolist())
+        assert neighbours == ids[np.argsort(distance)[:7]].tolist()
 
 
 async def test_recall_of_the_hnsw_index_on_postgresql(postgres_server: PostgresServer) -> None:
