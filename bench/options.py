@@ -38,6 +38,7 @@ class BenchOptions:
     client_processes: int = 2
     peer: bool = True
     smoke: bool = False
+    index_after_load_from: int = 500_000
 
     @property
     def corpus_path(self) -> Path:
@@ -140,6 +141,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--client-processes",
         type=int,
         help=f"client processes sharing the callers of a level (default {FULL.client_processes})",
+    )
+    add(
+        "--index-after-load-from",
+        type=int,
+        help="PostgreSQL corpora of at least this many chunks load without a vector index, "
+        "which the server then builds over the stored rows, as a bulk load should "
+        f"(default {FULL.index_after_load_from:,})",
     )
     add(
         "--no-peer",

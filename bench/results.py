@@ -42,6 +42,8 @@ class IngestResult:
     chunks_per_second: float
     server_cpu_seconds: float
     database_cpu_seconds: float | None
+    # Set when the load ran without a vector index: the server's start that built it.
+    index_build_seconds: float | None = None
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,14 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     return raw in {"1", "true", "yes", "on"} if raw else default
 
 
+def _memory(env: Mapping[str, str], name: str, default: str) -> str:
+    """A PostgreSQL memory size such as 512MB or 2GB, checked here rather than at first use."""
+    value = env.get(name, "").strip() or default
+    if not re.fullmatch(r"[1-9][0-9]*\s*(kB|MB|GB|TB)", value):
+        raise InvalidArgumentError(f"{name} must be a size such as 512MB or 2GB, got {value!r}")
+    return value
+
+
 def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
     value = env.get(name, "").strip().lower() or default
     if value not in allowed:
@@ -60,6 +69,7 @@ class PostgresConfig:
     hnsw_ef_search: int = 100
     ivfflat_lists: int = 100
     ivfflat_probes: int = 10
+    index_build_memory: str = "1GB"
     log_queries: bool = False
     compact_interval: float = 5.0
 
@@ -132,12 +142,13 @@ class Settings:
             pool_max_queries=_int(env, "POSTGRES_POOL_MAX_QUERIES", 50000),
             pool_max_inactive_lifetime=_float(env, "POSTGRES_POOL_MAX_INACTIVE_LIFETIME", 300.0),
             pool_acquire_timeout=_float(env, "POSTGRES_POOL_ACQUIRE_TIMEOUT", 5.0),
-            vector_index=_choice(env, "POSTGRES_VECTOR_INDEX", "hnsw", ("hnsw", "ivfflat")),
+            vector_index=_choice(env, "POSTGRES_VECTOR_INDEX", "hnsw", ("hnsw", "ivfflat", "none")),
             hnsw_m=_int(env, "POSTGRES_HNSW_M", 16),
             hnsw_ef_construction=_int(env, "POSTGRES_HNSW_EF_CONSTRUCTION", 64),
             hnsw_ef_search=_int(env, "POSTGRES_HNSW_EF_SEARCH", 100),
             ivfflat_lists=_int(env, "POSTGRES_IVFFLAT_LISTS", 100),
             ivfflat_probes=_int(env, "POSTGRES_IVFFLAT_PROBES", 10),
+            index_build_memory=_memory(env, "POSTGRES_INDEX_BUILD_MEMORY", "1GB"),
             log_queries=_bool(env, "POSTGRES_LOG_QUERIES", False),
             compact_interval=_float(env, "POSTGRES_COMPACT_INTERVAL", 5.0),
         )

@@ -196,3 +196,16 @@ def test_settings_from_environment() -> None:
         Settings.from_env({"GRPC_PORT": "many"})
     with pytest.raises(InvalidArgumentError, match="DATABASE_TYPE"):
         Settings.from_env({"DATABASE_TYPE": "oracle"})
+
+
+def test_index_build_memory_is_a_postgresql_size() -> None:
+    def memory(value: str) -> str:
+        env = {"POSTGRES_INDEX_BUILD_MEMORY": value}
+        return Settings.from_env(env).database.postgres.index_build_memory
+
+    assert Settings.from_env({}).database.postgres.index_build_memory == "1GB"
+    assert memory("4GB") == "4GB"
+    assert memory("512 MB") == "512 MB"
+    for bad in ("4", "lots", "0GB", "4gb", "1GB; DROP TABLE chunks"):
+        with pytest.raises(InvalidArgumentError, match="POSTGRES_INDEX_BUILD_MEMORY"):
+            memory(bad)

@@ -114,6 +114,29 @@ CREATE INDEX IF NOT EXISTS chunks_embedding_hnsw ON chunks
 """
 
 
+NO_VECTOR_INDEX = """
+DROP INDEX IF EXISTS chunks_embedding_hnsw;
+DROP INDEX IF EXISTS chunks_embedding_ivfflat;
+"""
+
+# An index built over rows already stored is many times faster than the same rows
+# inserted into it one by one, provided the graph fits in this memory (pgvector warns
+# and slows down when it does not). SET LOCAL: it lasts for the schema transaction only.
+BUILD_MEMORY = "SELECT set_config('maintenance_work_mem', $1, true)"
+
+# The rows a CREATE INDEX IF NOT EXISTS is about to index: none when the index exists.
+ROWS_TO_INDEX = """
+SELECT CASE WHEN to_regclass($1) IS NULL THEN (SELECT count(*) FROM chunks) ELSE 0 END
+"""
+
+INDEX_BUILD_PROGRESS = """
+SELECT phase,
+       CASE WHEN tuples_total > 0 THEN tuples_done ELSE blocks_done END,
+       CASE WHEN tuples_total > 0 THEN tuples_total ELSE blocks_total END
+FROM pg_stat_progress_create_index WHERE relid = 'chunks'::regclass
+"""
+
+
 def ivfflat_index(lists: int) -> str:
     return f"""
 DROP INDEX IF EXISTS chunks_embedding_hnsw;

@@ -1,0 +1,102 @@
+"""The PostgreSQL vector index: none for bulk loads, then built over the stored rows."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+import asyncpg
+import numpy as np
+import pytest
+
+from docfoundry_grpc.config import PostgresConfig
+from docfoundry_grpc.models import Chunk, Document
+from docfoundry_grpc.storage.postgres import PostgresAdapter
+
+from .conftest import PostgresServer, fresh_database
+
+DIMENSION = 384
+
+
+@pytest.fixture
+async def config(postgres_server: PostgresServer) -> AsyncIterator[PostgresConfig]:
+    async with fresh_database(postgres_server) as dsn:
+        yield PostgresConfig(url=dsn, pool_min_size=1, pool_max_size=4, compact_interval=0)
+
+
+async def vector_indexes(config: PostgresConfig) -> list[str]:
+    connection = await asyncpg.connect(config.dsn())
+    try:
+        rows = await connection.fetch(
+            "SELECT indexname FROM pg_indexes "
+            "WHERE tablename = 'chunks' AND indexname LIKE 'chunks_embedding_%'"
+        )
+        return sorted(r[0] for r in rows)
+    finally:
+        await connection.close()
+
+
+async def opened(config: PostgresConfig) -> PostgresAdapter:
+    adapter = PostgresAdapter(config, dimension=DIMENSION)
+    await adapter.open()
+    return adapter
+
+
+def unit_vectors(count: int, seed: int) -> np.ndarray:
+    vectors = np.random.default_rng(seed).standard_normal((count, DIMENSION)).astype(np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+async def load(adapter: PostgresAdapter, vectors: np.ndarray) -> None:
+    for n, vector in enumerate(vectors):
+        chunk = Chunk("", "", f"chunk {n}", ("chunk", str(n)), vector)
+        await adapter.replace_document(Document(f"doc/{n}", "", "", f"h{n}"), [chunk])
+
+
+async def nearest_texts(adapter: PostgresAdapter, queries: np.ndarray, k: int) -> list[list[str]]:
+    return [[c.text for c in await adapter.search_vector(q, limit=k)] for q in queries]
+
+
+def exact_texts(vectors: np.ndarray, queries: np.ndarray, k: int) -> list[list[str]]:
+    order = np.argsort(-(queries @ vectors.T), axis=1, kind="stable")[:, :k]
+    return [[f"chunk {i}" for i in row] for row in order]
+
+
+async def test_a_load_without_index_is_exact_then_a_start_builds_the_index(
+    config: PostgresConfig, caplog: pytest.LogCaptureFixture
+) -> None:
+    vectors, queries = unit_vectors(300, seed=1), unit_vectors(5, seed=2)
+    bulk = await opened(replace(config, vector_index="none"))
+    try:
+        assert await vector_indexes(config) == []
+        await load(bulk, vectors)
+        assert await nearest_texts(bulk, queries, 5) == exact_texts(vectors, queries, 5)
+    finally:
+        await bulk.close()
+
+    with caplog.at_level(logging.INFO, logger="docfoundry_grpc.storage.postgres"):
+        indexed = await opened(config)
+    try:
+        assert await vector_indexes(config) == ["chunks_embedding_hnsw"]
+        assert "building the hnsw vector index over 300 stored chunks" in caplog.text
+        assert "built the hnsw vector index in" in caplog.text
+        # 300 points sit far below the graph's reach: HNSW finds the exact neighbours.
+        assert await nearest_texts(indexed, queries, 5) == exact_texts(vectors, queries, 5)
+    finally:
+        await indexed.close()
+
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="docfoundry_grpc.storage.postgres"):
+        await (await opened(config)).close()
+    assert "building" not in caplog.text  # the index exists: nothing to build
+
+
+async def test_switching_index_kinds_keeps_one_index(config: PostgresConfig) -> None:
+    for kind, expected in [
+        ("ivfflat", ["chunks_embedding_ivfflat"]),
+        ("hnsw", ["chunks_embedding_hnsw"]),
+        ("none", []),
+    ]:
+        await (await opened(replace(config, vector_index=kind))).close()
+        assert await vector_indexes(config) == expected
