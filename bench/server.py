@@ -114,7 +114,7 @@ class PostgresHost:
             env = {
                 "DATABASE_TYPE": "postgresql",
                 "DATABASE_URL": dsn,
-                # A 1M-chunk HNSW graph takes about 2.5 GB while it is built.
+                # The HNSW graph of a 1M-chunk corpus is built in memory: several GB.
                 "POSTGRES_INDEX_BUILD_MEMORY": "4GB",
             }
             yield Database("postgresql", env, config)
