@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -100,3 +101,18 @@ async def test_switching_index_kinds_keeps_one_index(config: PostgresConfig) -> 
     ]:
         await (await opened(replace(config, vector_index=kind))).close()
         assert await vector_indexes(config) == expected
+
+
+async def test_build_progress_reporting_stops_cleanly_when_cancelled(
+    config: PostgresConfig,
+) -> None:
+    adapter = await opened(config)
+    try:
+        progress = asyncio.create_task(adapter._log_build_progress("hnsw", every=0.01))
+        await asyncio.sleep(0.2)  # polls with no build running: nothing to report
+        assert not progress.done()
+        progress.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await progress
+    finally:
+        await adapter.close()

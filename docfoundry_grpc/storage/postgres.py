@@ -8,6 +8,7 @@ sorted order. Readers therefore always score against the statistics of what they
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import Counter
@@ -140,10 +141,10 @@ class PostgresAdapter:
         rows = 0
         if kind != "none":
             rows = await connection.fetchval(sql.ROWS_TO_INDEX, f"chunks_embedding_{kind}")
-            await connection.fetchval(sql.BUILD_MEMORY, self.config.index_build_memory)
         if not rows:
             await connection.execute(statement)
             return
+        await connection.fetchval(sql.BUILD_MEMORY, self.config.index_build_memory)
         log.info("building the %s vector index over %d stored chunks", kind, rows)
         started = time.monotonic()
         progress = asyncio.create_task(self._log_build_progress(kind))
@@ -164,18 +165,13 @@ class PostgresAdapter:
     async def _log_build_progress(self, kind: str, every: float = 15.0) -> None:
         """Logs pg_stat_progress_create_index for the build, from a second connection.
         Progress is only a courtesy: if it cannot be read, the build goes on unreported."""
-        try:
-            connection = await asyncpg.connect(self.config.dsn(), timeout=10, **self._ssl())
-        except (OSError, asyncpg.PostgresError, TimeoutError):
-            return
-        try:
-            while True:
-                await asyncio.sleep(every)
-                row = await connection.fetchrow(sql.INDEX_BUILD_PROGRESS)
-                if row is not None:
-                    log.info("%s index build: %s, %s of %s", kind, *row)
-        finally:
-            await connection.close()
+        with contextlib.suppress(StoreUnavailableError, asyncpg.PostgresError):
+            async with self._own_connection() as connection:
+                while True:
+                    await asyncio.sleep(every)
+                    row = await connection.fetchrow(sql.INDEX_BUILD_PROGRESS)
+                    if row is not None:
+                        log.info("%s index build: %s, %s of %s", kind, *row)
 
     async def _check_meta(self, connection: asyncpg.Connection) -> None:
         exists = await connection.fetchval("SELECT to_regclass('meta') IS NOT NULL")
