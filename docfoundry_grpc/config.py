@@ -13,12 +13,15 @@ from .errors import InvalidArgumentError
 from .ranking import Fusion
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
+def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int | None = None) -> int:
     raw = env.get(name, "").strip()
     try:
-        return int(raw) if raw else default
+        value = int(raw) if raw else default
     except ValueError:
         raise InvalidArgumentError(f"{name} must be an integer, got {raw!r}") from None
+    if minimum is not None and value < minimum:
+        raise InvalidArgumentError(f"{name} must be at least {minimum}, got {value}")
+    return value
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
@@ -72,6 +75,7 @@ class PostgresConfig:
     index_build_memory: str = "1GB"
     log_queries: bool = False
     compact_interval: float = 5.0
+    postings_cache_mb: int = 256
 
     def dsn(self) -> str:
         """The connection string; contains the password, so never log it (see `safe_dsn`)."""
@@ -151,6 +155,7 @@ class Settings:
             index_build_memory=_memory(env, "POSTGRES_INDEX_BUILD_MEMORY", "1GB"),
             log_queries=_bool(env, "POSTGRES_LOG_QUERIES", False),
             compact_interval=_float(env, "POSTGRES_COMPACT_INTERVAL", 5.0),
+            postings_cache_mb=_int(env, "POSTGRES_POSTINGS_CACHE_MB", 256, minimum=0),
         )
         database = DatabaseConfig(
             type=_choice(env, "DATABASE_TYPE", "sqlite", ("sqlite", "postgresql")),

@@ -14,11 +14,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from .embedding.base import Embedder
-from .models import StoreStats
+from .models import CacheStats, StoreStats
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +160,8 @@ class _StoreCollector(Collector):
             for state in ("size", "in_use", "idle", "min_size", "max_size", "waiting"):
                 pool.add_metric([self._backend, state], getattr(stats.pool, state))
             yield pool
+        if stats.fulltext_cache is not None:
+            yield from self._cache_metrics(stats.fulltext_cache)
         if stats.extra:
             scans = GaugeMetricFamily(
                 "docfoundry_index_scans",
@@ -169,6 +171,24 @@ class _StoreCollector(Collector):
             for index_name, value in sorted(stats.extra.items()):
                 scans.add_metric([self._backend, index_name], value)
             yield scans
+
+    def _cache_metrics(self, cache: CacheStats) -> Iterator[Metric]:
+        lookups = CounterMetricFamily(
+            "docfoundry_fulltext_cache_lookups",
+            "Packed posting segments a query found decoded in the server (hit) or fetched.",
+            labels=["backend", "result"],
+        )
+        lookups.add_metric([self._backend, "hit"], cache.hits)
+        lookups.add_metric([self._backend, "miss"], cache.misses)
+        yield lookups
+        size = GaugeMetricFamily(
+            "docfoundry_fulltext_cache_bytes",
+            "Bytes of decoded posting segments held, and the bound (POSTGRES_POSTINGS_CACHE_MB).",
+            labels=["backend", "state"],
+        )
+        size.add_metric([self._backend, "used"], cache.bytes)
+        size.add_metric([self._backend, "capacity"], cache.capacity)
+        yield size
 
 
 def stats_from_loop(

@@ -137,6 +137,16 @@ class PoolStats:
 
 
 @dataclass(frozen=True)
+class CacheStats:
+    """Lookups and size of a server-side cache of decoded index data."""
+
+    hits: int
+    misses: int
+    bytes: int
+    capacity: int
+
+
+@dataclass(frozen=True)
 class StoreStats:
     documents: int
     chunks: int
@@ -148,3 +158,5 @@ class StoreStats:
     # Chunks written or deleted since the full-text postings were last packed: queries
     # read these from a slower tail until the next compaction.
     fulltext_backlog: int = 0
+    # PostgreSQL's packed postings decoded in the server (None where nothing is cached).
+    fulltext_cache: CacheStats | None = None

@@ -22,6 +22,8 @@ COLLECTED = {
     "docfoundry_index_chunks",
     "docfoundry_click_events",
     "docfoundry_fulltext_backlog_chunks",
+    "docfoundry_fulltext_cache_lookups_total",
+    "docfoundry_fulltext_cache_bytes",
 }
 
 

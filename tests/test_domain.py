@@ -209,3 +209,17 @@ def test_index_build_memory_is_a_postgresql_size() -> None:
     for bad in ("4", "lots", "0GB", "4gb", "1GB; DROP TABLE chunks"):
         with pytest.raises(InvalidArgumentError, match="POSTGRES_INDEX_BUILD_MEMORY"):
             memory(bad)
+
+
+def test_postings_cache_size_is_zero_or_more_megabytes() -> None:
+    def cache_mb(value: str) -> int:
+        return Settings.from_env(
+            {"POSTGRES_POSTINGS_CACHE_MB": value}
+        ).database.postgres.postings_cache_mb
+
+    assert Settings.from_env({}).database.postgres.postings_cache_mb == 256
+    assert cache_mb("0") == 0  # off
+    assert cache_mb("1024") == 1024
+    for bad in ("-1", "lots", "1.5"):
+        with pytest.raises(InvalidArgumentError, match="POSTGRES_POSTINGS_CACHE_MB"):
+            cache_mb(bad)

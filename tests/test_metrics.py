@@ -107,6 +107,21 @@ async def test_index_gauges_at_scrape_time(server: Harness) -> None:
     assert backlog == (await server.app.store.stats()).fulltext_backlog
 
 
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+async def test_fulltext_cache_counts_fetched_and_reused_segments(server: Harness) -> None:
+    await indexed(server)
+    assert await server.app.store.inner.compact() is not None  # type: ignore[attr-defined]
+    for _ in range(2):
+        await server.search.Fulltext(pb.SearchRequest(q="purr"))  # one term, one segment
+    lookups = "docfoundry_fulltext_cache_lookups_total"
+    assert await scraped(server, lookups, backend="postgresql", result="miss") == 1
+    assert await scraped(server, lookups, backend="postgresql", result="hit") == 1
+    size = "docfoundry_fulltext_cache_bytes"
+    used = await scraped(server, size, backend="postgresql", state="used")
+    assert used is not None and 0 < used < 1000
+    assert await scraped(server, size, backend="postgresql", state="capacity") == 256 * 2**20
+
+
 async def test_pool_gauges_follow_concurrent_load(
     postgres_server: PostgresServer, embedder: MiniLMEmbedder
 ) -> None:

@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import asyncpg
 import numpy as np
 import pytest
 
+from docfoundry_grpc.bm25 import Postings
 from docfoundry_grpc.config import PostgresConfig
 from docfoundry_grpc.models import Chunk, Document
 from docfoundry_grpc.storage import _postgres_segments as segments
@@ -76,6 +78,26 @@ async def table_count(store: PostgresAdapter, table: str) -> int:
         await connection.close()
 
 
+async def assert_segments_packed_from_scratch(store: PostgresAdapter) -> None:
+    """Appended or rebuilt, every segment holds what a build from `postings` would."""
+    connection = await asyncpg.connect(store.config.dsn())
+    try:
+        segments_now = await connection.fetch(
+            "SELECT term, chunk_ids, tfs, dls FROM posting_segments ORDER BY term"
+        )
+        from_scratch = await connection.fetch(
+            """SELECT p.term,
+                      string_agg(int8send(p.chunk_id), ''::bytea ORDER BY p.chunk_id),
+                      string_agg(int4send(p.tf), ''::bytea ORDER BY p.chunk_id),
+                      string_agg(int4send(p.dl), ''::bytea ORDER BY p.chunk_id)
+               FROM postings p, segment_state s WHERE p.chunk_id <= s.through
+               GROUP BY p.term ORDER BY p.term"""
+        )
+    finally:
+        await connection.close()
+    assert [tuple(r) for r in segments_now] == [tuple(r) for r in from_scratch]
+
+
 async def test_results_stay_exact_across_compactions_writes_and_deletes(
     store: PostgresAdapter,
 ) -> None:
@@ -91,6 +113,12 @@ async def test_results_stay_exact_across_compactions_writes_and_deletes(
     assert await table_count(store, "posting_segments") == packed.terms
     assert (await store.stats()).fulltext_backlog == 0
     await assert_exact(store, corpus)  # everything packed
+    await assert_segments_packed_from_scratch(store)
+
+    for n in range(35, 40):
+        await put(store, corpus, rng, f"d/{n}", 0)  # new chunks only: every term appended
+    assert await store.compact() is not None
+    await assert_segments_packed_from_scratch(store)
 
     packed_away = sum(len(corpus[f"d/{n}"]) for n in range(10))
     for n in range(0, 10, 2):
@@ -108,6 +136,7 @@ async def test_results_stay_exact_across_compactions_writes_and_deletes(
     assert await store.compact() is not None
     assert await table_count(store, "segment_tombstones") == 0
     await assert_exact(store, corpus)
+    await assert_segments_packed_from_scratch(store)
 
 
 async def test_compaction_racing_writers_loses_nothing(store: PostgresAdapter) -> None:
@@ -138,6 +167,7 @@ async def test_compaction_racing_writers_loses_nothing(store: PostgresAdapter) -
     await assert_exact(store, corpus)
     await store.compact()
     await assert_exact(store, corpus)
+    await assert_segments_packed_from_scratch(store)
 
 
 async def test_a_chunk_deleted_while_being_packed_stays_deleted(store: PostgresAdapter) -> None:
@@ -214,3 +244,75 @@ def test_compaction_is_due_when_the_backlog_is_large_or_writes_paused() -> None:
     assert quiet.due(quiet)  # unchanged since the last look: writes paused
     assert segments.Backlog(80, 20, 1000).due(None)  # 10% of the corpus
     assert not segments.Backlog(0, 0, 1000).due(segments.Backlog(0, 0, 1000))
+
+
+async def open_store(dsn: str, **settings: float) -> PostgresAdapter:
+    config = PostgresConfig(url=dsn, pool_min_size=1, pool_max_size=4, compact_interval=0)
+    adapter = PostgresAdapter(replace(config, **settings), dimension=384)
+    await adapter.open()
+    return adapter
+
+
+def lookups(store: PostgresAdapter) -> tuple[int, int]:
+    cache = store._segment_cache.stats()
+    return cache.hits, cache.misses
+
+
+async def test_servers_reuse_cached_segments_until_any_server_repacks_them(
+    postgres_server: PostgresServer,
+) -> None:
+    """Two servers on one database: each keeps its own decoded segments, and a compaction
+    by either gives the repacked terms new versions, which the other then fetches."""
+    async with fresh_database(postgres_server) as dsn:
+        reader, writer = await open_store(dsn), await open_store(dsn, postings_cache_mb=0)
+        try:
+            rng = random.Random(6)
+            corpus: Corpus = {}
+            for n in range(20):
+                await put(writer, corpus, rng, f"d/{n}", 0)
+            await writer.compact()
+            await assert_exact(reader, corpus)
+            hits, misses = lookups(reader)
+            assert hits == 0 and misses > 0  # the first queries fetch every segment
+            await assert_exact(reader, corpus)
+            assert lookups(reader) == (misses, misses)  # the same queries again: all cached
+
+            await put(writer, corpus, rng, "d/3", 1)  # replaced: tombstones and tail
+            await put(writer, corpus, rng, "d/20", 0)
+            await assert_exact(reader, corpus)  # cached segments, tail and tombstones
+            assert lookups(reader) == (2 * misses, misses)
+
+            await writer.compact()
+            await assert_exact(reader, corpus)
+            assert lookups(reader)[1] == 2 * misses  # every queried term was repacked
+            await assert_exact(writer, corpus)  # and the uncached server agrees
+            assert lookups(writer)[0] == 0  # caching off: every segment fetched
+        finally:
+            await reader.close()
+            await writer.close()
+
+
+def test_the_segment_cache_is_bounded_and_keeps_values_exact() -> None:
+    def postings(n: int) -> Postings:
+        return Postings(
+            np.arange(1, n + 1, dtype=">i8") * 1000, np.full(n, 3, ">i4"), np.full(n, 300, ">i4")
+        )
+
+    cache = segments.SegmentCache(capacity_bytes=7 * 250)  # 250 postings of 4 + 1 + 2 bytes
+    stored = cache.store("a", 1, postings(100))
+    assert [a.dtype for a in (stored.chunk_ids, stored.tfs, stored.dls)] == [
+        np.uint32,
+        np.uint8,
+        np.uint16,
+    ]
+    assert stored.chunk_ids.tolist() == postings(100).chunk_ids.tolist()
+    assert stored.dls.tolist() == [300] * 100
+    cache.store("b", 1, postings(100))
+    cache.lookup(["a"])  # a is now the more recently used
+    cache.store("c", 1, postings(100))  # over capacity: b goes
+    assert set(cache.lookup(["a", "b", "c"])) == {"a", "c"}
+    assert cache.stats().bytes == 2 * 700 <= cache.stats().capacity
+    too_large = cache.store("d", 1, postings(300))
+    assert len(too_large.chunk_ids) == 300 and "d" not in cache.lookup(["d"])
+    assert cache.store("a", 2, postings(10)).chunk_ids.tolist() == postings(10).chunk_ids.tolist()
+    assert cache.lookup(["a"])["a"][0] == 2

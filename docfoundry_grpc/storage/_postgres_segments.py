@@ -1,7 +1,10 @@
 """PostgreSQL full-text search over packed posting segments, and their compaction.
 
 The layout is described in `_postgres_sql`. Ranking is one round trip: every query term's
-packed postings (segment plus tail) with the statistics.
+packed postings (segment plus tail) with the statistics. A packed segment never changes (a
+compaction writes a new row with a new version), so the server keeps the hot ones decoded in
+a `SegmentCache` and the database sends only those it does not hold: at 1M chunks a common
+term's segment is megabytes, and shipping it was most of a query's time.
 Compaction runs in two transactions so that writers wait only while it drains the writes
 in flight, never while it packs.
 """
@@ -14,9 +17,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import asyncpg
+import numpy as np
+import numpy.typing as npt
+from cachetools import LRUCache
 
 from ..bm25 import Postings, TermPostings, top_chunks
-from ..models import ScoredId
+from ..models import CacheStats, ScoredId
 from . import _postgres_sql as sql
 
 log = logging.getLogger(__name__)
@@ -53,23 +59,89 @@ class Compaction:
     seconds: float
 
 
-async def rank(db: asyncpg.Connection, terms: Sequence[str], limit: int) -> list[ScoredId]:
-    rows = await db.fetch(sql.TERM_POSTINGS, list(terms))
+class SegmentCache:
+    """Decoded packed segments by term, least recently used out first, bounded in bytes.
+
+    Entries are stored in the narrowest integer types that hold them (chunk length and term
+    frequency usually fit 16 and 8 bits), so a posting costs ~7 bytes instead of 16.
+    """
+
+    def __init__(self, capacity_bytes: int) -> None:
+        self._entries: LRUCache[str, tuple[int, Postings]] = LRUCache(
+            maxsize=max(capacity_bytes, 1), getsizeof=_entry_bytes
+        )
+        self._capacity = capacity_bytes
+        self._hits = 0
+        self._misses = 0
+
+    def lookup(self, terms: Sequence[str]) -> dict[str, tuple[int, Postings]]:
+        """The cached (version, postings) of each term that has an entry."""
+        return {term: entry for term in terms if (entry := self._entries.get(term)) is not None}
+
+    def store(self, term: str, version: int, postings: Postings) -> Postings:
+        """Caches a fetched segment (unless it alone outgrows the cache); returns the copy."""
+        if self._capacity == 0:
+            return postings
+        narrow = Postings(
+            _narrowest(postings.chunk_ids), _narrowest(postings.tfs), _narrowest(postings.dls)
+        )
+        if _entry_bytes((version, narrow)) <= self._capacity:
+            self._entries[term] = (version, narrow)
+        return narrow
+
+    def count(self, *, hits: int, misses: int) -> None:
+        self._hits += hits
+        self._misses += misses
+
+    def stats(self) -> CacheStats:
+        return CacheStats(self._hits, self._misses, int(self._entries.currsize), self._capacity)
+
+
+def _entry_bytes(entry: tuple[int, Postings]) -> int:
+    postings = entry[1]
+    return postings.chunk_ids.nbytes + postings.tfs.nbytes + postings.dls.nbytes
+
+
+def _narrowest(values: npt.NDArray[np.integer]) -> npt.NDArray[np.integer]:
+    """Values >= 0 in the smallest unsigned type that holds them (native byte order)."""
+    top = int(values.max()) if len(values) else 0
+    return values.astype(np.min_scalar_type(top))
+
+
+async def rank(
+    db: asyncpg.Connection, terms: Sequence[str], limit: int, cache: SegmentCache
+) -> list[ScoredId]:
+    # Held here, so an entry evicted by a concurrent query while this one waits still counts.
+    cached = cache.lookup(terms)
+    versions = [cached[term][0] if term in cached else 0 for term in terms]
+    rows = await db.fetch(sql.TERM_POSTINGS, list(terms), versions)
     if not rows:
         return []
-    chunk_count, token_count, deleted = rows[0][8], rows[0][9], rows[0][10]
+    first = rows[0]
     return top_chunks(
-        (_term_postings(row) for row in rows),
-        chunk_count=int(chunk_count),
-        token_count=int(token_count),
+        [_term_postings(row, cached, cache) for row in rows],
+        chunk_count=int(first["chunk_count"]),
+        token_count=int(first["token_count"]),
         limit=limit,
-        exclude=deleted,
+        exclude=first["deleted"],
     )
 
 
-def _term_postings(row: asyncpg.Record) -> TermPostings:
-    parts = [Postings.unpack(row[i], row[i + 1], row[i + 2]) for i in (2, 5) if row[i] is not None]
-    return TermPostings(row[0], int(row[1]), parts)
+def _term_postings(
+    row: asyncpg.Record, cached: dict[str, tuple[int, Postings]], cache: SegmentCache
+) -> TermPostings:
+    term, version = row["term"], row["segment_version"]
+    parts = []
+    if row["chunk_ids"] is not None:
+        packed = Postings.unpack(row["chunk_ids"], row["tfs"], row["dls"])
+        parts.append(cache.store(term, version, packed))
+        cache.count(hits=0, misses=1)
+    elif version is not None:
+        parts.append(cached[term][1])
+        cache.count(hits=1, misses=0)
+    if row["tail_chunk_ids"] is not None:
+        parts.append(Postings.unpack(row["tail_chunk_ids"], row["tail_tfs"], row["tail_dls"]))
+    return TermPostings(term, int(row["df"]), parts)
 
 
 async def backlog(db: asyncpg.Connection) -> Backlog:
@@ -108,12 +180,13 @@ async def start_build(db: asyncpg.Connection) -> tuple[int, int]:
 
 
 async def pack(db: asyncpg.Connection, through: int, building: int) -> int:
-    """Rebuilds the segments of every term the tail or a tombstone touches, in the caller's
-    REPEATABLE READ transaction; returns how many terms it rebuilt."""
+    """Rebuilds the segments of the terms that lost chunks and appends the tail to the others,
+    in the caller's REPEATABLE READ transaction; returns how many terms it packed."""
     last_tombstone = await db.fetchval(sql.LAST_TOMBSTONE)
-    stale = [r[0] for r in await db.fetch(sql.STALE_TERMS, through, building)]
-    await db.execute(sql.DROP_SEGMENTS, stale)
-    await db.execute(sql.BUILD_SEGMENTS, stale, building)
+    rebuilt = [r[0] for r in await db.fetch(sql.TOMBSTONED_TERMS)]
+    await db.execute(sql.DROP_SEGMENTS, rebuilt)
+    await db.execute(sql.BUILD_SEGMENTS, rebuilt, building)
+    appended = await db.fetchval(sql.APPEND_SEGMENTS, through, building)
     await db.execute(sql.CLEAR_TOMBSTONES, last_tombstone)
     await db.execute(sql.FINISH_BUILD)
-    return len(stale)
+    return len(rebuilt) + int(appended)

@@ -62,6 +62,11 @@ CREATE TABLE IF NOT EXISTS posting_segments (
     tfs       bytea NOT NULL,
     dls       bytea NOT NULL
 );
+-- Every packed row gets a new version, so a server may keep a decoded copy and ask only
+-- for the rows whose version it does not hold.
+CREATE SEQUENCE IF NOT EXISTS posting_segment_versions;
+ALTER TABLE posting_segments
+    ADD COLUMN IF NOT EXISTS version bigint NOT NULL DEFAULT nextval('posting_segment_versions');
 -- Packed arrays do not compress, and pglz trying costs every read.
 ALTER TABLE posting_segments
     ALTER COLUMN chunk_ids SET STORAGE EXTERNAL,
@@ -242,13 +247,21 @@ ORDER BY scored.score DESC, c.id
 
 # One statement, so one snapshot: per query term its df, its packed segment and its tail
 # packed the same way (int8send/int4send are big-endian), with the corpus totals and the
-# chunks deleted since compaction. Uncorrelated subqueries run once, not per row.
+# chunks deleted since compaction. Uncorrelated subqueries run once, not per row. $2 holds
+# the segment version the caller has cached per term (0 for none); those segments come back
+# as NULL, unread, with their version.
 TERM_POSTINGS = """
-SELECT t.term, t.df, s.chunk_ids, s.tfs, s.dls, tail.chunk_ids, tail.tfs, tail.dls,
-       (SELECT chunk_count FROM corpus_stats WHERE id = 1),
-       (SELECT token_count FROM corpus_stats WHERE id = 1),
+SELECT t.term, t.df, s.version AS segment_version,
+       CASE WHEN s.version = q.cached_version THEN NULL ELSE s.chunk_ids END AS chunk_ids,
+       CASE WHEN s.version = q.cached_version THEN NULL ELSE s.tfs END AS tfs,
+       CASE WHEN s.version = q.cached_version THEN NULL ELSE s.dls END AS dls,
+       tail.chunk_ids AS tail_chunk_ids, tail.tfs AS tail_tfs, tail.dls AS tail_dls,
+       (SELECT chunk_count FROM corpus_stats WHERE id = 1) AS chunk_count,
+       (SELECT token_count FROM corpus_stats WHERE id = 1) AS token_count,
        ARRAY(SELECT DISTINCT chunk_id FROM segment_tombstones WHERE term = ANY($1::text[]))
-FROM term_stats t
+           AS deleted
+FROM unnest($1::text[], $2::bigint[]) AS q(term, cached_version)
+JOIN term_stats t ON t.term = q.term
 CROSS JOIN segment_state state
 LEFT JOIN posting_segments s ON s.term = t.term
 CROSS JOIN LATERAL (
@@ -257,7 +270,6 @@ CROSS JOIN LATERAL (
            string_agg(int4send(p.dl), ''::bytea) AS dls
     FROM postings p WHERE p.term = t.term AND p.chunk_id > state.through
 ) tail
-WHERE t.term = ANY($1::text[])
 """
 CHUNKS_BY_IDS = f"""
 SELECT {_HIT_COLUMNS} FROM chunks c JOIN documents d ON d.id = c.document_id
@@ -285,11 +297,11 @@ WHERE id = 1 RETURNING through, building
 # The build reads one snapshot (REPEATABLE READ), so the tombstones it clears are exactly
 # those whose chunks its segments leave out; later tombstones stay for the chunks it packed.
 LAST_TOMBSTONE = "SELECT coalesce(max(seq), 0) FROM segment_tombstones"
-STALE_TERMS = """
-SELECT DISTINCT term FROM postings WHERE chunk_id > $1 AND chunk_id <= $2
-UNION
-SELECT DISTINCT term FROM segment_tombstones
-"""
+# A term that lost a chunk is rebuilt from `postings`; every other term the new chunks touch
+# gets their postings appended, which keeps it sorted (new chunks have larger ids) and costs
+# the tail's rows, not the term's. Rebuilding those too made a load from zero pack about
+# ten times its final size, since each compaction repacked every common term whole.
+TOMBSTONED_TERMS = "SELECT DISTINCT term FROM segment_tombstones"
 DROP_SEGMENTS = "DELETE FROM posting_segments WHERE term = ANY($1::text[])"
 BUILD_SEGMENTS = """
 INSERT INTO posting_segments (term, chunk_ids, tfs, dls)
@@ -300,6 +312,28 @@ SELECT p.term,
 FROM postings p JOIN unnest($1::text[]) AS stale(term) ON stale.term = p.term
 WHERE p.chunk_id <= $2
 GROUP BY p.term
+"""
+APPEND_SEGMENTS = """
+WITH tail AS (
+    SELECT p.term,
+           string_agg(int8send(p.chunk_id), ''::bytea ORDER BY p.chunk_id) AS chunk_ids,
+           string_agg(int4send(p.tf), ''::bytea ORDER BY p.chunk_id) AS tfs,
+           string_agg(int4send(p.dl), ''::bytea ORDER BY p.chunk_id) AS dls
+    FROM postings p
+    WHERE p.chunk_id > $1 AND p.chunk_id <= $2
+      AND NOT EXISTS (SELECT 1 FROM segment_tombstones t WHERE t.term = p.term)
+    GROUP BY p.term
+), appended AS (
+    INSERT INTO posting_segments AS s (term, chunk_ids, tfs, dls)
+    SELECT term, chunk_ids, tfs, dls FROM tail
+    ON CONFLICT (term) DO UPDATE
+    SET chunk_ids = s.chunk_ids || excluded.chunk_ids,
+        tfs = s.tfs || excluded.tfs,
+        dls = s.dls || excluded.dls,
+        version = nextval('posting_segment_versions')
+    RETURNING 1
+)
+SELECT count(*) FROM appended
 """
 CLEAR_TOMBSTONES = "DELETE FROM segment_tombstones WHERE seq <= $1"
 FINISH_BUILD = "UPDATE segment_state SET through = building WHERE id = 1"

@@ -64,6 +64,7 @@ class PostgresAdapter:
         self._pool: asyncpg.Pool | None = None
         self._waiting = 0
         self._compactor: asyncio.Task[None] | None = None
+        self._segment_cache = segments.SegmentCache(config.postings_cache_mb * 2**20)
 
     async def open(self) -> None:
         """Creates the pool and the schema. A missing pgvector is fatal (SchemaMismatchError):
@@ -354,7 +355,7 @@ class PostgresAdapter:
             found = await self.search_fulltext(terms, limit=limit, path_prefix=path_prefix)
             return [(c.chunk_id, c.score) for c in found]
         async with self._connection() as db:
-            return await segments.rank(db, terms, limit)
+            return await segments.rank(db, terms, limit, self._segment_cache)
 
     async def chunks(self, ranked: Sequence[ScoredId]) -> list[StoredChunk]:
         if not ranked:
@@ -510,6 +511,7 @@ class PostgresAdapter:
             pool=self.pool_stats(),
             extra=scans,
             fulltext_backlog=backlog.size,
+            fulltext_cache=self._segment_cache.stats(),
         )
 
     def pool_stats(self) -> PoolStats | None:
