@@ -107,6 +107,7 @@ def _level_result(
     outcome: LevelOutcome,
     fresh: float | None,
     cpu: tuple[float, float | None],
+    cache_hits: float | None,
 ) -> LevelResult:
     ok = len(outcome.latencies_ms)
     # CPU is read around the timed phase, which also holds the requests that failed.
@@ -121,6 +122,7 @@ def _level_result(
         throughput_rps=ok / outcome.wall_seconds,
         latency=Latency.of(outcome.latencies_ms),
         fresh_query_share=fresh,
+        segment_cache_hit_share=cache_hits,
         server_cpu_ms_per_request=cpu[0] * per,
         database_cpu_ms_per_request=None if cpu[1] is None else cpu[1] * per,
         client_cpu_ms_per_request=outcome.client_cpu_seconds * per,
@@ -138,9 +140,11 @@ def _measure_level(
     rpc: str,
     concurrency: int,
     offset: int,
-) -> tuple[LevelOutcome, tuple[float, float | None]]:
-    """One level, with the CPU used between the end of its warm-up and its last answer."""
+) -> tuple[LevelOutcome, tuple[float, float | None], float | None]:
+    """One level, with the CPU used between the end of its warm-up and its last answer, and
+    the share of segment lookups (warm-up included) its server's cache answered."""
     options = ctx.options
+    lookups_before = server.segment_cache_lookups()
     before: list[tuple[float, float | None]] = []
     outcome = ctx.clients.run_level(
         server.target,
@@ -154,7 +158,17 @@ def _measure_level(
         on_start=lambda: before.append(usage.read()),
     )
     server.check_alive()
-    return outcome, usage.since(before[0])
+    cpu = usage.since(before[0])
+    return outcome, cpu, _hit_share(lookups_before, server.segment_cache_lookups())
+
+
+def _hit_share(
+    before: tuple[float, float] | None, after: tuple[float, float] | None
+) -> float | None:
+    if before is None or after is None:
+        return None
+    hits, misses = after[0] - before[0], after[1] - before[1]
+    return hits / (hits + misses) if hits + misses else None
 
 
 def _levels(ctx: BenchContext, server: ServerProcess, usage: _Usage) -> list[LevelResult]:
@@ -164,7 +178,9 @@ def _levels(ctx: BenchContext, server: ServerProcess, usage: _Usage) -> list[Lev
     for concurrency in ctx.options.concurrency:
         for rpc in RPCS:
             cursor = "Fulltext" if rpc == "Fulltext" else "embedding"
-            outcome, cpu = _measure_level(ctx, server, usage, rpc, concurrency, cursors[cursor])
+            outcome, cpu, cache_hits = _measure_level(
+                ctx, server, usage, rpc, concurrency, cursors[cursor]
+            )
             cursors[cursor] = max(outcome.query_numbers, default=cursors[cursor] - 1) + 1
             fresh = None
             if rpc != "Fulltext":
@@ -172,7 +188,7 @@ def _levels(ctx: BenchContext, server: ServerProcess, usage: _Usage) -> list[Lev
                 new = set(texts) - embedded
                 fresh = len(new) / max(len(texts), 1)
                 embedded |= new
-            result = _level_result(rpc, concurrency, outcome, fresh, cpu)
+            result = _level_result(rpc, concurrency, outcome, fresh, cpu, cache_hits)
             log.info(
                 "%s x%d: %.0f req/s, p50 %.2f ms, p99 %.2f ms, errors %s",
                 rpc,

@@ -124,13 +124,14 @@ def _levels(run: BackendRun) -> list[str]:
         "p95 ms",
         "p99 ms",
         "fresh queries",
+        "segment cache hits",
         "server CPU ms/req",
         "db CPU ms/req",
         "client CPU ms/req",
     ]
     rows = []
     for level in sorted(run.levels, key=lambda lv: (RPCS.index(lv.rpc), lv.concurrency)):
-        share = level.fresh_query_share
+        share, hits = level.fresh_query_share, level.segment_cache_hit_share
         rows.append(
             [
                 level.rpc,
@@ -142,6 +143,7 @@ def _levels(run: BackendRun) -> list[str]:
                 _n(level.latency.p95_ms, 2),
                 _n(level.latency.p99_ms, 2),
                 "–" if share is None else f"{share:.0%}",
+                "–" if hits is None else f"{hits:.0%}",
                 _n(level.server_cpu_ms_per_request, 2),
                 _n(level.database_cpu_ms_per_request, 2),
                 _n(level.client_cpu_ms_per_request, 2),

@@ -71,6 +71,9 @@ class LevelResult:
     # Share of this level's queries (warm-up included) the server had not embedded before;
     # None for Fulltext, which never embeds.
     fresh_query_share: float | None
+    # Share of this level's packed posting segments (warm-up included) that the server
+    # found decoded in its cache; None where it keeps no such cache (SQLite) or for Semantic.
+    segment_cache_hit_share: float | None
     server_cpu_ms_per_request: float
     database_cpu_ms_per_request: float | None
     client_cpu_ms_per_request: float

@@ -68,7 +68,11 @@ def _notes(options: BenchOptions, results: RunResults) -> list[str]:
         "relation to that chunk's text.",
         "Queries: the distinct SciFact queries, walked in order. The server caches query "
         "embeddings (LRU of 2,048), so a query repeats the model cost only on its first "
-        "pass; 'fresh queries' is the share of a level's queries never embedded before.",
+        "pass; 'fresh queries' is the share of a level's queries never embedded before. "
+        "A PostgreSQL server also keeps the packed postings of the terms it has read "
+        "decoded (POSTGRES_POSTINGS_CACHE_MB); 'segment cache hits' is the share of a "
+        "level's segment lookups that it answered, read from the server's metrics. The "
+        "floor's in-process adapter has a cache of its own, warmed by the floor's repeats.",
         "Server defaults: SQLite has 2 reader connections and exact vector search in "
         "numpy; PostgreSQL uses a pool of up to 20 connections and an HNSW index "
         "(m 16, ef_construction 64, ef_search 100). Hybrid uses the server's default "

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from prometheus_client.parser import text_string_to_metric_families
 
 from docfoundry_grpc.config import DatabaseConfig, PostgresConfig
 from docfoundry_grpc.devdb import LocalPostgres, free_port
@@ -196,7 +198,7 @@ class ServerProcess:
     """`docfoundry serve` on a free loopback port, its output in `log_path`."""
 
     def __init__(self, database: Database, *, log_path: Path) -> None:
-        self.port = free_port()
+        self.port, self.metrics_port = free_port(), free_port()
         self.log_path = log_path
         env = {k: v for k, v in os.environ.items() if k != "EMBEDDING_CACHE_PATH"}
         env.update(database.env)
@@ -204,7 +206,7 @@ class ServerProcess:
         env.update(
             GRPC_HOST="127.0.0.1",
             GRPC_PORT=str(self.port),
-            METRICS_PORT="0",
+            METRICS_PORT=str(self.metrics_port),
             LOG_LEVEL="WARNING",
             PYTHONFAULTHANDLER="1",
         )
@@ -251,6 +253,21 @@ class ServerProcess:
 
     def cpu_seconds(self) -> float:
         return cpu_seconds(self.pid)
+
+    def segment_cache_lookups(self) -> tuple[float, float] | None:
+        """(hits, misses) of the server's full-text segment cache so far, from its metrics
+        endpoint; None where the backend keeps no such cache."""
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=30) as response:
+            text = response.read().decode()
+        counts = {
+            sample.labels["result"]: sample.value
+            for family in text_string_to_metric_families(text)
+            if family.name == "docfoundry_fulltext_cache_lookups"
+            for sample in family.samples
+            if sample.name.endswith("_total")
+        }
+        return (counts["hit"], counts["miss"]) if counts else None
 
     def peak_rss_mb(self) -> float:
         return peak_rss_mb(self.pid)
