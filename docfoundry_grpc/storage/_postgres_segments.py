@@ -4,7 +4,7 @@ The layout is described in `_postgres_sql`. Ranking is one round trip: every que
 packed postings (segment plus tail) with the statistics. A packed segment never changes (a
 compaction writes a new row with a new version), so the server keeps the hot ones decoded in
 a `SegmentCache` and the database sends only those it does not hold: at 1M chunks a common
-term's segment is megabytes, and shipping it was most of a query's time.
+term's segment is megabytes, and shipping it would be most of a query's time.
 Compaction runs in two transactions so that writers wait only while it drains the writes
 in flight, never while it packs.
 """
@@ -111,10 +111,11 @@ def _narrowest(values: npt.NDArray[np.integer]) -> npt.NDArray[np.integer]:
 async def rank(
     db: asyncpg.Connection, terms: Sequence[str], limit: int, cache: SegmentCache
 ) -> list[ScoredId]:
+    terms = list(dict.fromkeys(terms))  # one row, so one contribution, per distinct term
     # Held here, so an entry evicted by a concurrent query while this one waits still counts.
     cached = cache.lookup(terms)
     versions = [cached[term][0] if term in cached else 0 for term in terms]
-    rows = await db.fetch(sql.TERM_POSTINGS, list(terms), versions)
+    rows = await db.fetch(sql.TERM_POSTINGS, terms, versions)
     if not rows:
         return []
     first = rows[0]
