@@ -6,12 +6,6 @@ aggregate) costs tens of milliseconds; the same sum over packed arrays is a binc
 storage keeps each term's postings packed (chunk ids, term frequencies, chunk lengths as
 big-endian integers, the layout of PostgreSQL's int8send/int4send) and hands them here.
 
-Most of those postings belong to the commonest terms, which weigh least. Ranking follows
-MaxScore (Turtle & Flood, 1995): a cheap lower bound on the limit-th best score decides
-which light lists cannot lift a chunk into the results alone; only the heavier lists are
-summed in full, and the light ones are looked up (binary search) for the chunks that can
-still make it, so a query over common terms reads a small share of their postings.
-
 The formula is SQLite FTS5's bm25(), which both backends report:
 idf = max(ln((N - df + 0.5) / (df + 0.5)), 1e-6), k1 = 1.2, b = 0.75.
 """
@@ -30,10 +24,6 @@ BM25_B = 0.75
 
 IDS = np.dtype(">i8")
 COUNTS = np.dtype(">i4")
-
-# Postings filling less than 1/SPARSE_RATIO of their id range are summed after a sort
-# rather than over the whole range.
-SPARSE_RATIO = 16
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
@@ -88,137 +78,71 @@ def top_chunks(
 ) -> list[tuple[int, float]]:
     """The `limit` best (chunk id, score) pairs, best first, ties broken by lower id.
 
-    Each part's chunk ids must ascend. `exclude` lists chunks whose postings are still
-    packed but which no longer exist.
+    `exclude` lists chunks whose postings are still packed but which no longer exist.
     """
     avgdl = max(token_count / chunk_count, 1e-9) if chunk_count else 1e-9
-    scoring = _Scoring(BM25_K1 * (1 - BM25_B), BM25_K1 * BM25_B / avgdl)
-    # Heaviest first, in one order whatever the caller's: each chunk's score is then summed
-    # in the same order however many light lists are skipped, so results do not depend on
-    # `limit` or the backend even in the last bit.
-    lists = sorted(
-        (
-            _List(term.term, idf(chunk_count, term.df) * (BM25_K1 + 1), part)
-            for term in terms
-            for part in term.parts
-            if len(part.chunk_ids)
-        ),
-        key=lambda scored: (-scored.weight, scored.term),
-    )
-    if not lists or limit <= 0:
+    c0, c1 = BM25_K1 * (1 - BM25_B), BM25_K1 * BM25_B / avgdl
+    ids: list[npt.NDArray[np.integer]] = []
+    contributions: list[F64] = []
+    for term in terms:
+        weight = idf(chunk_count, term.df) * (BM25_K1 + 1)
+        for part in term.parts:
+            if len(part.chunk_ids) == 0:
+                continue
+            # weight * tf / (tf + c0 + c1 * dl), in place: each temporary is 10^5 numbers.
+            tf = part.tfs.astype(np.float64)
+            norm = tf + c0
+            norm += np.multiply(part.dls, c1, dtype=np.float64)
+            contribution = np.multiply(tf, weight, out=tf)
+            contribution /= norm
+            ids.append(part.chunk_ids)
+            contributions.append(contribution)
+    if not ids or limit <= 0:
         return []
-    dead = np.asarray(exclude, dtype=np.int64)
-    # Slack for rounding: a bound a few ulps high must not drop a chunk tied at the limit.
-    threshold = _seed_threshold(lists, limit, dead, scoring) * (1 - 1e-9)
-    read = len(lists) - _skippable(lists, threshold)
-    ids, totals = _sum_over_range(lists[:read], dead, scoring)
-    # A chunk can still gain less than the weights of the lists not yet added: drop those
-    # that cannot reach the threshold even so, before each lookup.
-    for position in range(read, len(lists) + 1):
-        unread = sum(scored.weight for scored in lists[position:]) * (1 + 1e-9)
-        reachable = totals >= threshold - unread
-        ids, totals = ids[reachable], totals[reachable]
-        if position < len(lists):
-            scoring.add_found(lists[position], ids, totals)
-    return _ranked(ids, totals, limit)
+    return _best(ids, contributions, limit, exclude)
 
 
-@dataclass(frozen=True)
-class _List:
-    """One part of a term's postings with the term's weight idf·(k1 + 1), which bounds every
-    contribution in it from above: tf / (tf + k1·(1 − b + b·dl/avgdl)) < 1."""
-
-    term: str
-    weight: float
-    postings: Postings
-
-
-@dataclass(frozen=True)
-class _Scoring:
-    c0: float  # k1·(1 − b)
-    c1: float  # k1·b / avgdl
-
-    def contributions(self, scored: _List, at: npt.NDArray[np.intp] | slice = slice(None)) -> F64:
-        """weight·tf / (tf + c0 + c1·dl) for the postings `at`, in place where it can:
-        at 1M chunks each temporary is 10^5–10^6 numbers."""
-        tf = scored.postings.tfs[at].astype(np.float64)
-        norm = tf + self.c0
-        norm += np.multiply(scored.postings.dls[at], self.c1, dtype=np.float64)
-        contribution = np.multiply(tf, scored.weight, out=tf)
-        contribution /= norm
-        return contribution
-
-    def add_found(self, scored: _List, ids: I64, totals: F64) -> None:
-        """Adds the list's contribution to each of `ids` (ascending) that it holds."""
-        haystack = scored.postings.chunk_ids
-        if not haystack.dtype.isnative:
-            haystack = haystack.astype(haystack.dtype.newbyteorder("="))
-        # Needles in the haystack's own type, so numpy does not convert the haystack.
-        inside = np.flatnonzero(ids <= haystack[-1])
-        needles = ids[inside].astype(haystack.dtype)
-        at = np.searchsorted(haystack, needles)
-        found = haystack[at] == needles
-        totals[inside[found]] += self.contributions(scored, at[found])
-
-
-def _seed_threshold(lists: list[_List], limit: int, dead: I64, scoring: _Scoring) -> float:
-    """A score at most the limit-th best, or 0 if none is cheap to find: the limit-th best
-    full score among the chunks of the shortest lists that hold `limit` postings together
-    (usually the rarest, heaviest terms'). The limit-th best of some chunks cannot beat the
-    limit-th best of all."""
-    seed: list[_List] = []
-    for scored in sorted(lists, key=lambda s: len(s.postings.chunk_ids)):
-        seed.append(scored)
-        if sum(len(s.postings.chunk_ids) for s in seed) >= limit:
-            break
-    ids = np.unique(np.concatenate([s.postings.chunk_ids for s in seed], dtype=np.int64))
-    if len(dead):
-        ids = ids[~np.isin(ids, dead)]
-    if len(ids) < limit:
-        return 0.0
-    totals = np.zeros(len(ids))
-    for scored in lists:
-        scoring.add_found(scored, ids, totals)
-    return float(np.partition(totals, len(ids) - limit)[len(ids) - limit])
-
-
-def _skippable(lists: list[_List], threshold: float) -> int:
-    """How many of the lightest lists (last in `lists`) need not be read in full (MaxScore):
-    a chunk found only in them scores below the sum of their weights, so while that sum
-    stays under a score `limit` chunks reach, they are only looked up for the chunks of the
-    other lists."""
-    if threshold <= 0:
-        return 0
-    bounds = np.cumsum([scored.weight for scored in reversed(lists)])
-    return min(int(np.searchsorted(bounds, threshold)), len(lists) - 1)
-
-
-def _sum_over_range(lists: list[_List], dead: I64, scoring: _Scoring) -> tuple[I64, F64]:
-    """Chunk ids (ascending, excluded ones left out) with their contributions over `lists`
-    summed in list order: a bincount over the dense id range where postings fill a fair
-    share of it, over the distinct ids (a sort) where they are sparse."""
-    ids = np.concatenate([s.postings.chunk_ids for s in lists], dtype=np.int64)
-    weights = np.concatenate([scoring.contributions(s) for s in lists])
-    low, high = int(ids.min()), int(ids.max())
-    if len(ids) * SPARSE_RATIO < high - low:
-        matched, slots = np.unique(ids, return_inverse=True)
-        totals = np.bincount(slots, weights=weights).astype(np.float64, copy=False)
-        live = ~np.isin(matched, dead) if len(dead) else slice(None)
-        return matched[live], totals[live]
+def _best(
+    id_parts: list[npt.NDArray[np.integer]],
+    contribution_parts: list[F64],
+    limit: int,
+    exclude: Sequence[int] | I64,
+) -> list[tuple[int, float]]:
+    """Sums contributions per chunk over a dense id range (a bincount, not a sort), keeps
+    the chunks that reach a cheap lower bound of the limit-th best score, and ranks those.
+    Every matching chunk scores above 0, so 0 marks the ids in the range that match nothing."""
+    ids = np.concatenate(id_parts, dtype=np.int64)
+    low = int(ids.min())
     ids -= low
+    weights = np.concatenate(contribution_parts)
     totals = np.bincount(ids, weights=weights).astype(np.float64, copy=False)
-    if len(dead):
-        gone = dead - low
-        totals[gone[(gone >= 0) & (gone < len(totals))]] = 0.0
-    # Every posting contributes above 0, so 0 marks ids that match nothing or are excluded.
-    hit = np.flatnonzero(totals)
-    return hit + low, totals[hit]
+    if len(exclude):
+        dead = np.asarray(exclude, dtype=np.int64) - low
+        totals[dead[(dead >= 0) & (dead < len(totals))]] = 0.0
+    bound = _lower_bound(totals, id_parts, low, limit)
+    candidates = np.flatnonzero(totals >= bound if bound > 0 else totals)
+    scores = totals[candidates]
+    if len(candidates) > limit:
+        threshold = scores[np.argpartition(-scores, limit - 1)[:limit]].min()
+        reaching = scores >= threshold  # ties at the limit-th score stay for the id order
+        candidates, scores = candidates[reaching], scores[reaching]
+    order = np.lexsort((candidates, -scores))[:limit]
+    return [(int(candidates[i]) + low, float(scores[i])) for i in order]
 
 
-def _ranked(ids: I64, totals: F64, limit: int) -> list[tuple[int, float]]:
-    if len(ids) > limit:
-        threshold = totals[np.argpartition(-totals, limit - 1)[:limit]].min()
-        reaching = totals >= threshold  # ties at the limit-th score stay for the id order
-        ids, totals = ids[reaching], totals[reaching]
-    order = np.lexsort((ids, -totals))[:limit]
-    return [(int(ids[i]), float(totals[i])) for i in order]
+def _lower_bound(
+    totals: F64, id_parts: list[npt.NDArray[np.integer]], low: int, limit: int
+) -> float:
+    """A score at most the limit-th best, or 0 if none is cheap to find.
+
+    The limit-th best among any set of matching chunks cannot beat the limit-th best of
+    all of them, so the chunks of the shortest posting list with at least `limit` entries
+    (usually the rarest, highest-weighted term's) give a bound that lets a common-term query
+    rank a few hundred chunks instead of partitioning the whole id range.
+    """
+    long_enough = [part for part in id_parts if len(part) >= limit]
+    if not long_enough:
+        return 0.0
+    # Excluded chunks count as 0 here, which can only lower the bound.
+    sample = totals[min(long_enough, key=len).astype(np.int64) - low]
+    return float(np.partition(sample, len(sample) - limit)[len(sample) - limit])

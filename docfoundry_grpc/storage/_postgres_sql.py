@@ -265,9 +265,9 @@ JOIN term_stats t ON t.term = q.term
 CROSS JOIN segment_state state
 LEFT JOIN posting_segments s ON s.term = t.term
 CROSS JOIN LATERAL (
-    SELECT string_agg(int8send(p.chunk_id), ''::bytea ORDER BY p.chunk_id) AS chunk_ids,
-           string_agg(int4send(p.tf), ''::bytea ORDER BY p.chunk_id) AS tfs,
-           string_agg(int4send(p.dl), ''::bytea ORDER BY p.chunk_id) AS dls
+    SELECT string_agg(int8send(p.chunk_id), ''::bytea) AS chunk_ids,
+           string_agg(int4send(p.tf), ''::bytea) AS tfs,
+           string_agg(int4send(p.dl), ''::bytea) AS dls
     FROM postings p WHERE p.term = t.term AND p.chunk_id > state.through
 ) tail
 """
