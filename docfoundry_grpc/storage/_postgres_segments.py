@@ -89,9 +89,11 @@ class SegmentCache:
             self._entries[term] = (version, narrow)
         return narrow
 
-    def count(self, *, hits: int, misses: int) -> None:
-        self._hits += hits
-        self._misses += misses
+    def record(self, *, hit: bool) -> None:
+        if hit:
+            self._hits += 1
+        else:
+            self._misses += 1
 
     def stats(self) -> CacheStats:
         return CacheStats(self._hits, self._misses, int(self._entries.currsize), self._capacity)
@@ -136,10 +138,10 @@ def _term_postings(
     if row["chunk_ids"] is not None:
         packed = Postings.unpack(row["chunk_ids"], row["tfs"], row["dls"])
         parts.append(cache.store(term, version, packed))
-        cache.count(hits=0, misses=1)
+        cache.record(hit=False)
     elif version is not None:
         parts.append(cached[term][1])
-        cache.count(hits=1, misses=0)
+        cache.record(hit=True)
     if row["tail_chunk_ids"] is not None:
         parts.append(Postings.unpack(row["tail_chunk_ids"], row["tail_tfs"], row["tail_dls"]))
     return TermPostings(term, int(row["df"]), parts)
