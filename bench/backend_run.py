@@ -268,6 +268,8 @@ def run_backend(
         run.levels = _levels(ctx, server, usage)
         run.server_cpu_seconds = server.cpu_seconds()
         run.server_peak_rss_mb = server.peak_rss_mb()
+        cache = server.segment_cache_bytes()
+        run.segment_cache_mb = None if cache is None else (cache[0] / 2**20, cache[1] / 2**20)
         return run
     finally:
         server.stop()

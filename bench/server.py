@@ -257,17 +257,25 @@ class ServerProcess:
     def segment_cache_lookups(self) -> tuple[float, float] | None:
         """(hits, misses) of the server's full-text segment cache so far, from its metrics
         endpoint; None where the backend keeps no such cache."""
+        counts = self._samples("docfoundry_fulltext_cache_lookups_total", "result")
+        return (counts["hit"], counts["miss"]) if counts else None
+
+    def segment_cache_bytes(self) -> tuple[float, float] | None:
+        """(used, capacity) bytes of the server's full-text segment cache, or None."""
+        size = self._samples("docfoundry_fulltext_cache_bytes", "state")
+        return (size["used"], size["capacity"]) if size else None
+
+    def _samples(self, name: str, label: str) -> dict[str, float]:
+        """The values of the metric samples called `name`, keyed by `label`."""
         url = f"http://127.0.0.1:{self.metrics_port}/metrics"
         with urllib.request.urlopen(url, timeout=30) as response:
             text = response.read().decode()
-        counts = {
-            sample.labels["result"]: sample.value
+        return {
+            sample.labels[label]: sample.value
             for family in text_string_to_metric_families(text)
-            if family.name == "docfoundry_fulltext_cache_lookups"
             for sample in family.samples
-            if sample.name.endswith("_total")
+            if sample.name == name
         }
-        return (counts["hit"], counts["miss"]) if counts else None
 
     def peak_rss_mb(self) -> float:
         return peak_rss_mb(self.pid)

@@ -57,8 +57,10 @@ def test_smoke_run_writes_a_report_with_throughput_and_no_errors(tmp_path: Path)
         assert level["error_count"] == 0, level["errors"]
         assert level["ok"] > 0 and level["throughput_rps"] > 0
         assert level["latency"]["p50_ms"] > 0
+        assert level["segment_cache_hit_share"] is None  # SQLite has no segment cache
     assert {f["operation"] for f in run["floor"]} >= {"fulltext", "vector", "hybrid"}
     assert [o["rpc"] for o in run["overhead"]] == ["Fulltext", "Semantic", "Hybrid"]
+    assert run["segment_cache_mb"] is None and run["server_peak_rss_mb"] > 0
 
     assert "### sqlite, 2,000 chunks" in report and "gRPC + service" in report
     if importlib.util.find_spec("matplotlib") is not None:
