@@ -86,11 +86,15 @@ async def test_fulltext_scores_are_fts5_bm25(
     assert [c.score for c in found] == sorted((c.score for c in found), reverse=True)
 
 
-async def test_a_repeated_term_counts_once(store: StorageAdapter, embedder: MiniLMEmbedder) -> None:
+@pytest.mark.parametrize("path_prefix", ["", "guides/"])
+async def test_a_repeated_term_counts_once(
+    store: StorageAdapter, embedder: MiniLMEmbedder, path_prefix: str
+) -> None:
     await load(store, embedder)
     terms = query_terms("install server port")
-    once = await store.rank_fulltext(terms, limit=10)
-    assert once and await store.rank_fulltext([*terms, *terms], limit=10) == once
+    once = await store.rank_fulltext(terms, limit=10, path_prefix=path_prefix)
+    twice = await store.rank_fulltext([*terms, *terms], limit=10, path_prefix=path_prefix)
+    assert once and twice == once
 
 
 async def test_fulltext_filters_by_path_prefix_and_limit(

@@ -41,8 +41,9 @@ from .vector_matrix import VectorMatrix
 
 
 def fts_match_expression(terms: Sequence[str]) -> str:
-    """An FTS5 query that ORs the terms, each quoted so no character is FTS5 syntax."""
-    return " OR ".join('"' + term.replace('"', '""') + '"' for term in terms)
+    """An FTS5 query that ORs the distinct terms (bm25() would count a repeated one twice),
+    each quoted so no character is FTS5 syntax."""
+    return " OR ".join('"' + term.replace('"', '""') + '"' for term in dict.fromkeys(terms))
 
 
 class SQLiteAdapter:
