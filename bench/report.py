@@ -153,13 +153,10 @@ def _levels(run: BackendRun) -> list[str]:
     usage = (
         f"Server process: {_n(run.server_cpu_seconds)} CPU s in all, peak RSS "
         f"{_n(run.server_peak_rss_mb, 0)} MB."
-        + (
-            ""
-            if run.segment_cache_mb is None
-            else f" Segment cache after the last level: {_n(run.segment_cache_mb[0], 1)} of "
-            f"{_n(run.segment_cache_mb[1], 0)} MB."
-        )
     )
+    if run.segment_cache_mb is not None:
+        used, capacity = run.segment_cache_mb
+        usage += f" Segment cache after the last level: {_n(used, 1)} of {_n(capacity, 0)} MB."
     return [title, "", *_table(head, rows), usage, ""]
 
 

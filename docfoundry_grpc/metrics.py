@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Coroutine, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import AbstractContextManager
 from typing import Any
@@ -18,7 +18,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from .embedding.base import Embedder
-from .models import CacheStats, StoreStats
+from .models import StoreStats
 
 log = logging.getLogger(__name__)
 
@@ -144,51 +144,60 @@ class _StoreCollector(Collector):
             family = GaugeMetricFamily(name, doc, labels=labels)
             family.add_metric([self._backend], value)
             yield family
-        index = GaugeMetricFamily(
+        yield self._by_label(
+            GaugeMetricFamily,
             "docfoundry_vector_index_info",
             "Vector index type; always 1.",
-            labels=["backend", "type"],
+            "type",
+            {self._vector_index: 1},
         )
-        index.add_metric([self._backend, self._vector_index], 1)
-        yield index
         if stats.pool is not None:
-            pool = GaugeMetricFamily(
+            states = ("size", "in_use", "idle", "min_size", "max_size", "waiting")
+            yield self._by_label(
+                GaugeMetricFamily,
                 "docfoundry_pool_connections",
                 "Database connections by state.",
-                labels=["backend", "state"],
+                "state",
+                {state: getattr(stats.pool, state) for state in states},
             )
-            for state in ("size", "in_use", "idle", "min_size", "max_size", "waiting"):
-                pool.add_metric([self._backend, state], getattr(stats.pool, state))
-            yield pool
-        if stats.fulltext_cache is not None:
-            yield from self._cache_metrics(stats.fulltext_cache)
+        if (cache := stats.fulltext_cache) is not None:
+            yield self._by_label(
+                CounterMetricFamily,
+                "docfoundry_fulltext_cache_lookups",
+                "Packed posting segments a query found decoded in the server (hit) or fetched.",
+                "result",
+                {"hit": cache.hits, "miss": cache.misses},
+            )
+            yield self._by_label(
+                GaugeMetricFamily,
+                "docfoundry_fulltext_cache_bytes",
+                "Bytes of decoded posting segments held, and the bound "
+                "(POSTGRES_POSTINGS_CACHE_MB).",
+                "state",
+                {"used": cache.bytes, "capacity": cache.capacity},
+            )
         if stats.extra:
-            scans = GaugeMetricFamily(
+            yield self._by_label(
+                GaugeMetricFamily,
                 "docfoundry_index_scans",
                 "Scans of the search indexes (pg_stat_user_indexes).",
-                labels=["backend", "index"],
+                "index",
+                dict(sorted(stats.extra.items())),
             )
-            for index_name, value in sorted(stats.extra.items()):
-                scans.add_metric([self._backend, index_name], value)
-            yield scans
 
-    def _cache_metrics(self, cache: CacheStats) -> Iterator[Metric]:
-        lookups = CounterMetricFamily(
-            "docfoundry_fulltext_cache_lookups",
-            "Packed posting segments a query found decoded in the server (hit) or fetched.",
-            labels=["backend", "result"],
-        )
-        lookups.add_metric([self._backend, "hit"], cache.hits)
-        lookups.add_metric([self._backend, "miss"], cache.misses)
-        yield lookups
-        size = GaugeMetricFamily(
-            "docfoundry_fulltext_cache_bytes",
-            "Bytes of decoded posting segments held, and the bound (POSTGRES_POSTINGS_CACHE_MB).",
-            labels=["backend", "state"],
-        )
-        size.add_metric([self._backend, "used"], cache.bytes)
-        size.add_metric([self._backend, "capacity"], cache.capacity)
-        yield size
+    def _by_label(
+        self,
+        kind: type[GaugeMetricFamily] | type[CounterMetricFamily],
+        name: str,
+        doc: str,
+        label: str,
+        values: Mapping[str, float],
+    ) -> Metric:
+        """One family labelled by backend and `label`, a sample per entry of `values`."""
+        family = kind(name, doc, labels=["backend", label])
+        for key, value in values.items():
+            family.add_metric([self._backend, key], value)
+        return family
 
 
 def stats_from_loop(

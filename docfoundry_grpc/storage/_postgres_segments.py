@@ -68,7 +68,7 @@ class SegmentCache:
 
     def __init__(self, capacity_bytes: int) -> None:
         self._entries: LRUCache[str, tuple[int, Postings]] = LRUCache(
-            maxsize=max(capacity_bytes, 1), getsizeof=_entry_bytes
+            maxsize=max(capacity_bytes, 1), getsizeof=lambda entry: _size(entry[1])
         )
         self._capacity = capacity_bytes
         self._hits = 0
@@ -85,7 +85,7 @@ class SegmentCache:
         narrow = Postings(
             _narrowest(postings.chunk_ids), _narrowest(postings.tfs), _narrowest(postings.dls)
         )
-        if _entry_bytes((version, narrow)) <= self._capacity:
+        if _size(narrow) <= self._capacity:
             self._entries[term] = (version, narrow)
         return narrow
 
@@ -99,8 +99,7 @@ class SegmentCache:
         return CacheStats(self._hits, self._misses, int(self._entries.currsize), self._capacity)
 
 
-def _entry_bytes(entry: tuple[int, Postings]) -> int:
-    postings = entry[1]
+def _size(postings: Postings) -> int:
     return postings.chunk_ids.nbytes + postings.tfs.nbytes + postings.dls.nbytes
 
 

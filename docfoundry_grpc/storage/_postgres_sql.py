@@ -251,10 +251,7 @@ ORDER BY scored.score DESC, c.id
 # the segment version the caller has cached per term (0 for none); those segments come back
 # as NULL, unread, with their version.
 TERM_POSTINGS = """
-SELECT t.term, t.df, s.version AS segment_version,
-       CASE WHEN s.version = q.cached_version THEN NULL ELSE s.chunk_ids END AS chunk_ids,
-       CASE WHEN s.version = q.cached_version THEN NULL ELSE s.tfs END AS tfs,
-       CASE WHEN s.version = q.cached_version THEN NULL ELSE s.dls END AS dls,
+SELECT t.term, t.df, s.version AS segment_version, sent.chunk_ids, sent.tfs, sent.dls,
        tail.chunk_ids AS tail_chunk_ids, tail.tfs AS tail_tfs, tail.dls AS tail_dls,
        (SELECT chunk_count FROM corpus_stats WHERE id = 1) AS chunk_count,
        (SELECT token_count FROM corpus_stats WHERE id = 1) AS token_count,
@@ -264,6 +261,9 @@ FROM unnest($1::text[], $2::bigint[]) AS q(term, cached_version)
 JOIN term_stats t ON t.term = q.term
 CROSS JOIN segment_state state
 LEFT JOIN posting_segments s ON s.term = t.term
+LEFT JOIN LATERAL (
+    SELECT s.chunk_ids, s.tfs, s.dls WHERE s.version IS DISTINCT FROM q.cached_version
+) sent ON true
 CROSS JOIN LATERAL (
     SELECT string_agg(int8send(p.chunk_id), ''::bytea) AS chunk_ids,
            string_agg(int4send(p.tf), ''::bytea) AS tfs,
