@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -18,6 +18,7 @@ from .ingest import DocumentInput, DocumentPreparer, check_document, content_has
 from .models import (
     ClickEvent,
     DeleteResult,
+    DocumentChunks,
     DocumentClicks,
     Hit,
     LegResult,
@@ -205,8 +206,8 @@ class SearchEngine:
     # Indexing ---------------------------------------------------------------------------
 
     async def index(self, docs: Sequence[DocumentInput]) -> list[UpsertResult]:
-        """Adds or replaces documents; each is its own transaction, so an error in one
-        leaves the ones before it stored. Unchanged documents cost one lookup."""
+        """Adds or replaces documents in one transaction (two, if a path comes twice), so a
+        failure stores none of them. Unchanged documents cost one lookup."""
         for doc in docs:
             check_document(doc, self.embedder.dimension)
         hashes = [content_hash(doc, chunking=self.preparer.chunking) for doc in docs]
@@ -218,9 +219,10 @@ class SearchEngine:
         results = {
             i: UpsertResult(doc.path, UpsertOutcome.UNCHANGED, 0) for i, doc in enumerate(docs)
         }
-        for i, item in zip(changed, prepared, strict=True):
-            outcome = await self.store.replace_document(item.document, item.chunks)
-            results[i] = UpsertResult(item.document.path, outcome, len(item.chunks))
+        for run in _distinct_path_runs(list(zip(changed, prepared, strict=True))):
+            outcomes = await self.store.replace_documents([item for _, item in run])
+            for (i, item), outcome in zip(run, outcomes, strict=True):
+                results[i] = UpsertResult(item.document.path, outcome, len(item.chunks))
         return [results[i] for i in range(len(docs))]
 
     async def delete(self, path: str) -> DeleteResult:
@@ -250,6 +252,24 @@ class SearchEngine:
             embedding_model=self.embedder.model_name,
             embedding_dimension=self.embedder.dimension,
         )
+
+
+def _distinct_path_runs(
+    items: Sequence[tuple[int, DocumentChunks]],
+) -> Iterator[list[tuple[int, DocumentChunks]]]:
+    """Consecutive runs without a repeated path: a stream may send one document twice,
+    and the later version must replace the earlier, so they go in separate writes."""
+    run: list[tuple[int, DocumentChunks]] = []
+    paths: set[str] = set()
+    for item in items:
+        path = item[1].document.path
+        if path in paths:
+            yield run
+            run, paths = [], set()
+        run.append(item)
+        paths.add(path)
+    if run:
+        yield run
 
 
 def _similar_enough(score: float, query: SearchQuery) -> bool:

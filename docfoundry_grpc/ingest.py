@@ -13,7 +13,7 @@ import numpy as np
 from .chunking import chunk_content, content_type_for
 from .embedding import Embedder
 from .errors import InvalidArgumentError
-from .models import Chunk, ContentType, Document, Vector
+from .models import Chunk, ContentType, Document, DocumentChunks, Vector
 from .text import analyze
 from .validation import MAX_CONTENT_CHARS, check_document_path, check_vector
 
@@ -34,12 +34,6 @@ class DocumentInput:
     content: str = ""
     content_type: ContentType | None = None
     chunks: Sequence[ChunkInput] = field(default_factory=tuple)
-
-
-@dataclass(frozen=True)
-class PreparedDocument:
-    document: Document
-    chunks: list[Chunk]
 
 
 def content_hash(doc: DocumentInput, *, chunking: str) -> str:
@@ -100,7 +94,7 @@ class DocumentPreparer:
 
     async def prepare(
         self, docs: Sequence[DocumentInput], hashes: Sequence[str]
-    ) -> list[PreparedDocument]:
+    ) -> list[DocumentChunks]:
         sections = [self._sections(doc) for doc in docs]
         to_embed = [
             embedding_text(doc.title, s.heading, s.text)
@@ -126,5 +120,5 @@ class DocumentPreparer:
                 for s in doc_sections
             ]
             document = Document(doc.path, doc.title, doc.source_url, digest)
-            prepared.append(PreparedDocument(document, chunks))
+            prepared.append(DocumentChunks(document, chunks))
         return prepared

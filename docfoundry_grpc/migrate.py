@@ -16,10 +16,11 @@ from tqdm import tqdm
 
 from .config import DatabaseConfig, PostgresConfig
 from .errors import InvalidArgumentError
-from .models import StoredClick
+from .models import DocumentChunks, StoredClick
 from .storage import StorageAdapter, build_store
 
 CLICK_BATCH = 1000
+DOCUMENT_BATCH = 64  # documents per write transaction
 
 
 @dataclass(frozen=True)
@@ -57,13 +58,17 @@ async def migrate(
     progress: Callable[[int], object] = lambda n: None,
 ) -> MigrationReport:
     copied = unchanged = 0
+    pending: list[DocumentChunks] = []
     async for document, chunks in source.export_documents():
         if await target.content_hash(document.path) == document.content_hash:
             unchanged += 1
+            progress(1)
         else:
-            await target.replace_document(document, chunks)
-            copied += 1
-        progress(1)
+            pending.append(DocumentChunks(document, chunks))
+        if len(pending) >= DOCUMENT_BATCH:
+            copied += await _copy(target, pending, progress)
+            pending = []
+    copied += await _copy(target, pending, progress)
     clicks_copied = 0
     batch: list[StoredClick] = []
     async for click in source.export_clicks():
@@ -95,3 +100,12 @@ async def run_migration(source_url: str, target_url: str, *, dimension: int) -> 
             await target.close()
     finally:
         await source.close()
+
+
+async def _copy(
+    target: StorageAdapter, documents: list[DocumentChunks], progress: Callable[[int], object]
+) -> int:
+    if documents:
+        await target.replace_documents(documents)
+        progress(len(documents))
+    return len(documents)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -34,6 +35,14 @@ class Document:
     title: str
     source_url: str
     content_hash: str
+
+
+@dataclass(frozen=True)
+class DocumentChunks:
+    """A document with the chunks that replace its stored ones: what a write stores."""
+
+    document: Document
+    chunks: Sequence[Chunk]
 
 
 class UpsertOutcome(enum.Enum):

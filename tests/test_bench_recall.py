@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from bench.recall import EF_SEARCH, exact_ranking, measure_recall
-from docfoundry_grpc.models import Chunk, Document
+from docfoundry_grpc.models import Chunk, Document, DocumentChunks
 from docfoundry_grpc.storage import build_store
 
 from .conftest import PostgresServer, fresh_database, postgres_config
@@ -43,7 +43,9 @@ async def test_recall_of_the_hnsw_index_on_postgresql(postgres_server: PostgresS
                     Chunk("", "", f"chunk {n + i}", ("chunk",), v)
                     for i, v in enumerate(vectors[n : n + 50])
                 ]
-                await store.replace_document(Document(f"d{n}", "", "", f"d{n}"), chunks)
+                await store.replace_documents(
+                    [DocumentChunks(Document(f"d{n}", "", "", f"d{n}"), chunks)]
+                )
         finally:
             await store.close()
 

@@ -54,6 +54,22 @@ async def test_index_is_idempotent_and_replaces(server: Harness) -> None:
     assert not (await server.search.Fulltext(pb.SearchRequest(q="bread dough"))).hits
 
 
+async def test_a_path_sent_twice_in_one_stream_ends_as_its_last_version(server: Harness) -> None:
+    """One batch is one write, and a batch cannot hold a path twice: the engine splits it,
+    so the second version replaces the first, as if they had come in separate calls."""
+    first = pb.Document(path="notes/twice.txt", title="Twice", content="Knead the bread dough.")
+    other = pb.Document(path="notes/other.txt", title="Other", content="Water the plants.")
+    second = pb.Document(path="notes/twice.txt", title="Twice", content="Boil the pasta.")
+    results = await index(server, [first, other, second])
+    assert [r.outcome for r in results] == [OUTCOME.CREATED, OUTCOME.CREATED, OUTCOME.REPLACED]
+    assert [r.path for r in results] == ["notes/twice.txt", "notes/other.txt", "notes/twice.txt"]
+    health = await server.search.Health(pb.HealthRequest())
+    assert (health.document_count, health.chunk_count) == (2, 2)
+    [hit] = (await server.search.Fulltext(pb.SearchRequest(q="pasta"))).hits
+    assert hit.document_path == "notes/twice.txt"
+    assert not (await server.search.Fulltext(pb.SearchRequest(q="dough"))).hits
+
+
 async def test_search_modes_return_deep_links(server: Harness) -> None:
     await indexed(server)
     request = pb.SearchRequest(q="which port does the server use", k=3)

@@ -14,7 +14,7 @@ import pytest
 
 from docfoundry_grpc.bm25 import Postings
 from docfoundry_grpc.config import PostgresConfig
-from docfoundry_grpc.models import Chunk, Document
+from docfoundry_grpc.models import Chunk, Document, DocumentChunks
 from docfoundry_grpc.storage import _postgres_segments as segments
 from docfoundry_grpc.storage.postgres import PostgresAdapter
 from docfoundry_grpc.text import analyze, query_terms
@@ -56,7 +56,9 @@ async def put(
     ]
     vector = np.ones(384, dtype=np.float32) / np.sqrt(384)
     chunks = [Chunk("", "", t, tuple(analyze(t)), vector) for t in texts]
-    await store.replace_document(Document(path, "", "", f"{path}@{version}"), chunks)
+    await store.replace_documents(
+        [DocumentChunks(Document(path, "", "", f"{path}@{version}"), chunks)]
+    )
     corpus[path] = [c.tokens for c in chunks]
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from docfoundry_grpc.config import PostgresConfig
-from docfoundry_grpc.models import Chunk, Document
+from docfoundry_grpc.models import Chunk, Document, DocumentChunks
 from docfoundry_grpc.storage.postgres import PostgresAdapter
 
 from .conftest import PostgresServer, fresh_database
@@ -50,9 +50,15 @@ def unit_vectors(count: int, seed: int) -> np.ndarray:
 
 
 async def load(adapter: PostgresAdapter, vectors: np.ndarray) -> None:
-    for n, vector in enumerate(vectors):
-        chunk = Chunk("", "", f"chunk {n}", ("chunk", str(n)), vector)
-        await adapter.replace_document(Document(f"doc/{n}", "", "", f"h{n}"), [chunk])
+    await adapter.replace_documents(
+        [
+            DocumentChunks(
+                Document(f"doc/{n}", "", "", f"h{n}"),
+                [Chunk("", "", f"chunk {n}", ("chunk", str(n)), vector)],
+            )
+            for n, vector in enumerate(vectors)
+        ]
+    )
 
 
 async def nearest_texts(adapter: PostgresAdapter, queries: np.ndarray, k: int) -> list[list[str]]:

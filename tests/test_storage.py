@@ -12,7 +12,14 @@ import pytest
 from docfoundry_grpc.config import DatabaseConfig
 from docfoundry_grpc.embedding import MiniLMEmbedder
 from docfoundry_grpc.errors import NotFoundError, SchemaMismatchError
-from docfoundry_grpc.models import Chunk, ClickEvent, Document, DocumentClicks, UpsertOutcome
+from docfoundry_grpc.models import (
+    Chunk,
+    ClickEvent,
+    Document,
+    DocumentChunks,
+    DocumentClicks,
+    UpsertOutcome,
+)
 from docfoundry_grpc.storage import StorageAdapter, build_store
 from docfoundry_grpc.text import analyze, query_terms
 
@@ -49,13 +56,27 @@ def make_chunks(embedder: MiniLMEmbedder, title: str, texts: list[str]) -> list[
     ]
 
 
-async def load(store: StorageAdapter, embedder: MiniLMEmbedder) -> None:
-    for path, (title, texts) in CORPUS.items():
-        document = Document(path, title, f"https://docs.example/{path}", f"hash-{path}")
-        assert (
-            await store.replace_document(document, make_chunks(embedder, title, texts))
-            is UpsertOutcome.CREATED
+async def store_one(
+    store: StorageAdapter, document: Document, chunks: list[Chunk]
+) -> UpsertOutcome:
+    [outcome] = await store.replace_documents([DocumentChunks(document, chunks)])
+    return outcome
+
+
+def corpus_documents(embedder: MiniLMEmbedder) -> list[DocumentChunks]:
+    return [
+        DocumentChunks(
+            Document(path, title, f"https://docs.example/{path}", f"hash-{path}"),
+            make_chunks(embedder, title, texts),
         )
+        for path, (title, texts) in CORPUS.items()
+    ]
+
+
+async def load(store: StorageAdapter, embedder: MiniLMEmbedder) -> None:
+    """One document per write, as a stream of single documents arrives."""
+    for item in corpus_documents(embedder):
+        assert await store_one(store, item.document, list(item.chunks)) is UpsertOutcome.CREATED
 
 
 def reference_bm25(query: str, extra: dict[str, list[str]] | None = None) -> dict[str, float]:
@@ -165,8 +186,8 @@ async def test_replace_swaps_chunks_and_keeps_clicks(
     [old] = await store.search_fulltext(["cat"], limit=5)
     await store.record_click(ClickEvent("cats", old.chunk_id, 1), query_key="cat")
     new_doc = Document("blog/cats.md", "Dogs", "", "hash-2")
-    outcome = await store.replace_document(
-        new_doc, make_chunks(embedder, "Dogs", ["Dogs bark at the mailman."])
+    outcome = await store_one(
+        store, new_doc, make_chunks(embedder, "Dogs", ["Dogs bark at the mailman."])
     )
     assert outcome is UpsertOutcome.REPLACED
     assert await store.search_fulltext(["purr"], limit=5) == []
@@ -184,12 +205,70 @@ async def test_replace_keeps_bm25_statistics_exact(
     """After replacing and deleting, scores equal those of a corpus loaded from scratch."""
     await load(store, embedder)
     extra = Document("tmp/x.md", "Install", "", "h")
-    await store.replace_document(extra, make_chunks(embedder, "Install", ["install " * 5]))
-    await store.replace_document(extra, make_chunks(embedder, "Install", ["install twice"]))
+    await store_one(store, extra, make_chunks(embedder, "Install", ["install " * 5]))
+    await store_one(store, extra, make_chunks(embedder, "Install", ["install twice"]))
     await store.delete_document("tmp/x.md")
     found = await store.search_fulltext(query_terms("install server"), limit=10)
     expected = reference_bm25("install server")
     assert {c.text: pytest.approx(c.score, rel=1e-6) for c in found} == expected
+
+
+async def test_a_batch_creates_and_replaces_in_input_order(
+    store: StorageAdapter, embedder: MiniLMEmbedder
+) -> None:
+    """One write of several documents, new and replaced mixed, leaves the same statistics
+    and outcomes as writing them one by one."""
+    outcomes = await store.replace_documents(corpus_documents(embedder))
+    assert outcomes == [UpsertOutcome.CREATED] * len(CORPUS)
+    extra_text = "install the server twice"
+    batch = [
+        DocumentChunks(
+            Document("tmp/x.md", "Install", "", "h"), make_chunks(embedder, "Install", [extra_text])
+        ),
+        DocumentChunks(
+            Document("blog/cats.md", "Install", "", "h2"),
+            make_chunks(embedder, "Install", ["install the port"]),
+        ),
+    ]
+    assert await store.replace_documents(batch) == [UpsertOutcome.CREATED, UpsertOutcome.REPLACED]
+    stats = await store.stats()
+    assert (stats.documents, stats.chunks) == (5, 7)
+    rows = {
+        t: analyze(f"{title}\n{title}\n{t}")
+        for path, (title, texts) in CORPUS.items()
+        if path != "blog/cats.md"
+        for t in texts
+    }
+    rows[extra_text] = analyze(f"Install\nInstall\n{extra_text}")
+    rows["install the port"] = analyze("Install\nInstall\ninstall the port")
+    found = await store.search_fulltext(query_terms("install server port purr"), limit=20)
+    expected = bm25_scores(rows, query_terms("install server port purr"))
+    assert {c.text: pytest.approx(c.score, rel=1e-6) for c in found} == expected
+    assert await store.replace_documents([]) == []
+
+
+async def test_a_failed_batch_stores_none_of_it(
+    store: StorageAdapter, embedder: MiniLMEmbedder
+) -> None:
+    """The batch is one transaction: a document that cannot be stored takes the ones
+    before it back out, and a batch naming a path twice is refused before writing."""
+    await load(store, embedder)
+    before = await store.stats()
+    good = DocumentChunks(Document("new/a.md", "A", "", "a"), make_chunks(embedder, "A", ["alpha"]))
+    broken = DocumentChunks(
+        Document("api/errors.md", "B", "", "b"), [Chunk("", "", "beta", ("beta",), None)]
+    )
+    with pytest.raises(Exception):  # noqa: B017 - each backend's own error for a missing vector
+        await store.replace_documents([good, broken])
+    with pytest.raises(ValueError, match="path twice"):
+        await store.replace_documents([good, good])
+    after = await store.stats()
+    assert (after.documents, after.chunks) == (before.documents, before.chunks)
+    assert await store.content_hash("new/a.md") is None
+    assert await store.content_hash("api/errors.md") == "hash-api/errors.md"
+    assert await store.search_fulltext(["alpha"], limit=5) == []
+    [hit] = await store.search_fulltext(["status"], limit=5)
+    assert (hit.document_path, hit.title) == ("api/errors.md", "Errors")
 
 
 async def test_delete_removes_chunks_and_clicks(
@@ -269,7 +348,7 @@ async def test_export_and_import_round_trip(
     await copy.open()
     try:
         for document, chunks in exported:
-            await copy.replace_document(document, chunks)
+            await store_one(copy, document, chunks)
         assert await copy.import_clicks([click]) == 1
         assert await copy.import_clicks([click]) == 0
         assert (await copy.stats()).clicks == 1
@@ -292,7 +371,7 @@ async def test_vector_search_returns_more_than_the_index_search_breadth(
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     for n in range(0, 150, 50):
         chunks = [Chunk("", "", f"text {i}", (f"t{i}",), vectors[i]) for i in range(n, n + 50)]
-        await store.replace_document(Document(f"bulk/{n}", "", "", str(n)), chunks)
+        await store_one(store, Document(f"bulk/{n}", "", "", str(n)), chunks)
     found = await store.search_vector(vectors[0], limit=140)
     assert len(found) == 140 and found[0].text == "text 0"
     assert [c.score for c in found] == sorted((c.score for c in found), reverse=True)
@@ -317,7 +396,7 @@ async def test_concurrent_writers_keep_bm25_statistics_exact(
         for round_ in range(6):
             text = text_of(w, round_)
             chunk = Chunk("", "", text, tuple(analyze(text)), vector)
-            await store.replace_document(Document(f"w/{w}", "", "", f"{w}-{round_}"), [chunk])
+            await store_one(store, Document(f"w/{w}", "", "", f"{w}-{round_}"), [chunk])
 
     await asyncio.gather(*(writer(w) for w in range(6)))
     final = {text_of(w, 5): analyze(text_of(w, 5)) for w in range(6)}

@@ -301,7 +301,8 @@ class IndexServiceServicer:
 
     def IndexDocuments(self, request_iterator, context):
         """Adds or replaces documents, one result per request in the same order. A document
-        whose content hash is unchanged is not re-processed (outcome UNCHANGED).
+        whose content hash is unchanged is not re-processed (outcome UNCHANGED). Documents
+        are stored in batches, one transaction each; results arrive as each batch is stored.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

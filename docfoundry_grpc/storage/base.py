@@ -14,6 +14,7 @@ from ..models import (
     ClickEvent,
     DeleteResult,
     Document,
+    DocumentChunks,
     DocumentClicks,
     ScoredId,
     StoredChunk,
@@ -41,11 +42,13 @@ class StorageAdapter(Protocol):
     async def content_hash(self, path: str) -> str | None:
         """The stored content hash of the document at `path`, or None if absent."""
 
-    async def replace_document(self, document: Document, chunks: Sequence[Chunk]) -> UpsertOutcome:
-        """Stores the document and swaps in `chunks` (each with tokens and an embedding)
-        in one transaction: readers see the old chunks or the new, never a mix.
+    async def replace_documents(self, documents: Sequence[DocumentChunks]) -> list[UpsertOutcome]:
+        """Stores each document and swaps in its chunks (each with tokens and an embedding),
+        all in one transaction: readers see the batch's old chunks or its new ones, never a
+        mix. One transaction per batch, not per document, is what makes bulk loads fast.
+        Paths must be distinct (see `check_distinct_paths`). Outcomes are in input order.
 
-        Clicks on the document survive a replace (their chunk reference is cleared).
+        Clicks on a document survive a replace (their chunk reference is cleared).
         """
 
     async def delete_document(self, path: str) -> DeleteResult:
@@ -104,6 +107,14 @@ class StorageAdapter(Protocol):
 
     async def ping(self) -> None:
         """One round trip to the database; raises StoreUnavailableError if it fails."""
+
+
+def check_distinct_paths(documents: Sequence[DocumentChunks]) -> None:
+    """A batch names each path once: two versions of one document in one transaction
+    would leave it unclear which one a reader should see."""
+    paths = [d.document.path for d in documents]
+    if len(set(paths)) != len(paths):
+        raise ValueError("a batch of documents names a path twice")
 
 
 def ranked_chunks(ranked: Sequence[ScoredId], rows: Iterable[Sequence[Any]]) -> list[StoredChunk]:

@@ -12,6 +12,7 @@ from ..models import (
     ClickEvent,
     DeleteResult,
     Document,
+    DocumentChunks,
     DocumentClicks,
     ScoredId,
     StoredChunk,
@@ -53,9 +54,9 @@ class InstrumentedStore:
         async with self._timed("content_hash"):
             return await self.inner.content_hash(path)
 
-    async def replace_document(self, document: Document, chunks: Sequence[Chunk]) -> UpsertOutcome:
+    async def replace_documents(self, documents: Sequence[DocumentChunks]) -> list[UpsertOutcome]:
         async with self._timed("upsert"):
-            return await self.inner.replace_document(document, chunks)
+            return await self.inner.replace_documents(documents)
 
     async def delete_document(self, path: str) -> DeleteResult:
         async with self._timed("delete"):

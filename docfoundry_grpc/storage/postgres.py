@@ -28,6 +28,7 @@ from ..models import (
     ClickEvent,
     DeleteResult,
     Document,
+    DocumentChunks,
     DocumentClicks,
     PoolStats,
     ScoredId,
@@ -39,7 +40,7 @@ from ..models import (
 )
 from . import _postgres_segments as segments
 from . import _postgres_sql as sql
-from .base import SCHEMA_VERSION, ranked_chunks
+from .base import SCHEMA_VERSION, check_distinct_paths, ranked_chunks
 
 log = logging.getLogger(__name__)
 query_log = logging.getLogger("docfoundry_grpc.sql")
@@ -250,66 +251,87 @@ class PostgresAdapter:
             value = await db.fetchval(sql.GET_HASH, path)
         return None if value is None else str(value)
 
-    async def replace_document(self, document: Document, chunks: Sequence[Chunk]) -> UpsertOutcome:
+    async def replace_documents(self, documents: Sequence[DocumentChunks]) -> list[UpsertOutcome]:
+        check_distinct_paths(documents)
+        if not documents:
+            return []
         async with self._connection() as db, db.transaction():
             await db.execute(sql.WRITE_LOCK)
-            row = await db.fetchrow(
-                sql.UPSERT_DOCUMENT,
-                document.path,
-                document.title,
-                document.source_url,
-                document.content_hash,
+            rows = await db.fetch(
+                sql.UPSERT_DOCUMENTS,
+                *zip(
+                    *(
+                        (d.path, d.title, d.source_url, d.content_hash)
+                        for d in (item.document for item in documents)
+                    ),
+                    strict=True,
+                ),
             )
-            document_id, created = int(row["id"]), bool(row["created"])
-            # A new document has no chunks to drop: four round trips saved per document.
+            stored = {str(r["path"]): (int(r["id"]), bool(r["created"])) for r in rows}
+            # New documents have no chunks to drop: four statements saved on a fresh load.
+            replaced = [id_ for id_, created in stored.values() if not created]
             df_delta: Counter[str] = Counter()
             removed = (0, 0)
-            if not created:
-                df_delta, removed = await self._drop_chunks(db, document_id)
-            await self._insert_chunks(db, document_id, document.path, chunks, df_delta)
-            added_tokens = sum(len(c.tokens) for c in chunks)
+            if replaced:
+                df_delta, removed = await self._drop_chunks(db, replaced)
+            document_ids = [stored[item.document.path][0] for item in documents]
+            await self._insert_chunks(db, document_ids, documents, df_delta)
+            added_chunks = sum(len(item.chunks) for item in documents)
+            added_tokens = sum(len(c.tokens) for item in documents for c in item.chunks)
             await self._apply_stats(
-                db, df_delta, len(chunks) - removed[0], added_tokens - removed[1]
+                db, df_delta, added_chunks - removed[0], added_tokens - removed[1]
             )
-        return UpsertOutcome.CREATED if created else UpsertOutcome.REPLACED
+        return [
+            UpsertOutcome.CREATED if stored[item.document.path][1] else UpsertOutcome.REPLACED
+            for item in documents
+        ]
 
     async def _drop_chunks(
-        self, db: asyncpg.Connection, document_id: int
+        self, db: asyncpg.Connection, document_ids: Sequence[int]
     ) -> tuple[Counter[str], tuple[int, int]]:
-        """Deletes a document's chunks; returns the df decrements and (chunks, tokens) gone."""
+        """Deletes the documents' chunks; returns the df decrements and (chunks, tokens) gone."""
         df_delta: Counter[str] = Counter()
-        for term, count in await db.fetch(sql.OLD_TERM_COUNTS, document_id):
+        for term, count in await db.fetch(sql.OLD_TERM_COUNTS, document_ids):
             df_delta[term] -= count
-        chunk_count, token_count = await db.fetchrow(sql.OLD_CHUNK_TOTALS, document_id)
-        await db.execute(sql.TOMBSTONE_CHUNKS_OF_DOCUMENT, document_id)
-        await db.execute(sql.DELETE_CHUNKS_OF_DOCUMENT, document_id)
+        chunk_count, token_count = await db.fetchrow(sql.OLD_CHUNK_TOTALS, document_ids)
+        await db.execute(sql.TOMBSTONE_CHUNKS_OF_DOCUMENTS, document_ids)
+        await db.execute(sql.DELETE_POSTINGS_OF_DOCUMENTS, document_ids)
+        await db.execute(sql.DELETE_CHUNKS_OF_DOCUMENTS, document_ids)
         return df_delta, (int(chunk_count), int(token_count))
 
     async def _insert_chunks(
         self,
         db: asyncpg.Connection,
-        document_id: int,
-        path: str,
-        chunks: Sequence[Chunk],
+        document_ids: Sequence[int],
+        documents: Sequence[DocumentChunks],
         df_delta: Counter[str],
     ) -> None:
-        if not chunks:
+        total = sum(len(item.chunks) for item in documents)
+        if not total:
             return
-        ids = [r[0] for r in await db.fetch(sql.NEXT_CHUNK_IDS, len(chunks))]
-        await db.copy_records_to_table(
-            "chunks",
-            columns=sql.CHUNK_COLUMNS,
-            records=[
-                (i, document_id, path, n, c.heading, c.anchor, c.text, len(c.tokens), c.embedding)
-                for n, (i, c) in enumerate(zip(ids, chunks, strict=True))
-            ],
-        )
+        ids = iter([r[0] for r in await db.fetch(sql.NEXT_CHUNK_IDS, total)])
+        chunk_rows = []
         postings: list[tuple[str, int, int, int]] = []
-        for chunk_id, chunk in zip(ids, chunks, strict=True):
-            frequencies = Counter(chunk.tokens)
-            df_delta.update(frequencies.keys())
-            dl = len(chunk.tokens)
-            postings.extend((term, chunk_id, tf, dl) for term, tf in frequencies.items())
+        for document_id, item in zip(document_ids, documents, strict=True):
+            for ordinal, chunk in enumerate(item.chunks):
+                chunk_id, dl = next(ids), len(chunk.tokens)
+                chunk_rows.append(
+                    (
+                        chunk_id,
+                        document_id,
+                        item.document.path,
+                        ordinal,
+                        chunk.heading,
+                        chunk.anchor,
+                        chunk.text,
+                        dl,
+                        chunk.embedding,
+                    )
+                )
+                frequencies = Counter(chunk.tokens)
+                df_delta.update(frequencies.keys())
+                postings.extend((term, chunk_id, tf, dl) for term, tf in frequencies.items())
+        await db.copy_records_to_table("chunks", columns=sql.CHUNK_COLUMNS, records=chunk_rows)
         await db.copy_records_to_table("postings", columns=sql.POSTING_COLUMNS, records=postings)
 
     async def _apply_stats(
@@ -330,7 +352,7 @@ class PostgresAdapter:
             if document_id is None:
                 raise NotFoundError(f"no document with path {path!r}")
             clicks = int(await db.fetchval(sql.COUNT_CLICKS_OF_DOCUMENT, document_id))
-            df_delta, (chunk_count, token_count) = await self._drop_chunks(db, document_id)
+            df_delta, (chunk_count, token_count) = await self._drop_chunks(db, [document_id])
             await self._apply_stats(db, df_delta, -chunk_count, -token_count)
             await db.execute(sql.DELETE_DOCUMENT, document_id)
         return DeleteResult(path, chunks_deleted=chunk_count, clicks_deleted=clicks)

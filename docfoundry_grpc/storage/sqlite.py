@@ -25,6 +25,7 @@ from ..models import (
     ClickEvent,
     DeleteResult,
     Document,
+    DocumentChunks,
     DocumentClicks,
     PoolStats,
     ScoredId,
@@ -35,7 +36,7 @@ from ..models import (
     Vector,
 )
 from . import _sqlite_sql as sql
-from .base import SCHEMA_VERSION, ranked_chunks
+from .base import SCHEMA_VERSION, check_distinct_paths, ranked_chunks
 from .posting_index import PostingIndex
 from .vector_matrix import VectorMatrix
 
@@ -160,29 +161,42 @@ class SQLiteAdapter:
             row = await cursor.fetchone()
         return str(row[0]) if row else None
 
-    async def replace_document(self, document: Document, chunks: Sequence[Chunk]) -> UpsertOutcome:
+    async def replace_documents(self, documents: Sequence[DocumentChunks]) -> list[UpsertOutcome]:
+        check_distinct_paths(documents)
+        written: list[tuple[dict[int, list[str]] | None, list[int], DocumentChunks]] = []
         async with self._transaction() as db:
-            old = await self._remove_chunks(db, document.path)
-            if old is None:
-                rows = await db.execute_fetchall(
-                    sql.INSERT_DOCUMENT,
-                    (document.path, document.title, document.source_url, document.content_hash),
-                )
-                document_id = int(next(iter(rows))[0])
-            else:
-                document_id = await self._document_id(db, document.path)
-                await db.execute(
-                    sql.UPDATE_DOCUMENT,
-                    (document.title, document.source_url, document.content_hash, document_id),
-                )
-            new_ids = await self._insert_chunks(db, document_id, document.path, chunks)
+            for item in documents:
+                old = await self._remove_chunks(db, item.document.path)
+                document_id = await self._write_document(db, item.document, created=old is None)
+                new_ids = await self._insert_chunks(db, document_id, item)
+                written.append((old, new_ids, item))
         # No await from the commit to here: the next writer sees these updates applied.
-        self._forget(old or {})
-        self._matrix.add(new_ids, [document.path] * len(chunks), _stack(chunks, self.dimension))
-        for chunk_id, chunk in zip(new_ids, chunks, strict=True):
-            self._postings.add(chunk_id, chunk.tokens)
+        for old, new_ids, item in written:
+            self._forget(old or {})
+            self._matrix.add(
+                new_ids, [item.document.path] * len(new_ids), _stack(item.chunks, self.dimension)
+            )
+            for chunk_id, chunk in zip(new_ids, item.chunks, strict=True):
+                self._postings.add(chunk_id, chunk.tokens)
         self._postings.rebuild_if_due()
-        return UpsertOutcome.CREATED if old is None else UpsertOutcome.REPLACED
+        created = (old is None for old, _, _ in written)
+        return [UpsertOutcome.CREATED if new else UpsertOutcome.REPLACED for new in created]
+
+    async def _write_document(
+        self, db: aiosqlite.Connection, document: Document, *, created: bool
+    ) -> int:
+        if created:
+            rows = await db.execute_fetchall(
+                sql.INSERT_DOCUMENT,
+                (document.path, document.title, document.source_url, document.content_hash),
+            )
+            return int(next(iter(rows))[0])
+        document_id = await self._document_id(db, document.path)
+        await db.execute(
+            sql.UPDATE_DOCUMENT,
+            (document.title, document.source_url, document.content_hash, document_id),
+        )
+        return document_id
 
     def _forget(self, removed: dict[int, list[str]]) -> None:
         self._matrix.remove(list(removed))
@@ -211,8 +225,9 @@ class SQLiteAdapter:
         return {int(r[0]): str(r[1]).split() for r in rows}
 
     async def _insert_chunks(
-        self, db: aiosqlite.Connection, document_id: int, path: str, chunks: Sequence[Chunk]
+        self, db: aiosqlite.Connection, document_id: int, item: DocumentChunks
     ) -> list[int]:
+        path, chunks = item.document.path, item.chunks
         async with db.execute(sql.NEXT_CHUNK_ID) as cursor:
             row = await cursor.fetchone()
         first_id = int(row[0]) if row else 1
