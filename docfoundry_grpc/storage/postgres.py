@@ -257,15 +257,13 @@ class PostgresAdapter:
             return []
         async with self._connection() as db, db.transaction():
             await db.execute(sql.WRITE_LOCK)
+            heads = [item.document for item in documents]
             rows = await db.fetch(
                 sql.UPSERT_DOCUMENTS,
-                *zip(
-                    *(
-                        (d.path, d.title, d.source_url, d.content_hash)
-                        for d in (item.document for item in documents)
-                    ),
-                    strict=True,
-                ),
+                [d.path for d in heads],
+                [d.title for d in heads],
+                [d.source_url for d in heads],
+                [d.content_hash for d in heads],
             )
             stored = {str(r["path"]): (int(r["id"]), bool(r["created"])) for r in rows}
             # New documents have no chunks to drop: four statements saved on a fresh load.
@@ -309,28 +307,8 @@ class PostgresAdapter:
         total = sum(len(item.chunks) for item in documents)
         if not total:
             return
-        ids = iter([r[0] for r in await db.fetch(sql.NEXT_CHUNK_IDS, total)])
-        chunk_rows = []
-        postings: list[tuple[str, int, int, int]] = []
-        for document_id, item in zip(document_ids, documents, strict=True):
-            for ordinal, chunk in enumerate(item.chunks):
-                chunk_id, dl = next(ids), len(chunk.tokens)
-                chunk_rows.append(
-                    (
-                        chunk_id,
-                        document_id,
-                        item.document.path,
-                        ordinal,
-                        chunk.heading,
-                        chunk.anchor,
-                        chunk.text,
-                        dl,
-                        chunk.embedding,
-                    )
-                )
-                frequencies = Counter(chunk.tokens)
-                df_delta.update(frequencies.keys())
-                postings.extend((term, chunk_id, tf, dl) for term, tf in frequencies.items())
+        ids = [r[0] for r in await db.fetch(sql.NEXT_CHUNK_IDS, total)]
+        chunk_rows, postings = _chunk_rows(ids, document_ids, documents, df_delta)
         await db.copy_records_to_table("chunks", columns=sql.CHUNK_COLUMNS, records=chunk_rows)
         await db.copy_records_to_table("postings", columns=sql.POSTING_COLUMNS, records=postings)
 
@@ -553,6 +531,30 @@ class PostgresAdapter:
     async def ping(self) -> None:
         async with self._connection() as db:
             await asyncio.wait_for(db.fetchval("SELECT 1"), timeout=5)
+
+
+def _chunk_rows(
+    ids: Sequence[int],
+    document_ids: Sequence[int],
+    documents: Sequence[DocumentChunks],
+    df_delta: Counter[str],
+) -> tuple[list[tuple[Any, ...]], list[tuple[str, int, int, int]]]:
+    """Rows of `chunks` and `postings` for the documents' chunks, which take `ids` in order;
+    counts each chunk's distinct terms into `df_delta`."""
+    chunk_rows: list[tuple[Any, ...]] = []
+    postings: list[tuple[str, int, int, int]] = []
+    next_id = iter(ids)
+    for document_id, item in zip(document_ids, documents, strict=True):
+        path = item.document.path
+        for ordinal, chunk in enumerate(item.chunks):
+            chunk_id, dl = next(next_id), len(chunk.tokens)
+            heading, anchor, text = chunk.heading, chunk.anchor, chunk.text
+            row = (chunk_id, document_id, path, ordinal, heading, anchor, text, dl, chunk.embedding)
+            chunk_rows.append(row)
+            frequencies = Counter(chunk.tokens)
+            df_delta.update(frequencies.keys())
+            postings.extend((term, chunk_id, tf, dl) for term, tf in frequencies.items())
+    return chunk_rows, postings
 
 
 @contextmanager
