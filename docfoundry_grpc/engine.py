@@ -206,8 +206,8 @@ class SearchEngine:
     # Indexing ---------------------------------------------------------------------------
 
     async def index(self, docs: Sequence[DocumentInput]) -> list[UpsertResult]:
-        """Adds or replaces documents in one transaction (two, if a path comes twice), so a
-        failure stores none of them. Unchanged documents cost one lookup."""
+        """Adds or replaces documents in one transaction, so a failure stores none of them
+        (a path that comes twice starts a second one). Unchanged documents cost one lookup."""
         for doc in docs:
             check_document(doc, self.embedder.dimension)
         hashes = [content_hash(doc, chunking=self.preparer.chunking) for doc in docs]

@@ -257,16 +257,16 @@ class PostgresAdapter:
             return []
         async with self._connection() as db, db.transaction():
             await db.execute(sql.WRITE_LOCK)
-            heads = [item.document for item in documents]
+            metadata = [item.document for item in documents]
             rows = await db.fetch(
                 sql.UPSERT_DOCUMENTS,
-                [d.path for d in heads],
-                [d.title for d in heads],
-                [d.source_url for d in heads],
-                [d.content_hash for d in heads],
+                [d.path for d in metadata],
+                [d.title for d in metadata],
+                [d.source_url for d in metadata],
+                [d.content_hash for d in metadata],
             )
             stored = {str(r["path"]): (int(r["id"]), bool(r["created"])) for r in rows}
-            # New documents have no chunks to drop: four statements saved on a fresh load.
+            # New documents have no chunks to drop: five statements saved on a fresh load.
             replaced = [id_ for id_, created in stored.values() if not created]
             df_delta: Counter[str] = Counter()
             removed = (0, 0)
