@@ -166,8 +166,9 @@ class SQLiteAdapter:
         written: list[tuple[dict[int, list[str]] | None, list[int], DocumentChunks]] = []
         async with self._transaction() as db:
             for item in documents:
-                old = await self._remove_chunks(db, item.document.path)
-                document_id = await self._write_document(db, item.document, created=old is None)
+                document_id = await self._stored_id(db, item.document.path)
+                old = None if document_id is None else await self._remove_chunks(db, document_id)
+                document_id = await self._write_document(db, item.document, document_id)
                 new_ids = await self._insert_chunks(db, document_id, item)
                 written.append((old, new_ids, item))
         # No await from the commit to here: the next writer sees these updates applied.
@@ -183,15 +184,15 @@ class SQLiteAdapter:
         return [UpsertOutcome.CREATED if new else UpsertOutcome.REPLACED for new in created]
 
     async def _write_document(
-        self, db: aiosqlite.Connection, document: Document, *, created: bool
+        self, db: aiosqlite.Connection, document: Document, document_id: int | None
     ) -> int:
-        if created:
+        """Inserts the document, or updates it under its stored id; returns its id."""
+        if document_id is None:
             rows = await db.execute_fetchall(
                 sql.INSERT_DOCUMENT,
                 (document.path, document.title, document.source_url, document.content_hash),
             )
             return int(next(iter(rows))[0])
-        document_id = await self._document_id(db, document.path)
         await db.execute(
             sql.UPDATE_DOCUMENT,
             (document.title, document.source_url, document.content_hash, document_id),
@@ -203,22 +204,15 @@ class SQLiteAdapter:
         for chunk_id, tokens in removed.items():
             self._postings.remove(chunk_id, tokens)
 
-    async def _document_id(self, db: aiosqlite.Connection, path: str) -> int:
+    async def _stored_id(self, db: aiosqlite.Connection, path: str) -> int | None:
         async with db.execute(sql.GET_DOCUMENT_ID, (path,)) as cursor:
             row = await cursor.fetchone()
-        if row is None:
-            raise NotFoundError(f"no document with path {path!r}")
-        return int(row[0])
+        return None if row is None else int(row[0])
 
     async def _remove_chunks(
-        self, db: aiosqlite.Connection, path: str
-    ) -> dict[int, list[str]] | None:
-        """Deletes the chunks of the document at `path` and returns their index terms by
-        chunk id; None if there is no such document."""
-        try:
-            document_id = await self._document_id(db, path)
-        except NotFoundError:
-            return None
+        self, db: aiosqlite.Connection, document_id: int
+    ) -> dict[int, list[str]]:
+        """Deletes the document's chunks and returns their index terms by chunk id."""
         rows = await db.execute_fetchall(sql.CHUNK_TERMS_OF_DOCUMENT, (document_id,))
         await db.execute(sql.DELETE_FTS_OF_DOCUMENT, (document_id,))
         await db.execute(sql.DELETE_CHUNKS_OF_DOCUMENT, (document_id,))
@@ -256,10 +250,12 @@ class SQLiteAdapter:
 
     async def delete_document(self, path: str) -> DeleteResult:
         async with self._transaction() as db:
-            document_id = await self._document_id(db, path)
+            document_id = await self._stored_id(db, path)
+            if document_id is None:
+                raise NotFoundError(f"no document with path {path!r}")
             async with db.execute(sql.COUNT_CLICKS_OF_DOCUMENT, (document_id,)) as cursor:
                 clicks = int((await cursor.fetchone() or (0,))[0])
-            removed = await self._remove_chunks(db, path) or {}
+            removed = await self._remove_chunks(db, document_id)
             await db.execute(sql.DELETE_DOCUMENT, (document_id,))
         self._forget(removed)
         return DeleteResult(path, chunks_deleted=len(removed), clicks_deleted=clicks)
