@@ -22,6 +22,17 @@ def _table(head: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
     return [*lines, ""]
 
 
+def _postgres_line(postgres: object) -> list[str]:
+    if not isinstance(postgres, dict):
+        return []
+    whose = "the bench's own cluster" if postgres.get("own_cluster") else "the server at --dsn"
+    return [
+        f"PostgreSQL: {postgres.get('version')} ({whose}), shared_buffers "
+        f"{postgres.get('shared_buffers')}.",
+        "",
+    ]
+
+
 def _setup(results: RunResults) -> list[str]:
     machine, options = results.machine, results.options
     lines = [
@@ -33,6 +44,7 @@ def _setup(results: RunResults) -> list[str]:
         f"(the server inherits them). Server: DocFoundry "
         f"{machine.get('docfoundry')} (`docfoundry serve`, default settings).",
         "",
+        *_postgres_line(machine.get("postgresql")),
         f"Options: sizes {options['sizes']}, backends {options['backends']}, concurrency "
         f"{options['concurrency']}, {options['requests']} requests per level (time cap "
         f"{options['seconds']} s, {options['warmup']} warm-up requests per caller), k = "

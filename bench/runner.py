@@ -145,6 +145,7 @@ def run(options: BenchOptions) -> Path:
             if "postgresql" in options.backends:
                 postgres = PostgresHost(options.dsn)
                 stack.callback(postgres.close)
+                results.machine["postgresql"] = postgres.describe()
             for size in sorted(options.sizes):
                 _run_size(ctx, results, size, documents, corpus, postgres, Path(tmp))
     finally:

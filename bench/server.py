@@ -78,6 +78,14 @@ class Database:
     config: DatabaseConfig
 
 
+def buffer_cache_size() -> str:
+    """A quarter of the machine's memory, the usual shared_buffers sizing. It holds the
+    vector index of every corpus the bench builds (about 2 GB at 1M chunks); PostgreSQL's
+    default of 128 MB made HNSW search twice as slow at 100k (docs/operations.md)."""
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return f"{memory // 4 // 2**20}MB"
+
+
 class PostgresHost:
     """Where PostgreSQL databases come from: `dsn` if given (the run may create and drop
     databases there), else a throwaway local cluster that lives as long as this object."""
@@ -85,9 +93,18 @@ class PostgresHost:
     def __init__(self, dsn: str | None) -> None:
         self._local: LocalPostgres | None = None
         if dsn is None:
-            self._local = LocalPostgres().start()
+            self._local = LocalPostgres(settings={"shared_buffers": buffer_cache_size()})
+            self._local.start()
             dsn = self._local.dsn
         self.admin_dsn = dsn
+
+    def describe(self) -> dict[str, object]:
+        """The server's version and buffer cache, for the report."""
+        return {
+            "version": _fetchval(self.admin_dsn, "SHOW server_version"),
+            "shared_buffers": _fetchval(self.admin_dsn, "SHOW shared_buffers"),
+            "own_cluster": self._local is not None,
+        }
 
     def postmaster_pid(self) -> int | None:
         """The cluster's main process when this run owns it (for its CPU time)."""

@@ -17,6 +17,7 @@ import socket
 import stat
 import subprocess
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 _PREFIX = "docfoundry-pg-"
@@ -67,10 +68,20 @@ def free_port() -> int:
 
 
 class LocalPostgres:
-    def __init__(self, base_dir: Path | None = None, *, port: int | None = None) -> None:
+    """`settings` are server parameters given at each start (`-c name=value`), such as
+    `shared_buffers` for a benchmark that needs its vector index held in memory."""
+
+    def __init__(
+        self,
+        base_dir: Path | None = None,
+        *,
+        port: int | None = None,
+        settings: Mapping[str, str] | None = None,
+    ) -> None:
         reap_orphans(base_dir)
         self._attach(Path(tempfile.mkdtemp(prefix=_PREFIX, dir=base_dir)))
         self.port = port or free_port()
+        self.settings = dict(settings or {})
         identity = _process_identity(os.getpid())
         (self.base_dir / _OWNER_FILE).write_text(f"{identity}\n")
         if self.user is not None:
@@ -81,6 +92,7 @@ class LocalPostgres:
         """A handle on a cluster folder made earlier, to stop or delete it."""
         cluster = cls.__new__(cls)
         cluster._attach(base_dir)
+        cluster.settings = {}
         return cluster
 
     def _attach(self, base_dir: Path) -> None:
@@ -138,8 +150,12 @@ class LocalPostgres:
                 "--encoding=UTF8",
                 "--no-sync",
             )
-        options = (
-            f"-h 127.0.0.1 -p {self.port} -k {self.data_dir} -c fsync=off -c max_connections=200"
+        options = " ".join(
+            [
+                f"-h 127.0.0.1 -p {self.port} -k {self.data_dir}",
+                "-c fsync=off -c max_connections=200",
+                *(f"-c {name}={value}" for name, value in self.settings.items()),
+            ]
         )
         self._run(
             "pg_ctl",

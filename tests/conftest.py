@@ -14,10 +14,11 @@ import shutil
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TypeVar
 
 import asyncpg
 import grpc
@@ -33,6 +34,7 @@ from docfoundry_grpc.service.app import App, build_app
 from docfoundry_grpc.storage import StorageAdapter, build_store
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
+T = TypeVar("T")
 BACKENDS = ["sqlite", "postgresql"]
 
 
@@ -98,6 +100,24 @@ async def fresh_database(server: PostgresServer) -> AsyncIterator[str]:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await admin.close()
+
+
+def made_locally(make: Callable[[], T]) -> T:
+    """`make()`, which creates a local PostgreSQL cluster (or something holding one); fails
+    in CI, and skips elsewhere, if this machine cannot make one."""
+    try:
+        return make()
+    except Exception as exc:
+        message = f"cannot create a local PostgreSQL: {exc!r}"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+def own_local_postgres(settings: Mapping[str, str] | None = None) -> LocalPostgres:
+    """A cluster (not started) for the calling test alone, which may stop it or give it
+    settings of its own."""
+    return made_locally(lambda: LocalPostgres(settings=settings))
 
 
 def postgres_config(dsn: str, **pool: int) -> DatabaseConfig:

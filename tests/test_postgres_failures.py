@@ -15,7 +15,13 @@ from docfoundry_grpc.config import DatabaseConfig, PostgresConfig
 from docfoundry_grpc.devdb import LocalPostgres
 from docfoundry_grpc.embedding import MiniLMEmbedder
 
-from .conftest import IN_CI, Harness, postgres_config, start_harness, stop_harness
+from .conftest import (
+    Harness,
+    own_local_postgres,
+    postgres_config,
+    start_harness,
+    stop_harness,
+)
 from .test_grpc import expect_status, indexed
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -25,12 +31,7 @@ NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 @pytest.fixture
 def own_postgres() -> Iterator[LocalPostgres]:
     """A cluster of this test alone (not started): stopping it disturbs no other test."""
-    try:
-        cluster = LocalPostgres()
-    except Exception as exc:
-        if IN_CI:
-            pytest.fail(f"cannot create a local PostgreSQL: {exc!r}")
-        pytest.skip(f"cannot create a local PostgreSQL: {exc!r}")
+    cluster = own_local_postgres()
     yield cluster
     cluster.destroy()
 

@@ -15,7 +15,7 @@ from docfoundry_grpc.config import PostgresConfig
 from docfoundry_grpc.models import Chunk, Document, DocumentChunks
 from docfoundry_grpc.storage.postgres import PostgresAdapter
 
-from .conftest import PostgresServer, fresh_database
+from .conftest import PostgresServer, fresh_database, own_local_postgres
 
 DIMENSION = 384
 
@@ -88,6 +88,7 @@ async def test_a_load_without_index_is_exact_then_a_start_builds_the_index(
         assert await vector_indexes(config) == ["chunks_embedding_hnsw"]
         assert "building the hnsw vector index over 300 stored chunks" in caplog.text
         assert "built the hnsw vector index in" in caplog.text
+        assert "shared_buffers" not in caplog.text  # 300 vectors fit any buffer cache
         # 300 points sit far below the graph's reach: HNSW finds the exact neighbours.
         assert await nearest_texts(indexed, queries, 5) == exact_texts(vectors, queries, 5)
     finally:
@@ -97,6 +98,25 @@ async def test_a_load_without_index_is_exact_then_a_start_builds_the_index(
     with caplog.at_level(logging.INFO, logger="docfoundry_grpc.storage.postgres"):
         await (await opened(config)).close()
     assert "building" not in caplog.text  # the index exists: nothing to build
+
+
+async def test_a_start_warns_when_the_vector_index_outgrows_shared_buffers(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    cluster = own_local_postgres({"shared_buffers": "256kB"})
+    try:
+        cluster.start()
+        config = PostgresConfig(url=cluster.dsn, pool_min_size=1, pool_max_size=2)
+        adapter = await opened(config)
+        await load(adapter, unit_vectors(300, seed=1))
+        await adapter.close()
+        assert "shared_buffers" not in caplog.text  # the empty index fitted
+        with caplog.at_level(logging.WARNING, logger="docfoundry_grpc.storage.postgres"):
+            await (await opened(config)).close()
+    finally:
+        cluster.destroy()
+    assert "the hnsw vector index (" in caplog.text
+    assert "larger than PostgreSQL's shared_buffers (256kB)" in caplog.text
 
 
 async def test_switching_index_kinds_keeps_one_index(config: PostgresConfig) -> None:

@@ -137,6 +137,14 @@ ROWS_TO_INDEX = """
 SELECT CASE WHEN to_regclass($1) IS NULL THEN (SELECT count(*) FROM chunks) ELSE 0 END
 """
 
+# The vector index's size against the buffer cache that should hold it (NULL: no index).
+VECTOR_INDEX_MEMORY = """
+SELECT pg_relation_size(to_regclass($1)) AS index_bytes,
+       pg_size_pretty(pg_relation_size(to_regclass($1))) AS index_size,
+       pg_size_bytes(current_setting('shared_buffers')) AS buffer_bytes,
+       current_setting('shared_buffers') AS buffer_size
+"""
+
 INDEX_BUILD_PROGRESS = """
 SELECT phase,
        CASE WHEN tuples_total > 0 THEN tuples_done ELSE blocks_done END,

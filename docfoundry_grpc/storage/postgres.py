@@ -127,6 +127,7 @@ class PostgresAdapter:
                 await self._check_meta(connection)
                 await connection.execute(sql.schema(self.dimension))
                 await self._ensure_vector_index(connection)
+                await self._check_index_memory(connection)
                 await connection.execute(sql.SET_META, "schema_version", str(SCHEMA_VERSION))
                 await connection.execute(sql.SET_META, "embedding_dimension", str(self.dimension))
         finally:
@@ -156,6 +157,25 @@ class PostgresAdapter:
             progress.cancel()
             await asyncio.gather(progress, return_exceptions=True)
         log.info("built the %s vector index in %.1f s", kind, time.monotonic() - started)
+
+    async def _check_index_memory(self, connection: asyncpg.Connection) -> None:
+        """Warns when the vector index outgrows shared_buffers. A graph search visits pages
+        at random, and a page outside the buffer cache is copied in from the operating
+        system's cache on every visit: at 100k chunks that made HNSW search twice as slow
+        (see docs/operations.md). Checked at each start: the index grows with the corpus."""
+        kind = self.config.vector_index
+        if kind == "none":
+            return
+        sizes = await connection.fetchrow(sql.VECTOR_INDEX_MEMORY, f"chunks_embedding_{kind}")
+        if sizes["index_bytes"] is not None and sizes["index_bytes"] > sizes["buffer_bytes"]:
+            log.warning(
+                "the %s vector index (%s) is larger than PostgreSQL's shared_buffers (%s): "
+                "vector search reads index pages from the OS cache, about twice as slow; "
+                "set shared_buffers above the index size",
+                kind,
+                sizes["index_size"],
+                sizes["buffer_size"],
+            )
 
     def _vector_index_sql(self) -> str:
         if self.config.vector_index == "none":
