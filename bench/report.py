@@ -42,7 +42,8 @@ def _setup(results: RunResults) -> list[str]:
         f"{machine.get('python')}; load average {machine.get('load_before')} before the run, "
         f"{machine.get('load_after', '–')} after; threads {machine.get('threads')} "
         f"(the server inherits them). Server: DocFoundry "
-        f"{machine.get('docfoundry')} (`docfoundry serve`, default settings).",
+        f"{machine.get('docfoundry')} (`docfoundry serve`, default settings; the model in "
+        f"{machine.get('embedding_precision', 'float32')}).",
         "",
         *_postgres_line(machine.get("postgresql")),
         f"Options: sizes {options['sizes']}, backends {options['backends']}, concurrency "

@@ -32,7 +32,7 @@ from .plots import plots_available, write_plots
 from .report import write_report
 from .results import CorpusInfo, RunResults, overheads
 from .server import Database, PostgresHost, sqlite_database
-from .vectors import CorpusVectors, corpus_vectors, embed_all, open_cached_model
+from .vectors import CorpusVectors, corpus_vectors, embed_all, open_cached_model, server_model
 
 log = logging.getLogger("bench")
 _QUERY_EMBED_SAMPLES = 100
@@ -130,12 +130,14 @@ def run(options: BenchOptions) -> Path:
         model, embedding_texts(documents), pool_size=options.embed_pool, seed=options.seed
     )
     floor_vectors = embed_all(model, queries[: options.floor_queries], label="queries")
+    served = server_model()
+    results.machine["embedding_precision"] = served.precision
     results.query_embedding = measure_query_embedding(
-        model.inner, queries[: min(_QUERY_EMBED_SAMPLES, options.floor_queries)]
+        served, queries[: min(_QUERY_EMBED_SAMPLES, options.floor_queries)]
     )
     results.notes = _notes(options, results)
     clients = ClientPool(min(options.client_processes, max(options.concurrency)), queries)
-    ctx = BenchContext(options, queries, floor_vectors, clients, model.inner)
+    ctx = BenchContext(options, queries, floor_vectors, clients, served)
     try:
         with (
             tempfile.TemporaryDirectory(prefix="docfoundry-bench-") as tmp,

@@ -39,10 +39,18 @@ class CorpusVectors:
 
 
 def open_cached_model(cache_path: Path) -> CachedEmbedder:
-    """The model with the server's thread count (EMBEDDING_THREADS), so in-process and
-    server-side figures compare like with like."""
+    """The float32 model, cached on disk, for the vectors a caller sends with its chunks."""
     threads = Settings.from_env().embedding_threads
     return CachedEmbedder(MiniLMEmbedder(threads=threads), cache_path)
+
+
+def server_model() -> MiniLMEmbedder:
+    """The model as the server runs it (EMBEDDING_THREADS, EMBEDDING_PRECISION), so the
+    model's own figures and the server's compare like with like."""
+    settings = Settings.from_env()
+    return MiniLMEmbedder(
+        threads=settings.embedding_threads, precision=settings.embedding_precision
+    )
 
 
 def embed_all(embedder: Embedder, texts: Sequence[str], *, label: str) -> F32:

@@ -27,6 +27,7 @@ def _serve(args: argparse.Namespace) -> int:
         batch_size=settings.embedding_batch_size,
         cache_path=settings.embedding_cache_path,
         threads=settings.embedding_threads,
+        precision=settings.embedding_precision,
     )
     keep_freed_memory()  # after the model's load-time garbage is gone
     asyncio.run(serve(settings, embedder=embedder, ingest=args.ingest))

@@ -128,6 +128,7 @@ class Settings:
     embedding_batch_size: int = 8
     embedding_cache_path: Path | None = None
     embedding_threads: int = 1
+    embedding_precision: str = "int8"
     shutdown_grace_seconds: float = 5.0
 
     @classmethod
@@ -182,6 +183,7 @@ class Settings:
             log_format=_choice(env, "LOG_FORMAT", "text", ("text", "json")),
             embedding_batch_size=_int(env, "EMBEDDING_BATCH_SIZE", 8),
             embedding_threads=_int(env, "EMBEDDING_THREADS", 1),
+            embedding_precision=_choice(env, "EMBEDDING_PRECISION", "int8", ("int8", "float32")),
             embedding_cache_path=(
                 Path(env["EMBEDDING_CACHE_PATH"]) if env.get("EMBEDDING_CACHE_PATH") else None
             ),

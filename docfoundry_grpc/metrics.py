@@ -228,6 +228,7 @@ class TimedEmbedder:
         self.inner = inner
         self.model_name = inner.model_name
         self.dimension = inner.dimension
+        self.precision = inner.precision
         self._metrics = metrics
 
     def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:

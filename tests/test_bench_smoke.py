@@ -63,6 +63,7 @@ def test_smoke_run_writes_a_report_with_throughput_and_no_errors(tmp_path: Path)
     assert run["segment_cache_mb"] is None and run["server_peak_rss_mb"] > 0
 
     assert "### sqlite, 2,000 chunks" in report and "gRPC + service" in report
+    assert "the model in int8" in report  # the server's default precision, timed as it runs
     if importlib.util.find_spec("matplotlib") is not None:
         for name in ("latency_vs_concurrency", "throughput_vs_concurrency", "latency_vs_size"):
             assert (run_dir / f"{name}.png").stat().st_size > 0

@@ -198,6 +198,14 @@ def test_settings_from_environment() -> None:
         Settings.from_env({"DATABASE_TYPE": "oracle"})
 
 
+def test_embedding_precision_is_int8_unless_asked_for_float32() -> None:
+    assert Settings.from_env({}).embedding_precision == "int8"
+    env = {"EMBEDDING_PRECISION": "float32"}
+    assert Settings.from_env(env).embedding_precision == "float32"
+    with pytest.raises(InvalidArgumentError, match="EMBEDDING_PRECISION"):
+        Settings.from_env({"EMBEDDING_PRECISION": "fp16"})
+
+
 def test_index_build_memory_is_a_postgresql_size() -> None:
     def memory(value: str) -> str:
         env = {"POSTGRES_INDEX_BUILD_MEMORY": value}

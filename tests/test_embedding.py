@@ -8,6 +8,7 @@ same model files; its "source" field says which versions produced them.
 from __future__ import annotations
 
 import json
+import logging
 import random
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +19,7 @@ import numpy as np
 import pytest
 
 from docfoundry_grpc.embedding import Embedder, MiniLMEmbedder
+from docfoundry_grpc.embedding.cache import CachedEmbedder
 
 REFERENCE = json.loads(
     (Path(__file__).parent / "data" / "minilm_reference.json").read_text(encoding="utf-8")
@@ -123,6 +125,48 @@ def test_thread_count_does_not_change_vectors(minilm: MiniLMEmbedder) -> None:
 def test_bad_settings_are_refused() -> None:
     with pytest.raises(ValueError):
         MiniLMEmbedder(threads=-1)
+    with pytest.raises(ValueError, match="precision"):
+        MiniLMEmbedder(precision="fp16")
+
+
+@pytest.fixture(scope="module")
+def minilm_int8() -> MiniLMEmbedder:
+    return MiniLMEmbedder(precision="int8")
+
+
+def test_int8_stays_in_the_sentence_transformers_space(minilm_int8: MiniLMEmbedder) -> None:
+    """Close enough to store and search beside float32 vectors: the same model, in int8."""
+    assert (minilm_int8.model_name, minilm_int8.precision) == (REFERENCE["model"], "int8")
+    got = minilm_int8.embed([i["text"] for i in ITEMS])
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+    expected = np.array([i["vector"] for i in ITEMS])
+    similarity = np.array(
+        [_cos(g.astype(np.float64), e) for g, e in zip(got, expected, strict=True)]
+    )
+    assert similarity.min() > 0.95, similarity  # observed 0.974 and up, 0.99 typical
+    assert np.abs(got - expected).max() > 1e-3  # not the float32 graph: the weights changed
+    # Each text stays nearest to its own reference vector among all of them.
+    nearest = np.argmax(got.astype(np.float64) @ expected.T, axis=1)
+    assert nearest.tolist() == list(range(len(ITEMS)))
+
+
+def test_int8_load_keeps_the_quantizer_advice_out_of_the_log(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.DEBUG):
+        MiniLMEmbedder(precision="int8")
+    assert "pre-processing" not in caplog.text
+
+
+def test_the_cache_keeps_each_precision_apart(
+    tmp_path: Path, minilm: MiniLMEmbedder, minilm_int8: MiniLMEmbedder
+) -> None:
+    text = [ITEMS[0]["text"]]
+    exact = CachedEmbedder(minilm, tmp_path / "cache.sqlite").embed(text)
+    quantized = CachedEmbedder(minilm_int8, tmp_path / "cache.sqlite").embed(text)
+    np.testing.assert_array_equal(quantized, minilm_int8.embed(text))
+    np.testing.assert_array_equal(exact, minilm.embed(text))
+    assert not np.array_equal(exact, quantized)
 
 
 def test_the_built_graph_is_valid_onnx() -> None:

@@ -26,9 +26,12 @@ class Embedder(Protocol):
       state across or during calls.
     * ``model_name`` identifies the vector space: vectors from embedders with
       different names (or dimensions) must never be compared or stored in one index.
+    * ``precision`` is the arithmetic the model runs in ("float32", "int8"): a speed
+      setting within one vector space, not another space.
     """
 
     model_name: str
     dimension: int
+    precision: str
 
     def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]: ...

@@ -8,8 +8,12 @@ kernels and graph optimisations run it; it matches sentence-transformers to ~2e-
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -171,3 +175,39 @@ def _encoder_layer(
     x = norm("attention.output", g.op("Add", dense("attention.output.dense", context), x))
     hidden = g.op("Gelu", dense("intermediate.dense", x))  # exact erf GELU, as trained
     return norm("output", g.op("Add", dense("output.dense", hidden), x))
+
+
+def quantize_int8(graph: bytes) -> bytes:
+    """The graph with its matrix weights in int8, per output channel; activations are
+    quantized on the fly (ONNX Runtime's dynamic quantization).
+
+    Why: on this model it embeds a query 2.3x faster and a document batch 1.9x faster, while
+    vectors keep a cosine of 0.99 to the float32 ones and SciFact's nDCG@10 stays within
+    0.003 (docs/evaluation.md). Per-tensor scales lost too much (cosine 0.96). ONNX
+    Runtime's pre-processing pass made no difference here, so it is skipped.
+    """
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with tempfile.TemporaryDirectory(prefix="docfoundry-int8-") as folder:
+        target = Path(folder) / "model.onnx"
+        with _without_preprocessing_advice():
+            quantize_dynamic(
+                onnx.load_from_string(graph), target, weight_type=QuantType.QInt8, per_channel=True
+            )
+        return target.read_bytes()
+
+
+@contextmanager
+def _without_preprocessing_advice() -> Iterator[None]:
+    """The quantizer logs a warning on the root logger advising a pre-processing pass that
+    does nothing for this graph; a server's log is no place for it."""
+
+    def keep(record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Please consider to run pre-processing")
+
+    root = logging.getLogger()
+    root.addFilter(keep)
+    try:
+        yield
+    finally:
+        root.removeFilter(keep)

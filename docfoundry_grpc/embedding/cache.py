@@ -1,5 +1,6 @@
 """A persistent embedding cache: re-indexing, evaluation and benchmarks embed each distinct
-text once per model. Keys are SHA-256 of model name and text; values are float32 blobs."""
+text once per model. Keys are SHA-256 of model name (with its precision) and text; values
+are float32 blobs."""
 
 from __future__ import annotations
 
@@ -22,6 +23,13 @@ class CachedEmbedder:
         self.inner = inner
         self.model_name = inner.model_name
         self.dimension = inner.dimension
+        self.precision = inner.precision
+        # Float32 keys are those of caches written before precision was a setting.
+        self._space = (
+            self.model_name
+            if self.precision == "float32"
+            else f"{self.model_name}@{self.precision}"
+        )
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode = WAL")
@@ -31,7 +39,7 @@ class CachedEmbedder:
         self._lock = threading.Lock()
 
     def _key(self, text: str) -> bytes:
-        material = f"{self.model_name}\x00{text}".encode("utf-8", "surrogatepass")
+        material = f"{self._space}\x00{text}".encode("utf-8", "surrogatepass")
         return hashlib.sha256(material).digest()
 
     def _lookup(self, keys: list[bytes]) -> dict[bytes, bytes]:

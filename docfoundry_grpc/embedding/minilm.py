@@ -26,11 +26,13 @@ from .bert_graph import (
     WORD_VECTORS,
     BertShape,
     build_bert_graph,
+    quantize_int8,
 )
 
 F32 = npt.NDArray[np.float32]
 
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+PRECISIONS = ("float32", "int8")
 
 
 def default_model_dir() -> Path:
@@ -61,6 +63,10 @@ class MiniLMEmbedder:
     the intra-op pool of each call (0: one per core). Pool threads do not spin while
     idle: spinning threads that outnumber free cores stall the event loop and the
     database on a shared CPU, which is the usual case for a server.
+
+    Precision: "float32" reproduces sentence-transformers; "int8" quantizes the weights
+    (see `quantize_int8`) for about twice the speed, in the same vector space to a cosine
+    of 0.99, so vectors of either precision may be stored and searched together.
     """
 
     model_name: str = MODEL_NAME
@@ -72,9 +78,13 @@ class MiniLMEmbedder:
         batch_size: int = 8,
         max_length: int = 256,
         threads: int = 0,
+        precision: str = "float32",
     ) -> None:
         if batch_size < 1 or not 2 <= max_length <= 512 or threads < 0:
             raise ValueError("need batch_size >= 1, 2 <= max_length <= 512 and threads >= 0")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}")
+        self.precision = precision
         model_dir = Path(model_dir) if model_dir is not None else default_model_dir()
         shape = BertShape.from_config(json.loads((model_dir / "config.json").read_text()))
         self.dimension: int = shape.hidden
@@ -88,6 +98,8 @@ class MiniLMEmbedder:
         self._word_vectors = weights.pop(WORD_EMBEDDINGS)
         graph = build_bert_graph(weights, shape)
         del weights
+        if precision == "int8":
+            graph = quantize_int8(graph)
         self._session = ort.InferenceSession(
             graph, _session_options(threads), providers=["CPUExecutionProvider"]
         )

@@ -151,7 +151,11 @@ async def local_server(
                 dsn = stack.enter_context(LocalPostgres()).dsn
             database = DatabaseConfig(type="postgresql", postgres=PostgresConfig(url=dsn))
         settings = replace(Settings.from_env(), database=database, grpc_port=0, metrics_port=0)
-        embedder = build_embedder(cache_path=cache_path, threads=settings.embedding_threads)
+        embedder = build_embedder(
+            cache_path=cache_path,
+            threads=settings.embedding_threads,
+            precision=settings.embedding_precision,
+        )
         app = build_app(settings, embedder=embedder)
         await app.start()
         try:

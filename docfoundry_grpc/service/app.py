@@ -64,10 +64,12 @@ class App:
         await self.server.start()
         self._supervisor = asyncio.create_task(self._supervise(), name="store-supervisor")
         log.info(
-            "DocFoundry %s serving on %s (backend %s)",
+            "DocFoundry %s serving on %s (backend %s, model %s in %s)",
             __version__,
             self.address,
             self.store.backend,
+            self.engine.embedder.model_name,
+            self.engine.embedder.precision,
         )
 
     async def _try_open_store(self) -> None:
