@@ -9,6 +9,7 @@ kernels and graph optimisations run it; it matches sentence-transformers to ~2e-
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -190,7 +191,7 @@ def quantize_int8(graph: bytes) -> bytes:
 
     with tempfile.TemporaryDirectory(prefix="docfoundry-int8-") as folder:
         target = Path(folder) / "model.onnx"
-        with _without_preprocessing_advice():
+        with _quantizer_quiet():
             quantize_dynamic(
                 onnx.load_from_string(graph), target, weight_type=QuantType.QInt8, per_channel=True
             )
@@ -198,12 +199,13 @@ def quantize_int8(graph: bytes) -> bytes:
 
 
 @contextmanager
-def _without_preprocessing_advice() -> Iterator[None]:
-    """The quantizer logs a warning on the root logger advising a pre-processing pass that
-    does nothing for this graph; a server's log is no place for it."""
+def _quantizer_quiet() -> Iterator[None]:
+    """The quantizer logs on the root logger: a line per tensor at INFO, and a warning
+    advising a pre-processing pass that does nothing for this graph. A server's log is no
+    place for either, so its records are dropped while it runs."""
 
     def keep(record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith("Please consider to run pre-processing")
+        return f"onnxruntime{os.sep}quantization" not in record.pathname
 
     root = logging.getLogger()
     root.addFilter(keep)
