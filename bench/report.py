@@ -23,6 +23,7 @@ def _table(head: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
 
 
 def _postgres_line(postgres: object) -> list[str]:
+    """The PostgreSQL the run used; nothing for a run without PostgreSQL."""
     if not isinstance(postgres, dict):
         return []
     whose = "the bench's own cluster" if postgres.get("own_cluster") else "the server at --dsn"
