@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +58,7 @@ def make_chunks(embedder: MiniLMEmbedder, title: str, texts: list[str]) -> list[
 
 
 async def store_one(
-    store: StorageAdapter, document: Document, chunks: list[Chunk]
+    store: StorageAdapter, document: Document, chunks: Sequence[Chunk]
 ) -> UpsertOutcome:
     [outcome] = await store.replace_documents([DocumentChunks(document, chunks)])
     return outcome
@@ -76,7 +77,7 @@ def corpus_documents(embedder: MiniLMEmbedder) -> list[DocumentChunks]:
 async def load(store: StorageAdapter, embedder: MiniLMEmbedder) -> None:
     """One document per write, as a stream of single documents arrives."""
     for item in corpus_documents(embedder):
-        assert await store_one(store, item.document, list(item.chunks)) is UpsertOutcome.CREATED
+        assert await store_one(store, item.document, item.chunks) is UpsertOutcome.CREATED
 
 
 def reference_bm25(query: str, extra: dict[str, list[str]] | None = None) -> dict[str, float]:
