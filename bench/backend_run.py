@@ -253,6 +253,7 @@ def run_backend(
                 ctx.floor_vectors,
                 k=ctx.options.k,
                 dimension=ctx.model.dimension,
+                model=ctx.model,
             )
         )
         run = BackendRun(database.backend, size, ingest, embedding, floor)

@@ -1,10 +1,11 @@
 """The floor under each RPC: the storage adapter's own query time and the model's own query
-embedding time, both measured in-process on the data the server is serving.
+embedding time, both measured in-process on the data the server is serving; and the search
+engine itself, in-process on the same adapter and model, without gRPC.
 
 A second adapter is opened on the server's database (for SQLite, the same file), queried
 one request at a time with vectors and analysed terms prepared beforehand, so what is
 timed is exactly what the engine awaits from storage. The gap between this and an RPC's
-latency is the price of gRPC and the service layer.
+latency is the price of gRPC and the service layer; the engine's own time splits it in two.
 """
 
 from __future__ import annotations
@@ -20,13 +21,23 @@ import numpy.typing as npt
 from docfoundry_grpc.allocator import keep_freed_memory
 from docfoundry_grpc.config import DatabaseConfig, SearchConfig
 from docfoundry_grpc.embedding import Embedder
-from docfoundry_grpc.engine import query_key
+from docfoundry_grpc.engine import SearchEngine, query_key
 from docfoundry_grpc.models import ScoredId
 from docfoundry_grpc.ranking import FusionParams, fuse
 from docfoundry_grpc.storage import StorageAdapter, build_store
 from docfoundry_grpc.text import query_terms
+from docfoundry_grpc.validation import SearchQuery, search_query
 
-from .results import CLICKS, FULLTEXT_LEG, ROWS, VECTOR_LEG, FloorResult, Latency
+from .results import (
+    CLICKS,
+    ENGINE,
+    ENGINE_MODEL,
+    FULLTEXT_LEG,
+    ROWS,
+    VECTOR_LEG,
+    FloorResult,
+    Latency,
+)
 
 F32 = npt.NDArray[np.float32]
 WARMUP = 20  # PostgreSQL's first plans and buffer reads are not the steady state
@@ -69,8 +80,10 @@ def _chunk_ids(*rankings: list[ScoredId]) -> list[int]:
     return sorted({i for ranking in rankings for i, _ in ranking})
 
 
-async def _time(calls: Sequence[Callable[[], Awaitable[object]]]) -> Latency:
-    for call in calls[:WARMUP]:
+async def _time(
+    calls: Sequence[Callable[[], Awaitable[object]]], *, warmup: int = WARMUP
+) -> Latency:
+    for call in calls[:warmup]:
         await call()
     samples = []
     for call in calls:
@@ -80,12 +93,65 @@ async def _time(calls: Sequence[Callable[[], Awaitable[object]]]) -> Latency:
     return Latency.of(samples)
 
 
+class _TimedModel:
+    """The model, recording how long each of its calls takes inside the engine."""
+
+    def __init__(self, model: Embedder) -> None:
+        self.model = model
+        self.model_name = model.model_name
+        self.dimension = model.dimension
+        self.precision = model.precision
+        self.samples_ms: list[float] = []
+
+    def embed(self, texts: Sequence[str]) -> F32:
+        started = time.perf_counter()
+        vectors = self.model.embed(texts)
+        self.samples_ms.append((time.perf_counter() - started) * 1000)
+        return vectors
+
+
+async def _engine_floor(
+    store: StorageAdapter, model: Embedder, queries: Sequence[str], k: int
+) -> list[FloorResult]:
+    """Each search mode through the engine, as the servicer calls it, on queries it has not
+    embedded before (a new engine per mode, after a warm-up on other text); and the model's
+    own time inside those calls, which the CPU caches the storage calls evict can slow."""
+    timed = _TimedModel(model)
+    config = SearchConfig()
+
+    def query(text: str) -> SearchQuery:
+        return search_query(q=text, k=k, config=config, dimension=model.dimension)
+
+    model_samples: list[float] = []
+    results = []
+    for mode in ("fulltext", "semantic", "hybrid"):
+        warm = SearchEngine(store, timed, config)
+        for text in queries[:WARMUP]:
+            await getattr(warm, mode)(query(f"{text} {mode}"))
+        warm.close()
+        engine = SearchEngine(store, timed, config)
+        search = getattr(engine, mode)
+        timed.samples_ms.clear()
+        calls = [partial(search, query(text)) for text in queries]
+        results.append(FloorResult(ENGINE + mode, await _time(calls, warmup=0)))
+        model_samples += timed.samples_ms
+        engine.close()
+    results.append(FloorResult(ENGINE_MODEL, Latency.of(model_samples)))
+    return results
+
+
 async def measure_floor(
-    config: DatabaseConfig, queries: Sequence[str], vectors: F32, *, k: int, dimension: int
+    config: DatabaseConfig,
+    queries: Sequence[str],
+    vectors: F32,
+    *,
+    k: int,
+    dimension: int,
+    model: Embedder | None = None,
 ) -> list[FloorResult]:
     """Per operation: "fulltext" and "vector" as Fulltext and Semantic call them; "hybrid"
     as Hybrid does (both rankings at once, the click lookup, the rows of the results), and
-    its parts alone."""
+    its parts alone. With `model`, also the engine's own time per mode."""
     keep_freed_memory()  # as the server does: the floor runs under the same allocator
     store = build_store(config, dimension=dimension)
     await store.open()
@@ -105,7 +171,10 @@ async def measure_floor(
             CLICKS: [partial(_clicks, store, t, c) for t, c in zip(terms, candidates, strict=True)],
             ROWS: [partial(store.chunks, r) for r in results],
         }
-        return [FloorResult(name, await _time(op)) for name, op in calls.items()]
+        floor = [FloorResult(name, await _time(op)) for name, op in calls.items()]
+        if model is not None:
+            floor += await _engine_floor(store, model, queries, k)
+        return floor
     finally:
         await store.close()
 

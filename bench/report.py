@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from .loadgen import RPCS
-from .results import BackendRun, Latency, RunResults
+from .results import ENGINE_MODEL, BackendRun, Latency, RunResults
 
 
 def _n(value: float | None, digits: int = 1) -> str:
@@ -187,9 +187,13 @@ def _floor(results: RunResults) -> list[str]:
         f"(p95 {_n(embed.p95_ms if embed else None, 2)} ms), counted for the share of fresh "
         "queries only. Path: what the RPC cannot be faster than, storage + embedding; for "
         "Hybrid max(full-text leg, embedding + vector leg) + click lookup + rows, since the engine "
-        "embeds while the full-text leg runs. gRPC + service = RPC p50 − path; the last "
+        "embeds while the full-text leg runs. gRPC + service = RPC p50 − path; the next "
         "column is the same with Hybrid's legs one after the other, for a CPU too busy "
-        "to overlap them.",
+        "to overlap them. Engine: the search engine in-process on the same adapter and "
+        "model, one fresh query at a time, as the servicer calls it; it splits gRPC + "
+        "service into service (engine − path: snippets, fusion, thread hops, and the model "
+        "and storage slowing each other through the CPU caches) and gRPC (RPC − engine: "
+        "transport, protobuf, the client).",
         "",
     ]
     rows = []
@@ -209,6 +213,9 @@ def _floor(results: RunResults) -> list[str]:
                     _n(o.path_ms, 2),
                     _n(o.rest_ms, 2),
                     _n(o.serial_rest_ms, 2),
+                    _n(o.engine_p50_ms, 2),
+                    _n(o.service_ms, 2),
+                    _n(o.grpc_ms, 2),
                 ]
             )
     head = [
@@ -222,8 +229,23 @@ def _floor(results: RunResults) -> list[str]:
         "path",
         "gRPC + service",
         "… legs serial",
+        "engine",
+        "service",
+        "gRPC",
     ]
     lines += _table(head, rows)
+    inside = [
+        f"{run.backend} {run.size:,}: {_n(f.latency.p50_ms, 2)} ms"
+        for run in results.runs
+        for f in run.floor
+        if f.operation == ENGINE_MODEL and f.latency.count
+    ]
+    if inside:
+        lines += [
+            "The model's own p50 inside the engine's Semantic and Hybrid calls, against "
+            f"{_n(_p50(embed), 2)} ms called alone: " + "; ".join(inside) + ".",
+            "",
+        ]
     parts = [
         [
             run.backend,

@@ -13,6 +13,8 @@ FULLTEXT_LEG = "hybrid: fulltext leg"
 VECTOR_LEG = "hybrid: vector leg"
 CLICKS = "hybrid: click lookup"
 ROWS = "hybrid: rows of the results"
+ENGINE = "engine: "  # + the mode: the search engine in-process, its own embedding included
+ENGINE_MODEL = "engine: the model inside"
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,9 @@ class LevelResult:
 class FloorResult:
     """The storage adapter called in-process, one query at a time."""
 
-    operation: str  # "fulltext", "vector" or "hybrid" (both legs and the click lookup)
+    # "fulltext", "vector" or "hybrid" (both legs and the click lookup), Hybrid's parts,
+    # and the engine's modes
+    operation: str
     latency: Latency
 
 
@@ -105,7 +109,10 @@ class Overhead:
     """RPC p50 at concurrency 1 against its critical path below the service: storage and,
     for fresh queries, the model. What remains is gRPC, protobuf, validation, snippets,
     fusion and the event loop: rest = rpc − path. Hybrid's legs overlap only while the CPU
-    has room for both; `serial_rest_ms` is the rest if they had run one after the other."""
+    has room for both; `serial_rest_ms` is the rest if they had run one after the other.
+    The engine in-process splits the rest: engine − path is the service without gRPC
+    (snippets, fusion, thread hops, and the model and storage slowed by each other's use of
+    the CPU caches), rpc − engine is gRPC and protobuf."""
 
     rpc: str
     rpc_p50_ms: float
@@ -114,6 +121,15 @@ class Overhead:
     path_ms: float
     rest_ms: float
     serial_rest_ms: float
+    engine_p50_ms: float | None = None
+
+    @property
+    def service_ms(self) -> float | None:
+        return None if self.engine_p50_ms is None else self.engine_p50_ms - self.path_ms
+
+    @property
+    def grpc_ms(self) -> float | None:
+        return None if self.engine_p50_ms is None else self.rpc_p50_ms - self.engine_p50_ms
 
 
 @dataclass
@@ -189,5 +205,6 @@ def overheads(run: BackendRun, query_embed_p50_ms: float) -> list[Overhead]:
             path = max(p50[FULLTEXT_LEG], embed + p50[VECTOR_LEG]) + after
             serial = p50[FULLTEXT_LEG] + embed + p50[VECTOR_LEG] + after
         rpc = level.latency.p50_ms
-        out.append(Overhead(level.rpc, rpc, storage, embed, path, rpc - path, rpc - serial))
+        engine = p50.get(ENGINE + level.rpc.lower())
+        out.append(Overhead(level.rpc, rpc, storage, embed, path, rpc - path, rpc - serial, engine))
     return out

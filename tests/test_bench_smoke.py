@@ -58,11 +58,17 @@ def test_smoke_run_writes_a_report_with_throughput_and_no_errors(tmp_path: Path)
         assert level["ok"] > 0 and level["throughput_rps"] > 0
         assert level["latency"]["p50_ms"] > 0
         assert level["segment_cache_hit_share"] is None  # SQLite has no segment cache
-    assert {f["operation"] for f in run["floor"]} >= {"fulltext", "vector", "hybrid"}
+    floor = {f["operation"]: f["latency"] for f in run["floor"]}
+    assert set(floor) >= {"fulltext", "vector", "hybrid"}
+    for mode in ("fulltext", "semantic", "hybrid"):  # the engine in-process, every query timed
+        assert floor[f"engine: {mode}"]["count"] == 20 and floor[f"engine: {mode}"]["p50_ms"] > 0
+    assert floor["engine: the model inside"]["count"] == 40  # fresh Semantic and Hybrid queries
     assert [o["rpc"] for o in run["overhead"]] == ["Fulltext", "Semantic", "Hybrid"]
+    assert all(o["engine_p50_ms"] > 0 for o in run["overhead"])
     assert run["segment_cache_mb"] is None and run["server_peak_rss_mb"] > 0
 
     assert "### sqlite, 2,000 chunks" in report and "gRPC + service" in report
+    assert "The model's own p50 inside the engine" in report
     assert "the model in int8" in report  # the server's default precision, timed as it runs
     if importlib.util.find_spec("matplotlib") is not None:
         for name in ("latency_vs_concurrency", "throughput_vs_concurrency", "latency_vs_size"):
