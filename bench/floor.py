@@ -73,7 +73,7 @@ async def _hybrid(
 
 
 def _fused(fulltext: list[ScoredId], semantic: list[ScoredId], k: int) -> list[ScoredId]:
-    return [(f.chunk_id, f.score) for f in fuse(fulltext, semantic, FusionParams())[:k]]
+    return [(f.chunk_id, f.score) for f in fuse(fulltext, semantic, FusionParams(), limit=k)]
 
 
 def _chunk_ids(*rankings: list[ScoredId]) -> list[int]:

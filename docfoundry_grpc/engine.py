@@ -143,7 +143,7 @@ class SearchEngine:
             semantic_weight=query.semantic_weight,
             click_weight=self.config.click_weight,
         )
-        fused = fuse(fulltext, semantic, params, clicks=clicks)[: query.k]
+        fused = fuse(fulltext, semantic, params, clicks=clicks, limit=query.k)
         chunks = await self.store.chunks([(f.chunk_id, f.score) for f in fused])
         legs = {f.chunk_id: f for f in fused}
         return [

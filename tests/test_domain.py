@@ -99,6 +99,24 @@ def test_score_fusion_divides_by_each_legs_best() -> None:
     assert [f.chunk_id for f in fused] == [2, 1, 3, 4]  # 1 and 3 tie: better rank first
 
 
+def test_a_limited_fusion_is_the_head_of_the_full_one() -> None:
+    """Ties on score (rounded scores, equal ranks in both legs) and repeated chunk ids
+    included: the limit changes how much is built, never the order."""
+    rng = random.Random(3)
+    for _ in range(300):
+        fulltext = [
+            (rng.randrange(40), round(rng.uniform(0, 3), 1)) for _ in range(rng.randrange(25))
+        ]
+        semantic = [
+            (rng.randrange(40), round(rng.uniform(-0.2, 1), 1)) for _ in range(rng.randrange(25))
+        ]
+        clicks = {i: DocumentClicks(i % 5, rng.randint(1, 3)) for i in rng.sample(range(40), 4)}
+        params = FusionParams(rng.choice(list(Fusion)), click_weight=rng.choice([0.0, 0.5]))
+        full = fuse(fulltext, semantic, params, clicks=clicks)
+        for limit in (1, 3, 10, len(full) + 1):
+            assert fuse(fulltext, semantic, params, clicks=clicks, limit=limit) == full[:limit]
+
+
 def test_clicks_lift_but_never_add() -> None:
     fulltext = [(1, 3.0), (2, 2.0), (3, 1.0)]
     assert click_ranks({3: 5, 99: 10}) == {99: 1, 3: 2}
