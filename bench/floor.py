@@ -115,7 +115,8 @@ async def _engine_floor(
 ) -> list[FloorResult]:
     """Each search mode through the engine, as the servicer calls it, on queries it has not
     embedded before (a new engine per mode, after a warm-up on other text); and the model's
-    own time inside those calls, which the CPU caches the storage calls evict can slow."""
+    own time inside those calls, longer than alone when the storage calls between them
+    have evicted its weights from the CPU caches."""
     timed = _TimedModel(model)
     config = SearchConfig()
 
