@@ -21,7 +21,7 @@ import numpy.typing as npt
 from docfoundry_grpc.embedding import Embedder
 
 from .corpus import BenchDocument, chunk_count
-from .floor import hybrid_window, measure_floor
+from .floor import hybrid_window, measure_engine, measure_floor
 from .ingest import delete_documents, index_requests, sample_documents, send_documents, time_model
 from .loadgen import RPCS, ClientPool, LevelOutcome
 from .options import BenchOptions
@@ -253,7 +253,6 @@ def run_backend(
                 ctx.floor_vectors,
                 k=ctx.options.k,
                 dimension=ctx.model.dimension,
-                model=ctx.model,
             )
         )
         run = BackendRun(database.backend, size, ingest, embedding, floor)
@@ -271,6 +270,9 @@ def run_backend(
         run.server_peak_rss_mb = server.peak_rss_mb()
         cache = server.segment_cache_bytes()
         run.segment_cache_mb = None if cache is None else (cache[0] / 2**20, cache[1] / 2**20)
+        run.floor += asyncio.run(
+            measure_engine(database.config, floor_queries, ctx.model, k=ctx.options.k)
+        )
         return run
     finally:
         server.stop()

@@ -110,13 +110,25 @@ class _TimedModel:
         return vectors
 
 
-async def _engine_floor(
-    store: StorageAdapter, model: Embedder, queries: Sequence[str], k: int
+async def measure_engine(
+    config: DatabaseConfig, queries: Sequence[str], model: Embedder, *, k: int
 ) -> list[FloorResult]:
     """Each search mode through the engine, as the servicer calls it, on queries it has not
     embedded before (a new engine per mode, after a warm-up on other text); and the model's
     own time inside those calls, longer than alone when the storage calls between them
-    have evicted its weights from the CPU caches."""
+    have evicted its weights from the CPU caches. The bench runs it after the RPC levels,
+    so that nothing it leaves behind can touch what they measure."""
+    store = build_store(config, dimension=model.dimension)
+    await store.open()
+    try:
+        return await _engine_modes(store, model, queries, k)
+    finally:
+        await store.close()
+
+
+async def _engine_modes(
+    store: StorageAdapter, model: Embedder, queries: Sequence[str], k: int
+) -> list[FloorResult]:
     timed = _TimedModel(model)
     config = SearchConfig()
 
@@ -148,11 +160,10 @@ async def measure_floor(
     *,
     k: int,
     dimension: int,
-    model: Embedder | None = None,
 ) -> list[FloorResult]:
     """Per operation: "fulltext" and "vector" as Fulltext and Semantic call them; "hybrid"
     as Hybrid does (both rankings at once, the click lookup, the rows of the results), and
-    its parts alone. With `model`, also the engine's own time per mode."""
+    its parts alone."""
     keep_freed_memory()  # as the server does: the floor runs under the same allocator
     store = build_store(config, dimension=dimension)
     await store.open()
@@ -172,10 +183,7 @@ async def measure_floor(
             CLICKS: [partial(_clicks, store, t, c) for t, c in zip(terms, candidates, strict=True)],
             ROWS: [partial(store.chunks, r) for r in results],
         }
-        floor = [FloorResult(name, await _time(op)) for name, op in calls.items()]
-        if model is not None:
-            floor += await _engine_floor(store, model, queries, k)
-        return floor
+        return [FloorResult(name, await _time(op)) for name, op in calls.items()]
     finally:
         await store.close()
 

@@ -193,7 +193,7 @@ def _floor(results: RunResults) -> list[str]:
         "model, one fresh query at a time, as the servicer calls it; it splits gRPC + "
         "service into service (engine − path: snippets, fusion, thread hops, and the model "
         "and storage slowing each other through the CPU caches) and gRPC (RPC − engine: "
-        "transport, protobuf, the client). The engine runs just before the RPC levels, not "
+        "transport, protobuf, the client). The engine runs just after the RPC levels, not "
         "with them, so the split is as steady as the machine: a gRPC figure near zero or "
         "below says the two agree within that noise.",
         "",
