@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -127,15 +127,21 @@ class SearchEngine:
             return await self._hybrid(query)
 
     async def _hybrid(self, query: SearchQuery) -> list[Hit]:
-        """Both legs rank a window of chunk ids side by side; rows are read only for the
-        `k` fused results, not for the whole window."""
+        """Both legs rank a window of chunk ids side by side, while the store says whether
+        the query has clicks at all; rows are read only for the `k` fused results, not for
+        the whole window."""
         window = max(self.config.candidate_window, 2 * query.k)
         terms = query_terms(query.q)
-        fulltext, semantic = await asyncio.gather(
+        fulltext, semantic, clicked = await asyncio.gather(
             self.store.rank_fulltext(terms, limit=window, path_prefix=query.path_prefix),
             self._semantic_ranking(query, limit=window),
+            self._has_clicks(terms),
         )
-        clicks = await self._document_clicks(terms, {i for i, _ in (*fulltext, *semantic)})
+        clicks: dict[int, DocumentClicks] = {}
+        if clicked:
+            clicks = await self.store.document_clicks(
+                query_key(terms), sorted({i for i, _ in (*fulltext, *semantic)})
+            )
         params = FusionParams(
             method=query.fusion or self.config.fusion,
             rrf_k=query.rrf_k,
@@ -179,12 +185,12 @@ class SearchEngine:
             self._query_vectors.put(key, vector)
         return vector
 
-    async def _document_clicks(
-        self, terms: Sequence[str], chunk_ids: Collection[int]
-    ) -> dict[int, DocumentClicks]:
+    async def _has_clicks(self, terms: Sequence[str]) -> bool:
+        """False without asking when clicks cannot count: no terms to group them by, or
+        a click weight of 0."""
         if not terms or self.config.click_weight == 0:
-            return {}
-        return await self.store.document_clicks(query_key(terms), sorted(chunk_ids))
+            return False
+        return await self.store.has_clicks(query_key(terms))
 
     @staticmethod
     def _hit(

@@ -61,7 +61,7 @@ async def test_search_storage_and_embedding_metrics(server: Harness) -> None:
         sample(server, "docfoundry_search_duration_seconds_count", mode="hybrid", backend=backend)
         == 3
     )
-    for operation in ("fulltext_rank", "semantic_rank", "document_clicks", "chunks"):
+    for operation in ("fulltext_rank", "semantic_rank", "has_clicks", "chunks"):
         assert (
             sample(
                 server,
@@ -71,6 +71,15 @@ async def test_search_storage_and_embedding_metrics(server: Harness) -> None:
             )
             == 3
         )
+    # Nobody clicked for this query, so no Hybrid looked the candidates' clicks up.
+    storage_count = "docfoundry_storage_operation_duration_seconds_count"
+    assert sample(server, storage_count, operation="document_clicks", backend=backend) == 0
+    [hit, *_] = (await server.search.Hybrid(pb.SearchRequest(q="rank fusion"))).hits
+    await server.search.RecordClick(
+        pb.RecordClickRequest(query="rank fusion", chunk_id=hit.chunk_id, position=1)
+    )
+    await server.search.Hybrid(pb.SearchRequest(q="rank fusion"))
+    assert sample(server, storage_count, operation="document_clicks", backend=backend) == 1
     assert (
         sample(
             server,

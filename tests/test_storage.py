@@ -293,11 +293,14 @@ async def test_delete_removes_chunks_and_clicks(
 async def test_clicks(store: StorageAdapter, embedder: MiniLMEmbedder) -> None:
     await load(store, embedder)
     [hit] = await store.search_fulltext(["purr"], limit=5)
+    assert not await store.has_clicks("purr")
     first = await store.record_click(
         ClickEvent("purr", hit.chunk_id, 2, "s1", "u1", 3.5), query_key="purr"
     )
     second = await store.record_click(ClickEvent("purr", hit.chunk_id, 1), query_key="purr")
     assert second > first
+    assert await store.has_clicks("purr")
+    assert not await store.has_clicks("other")
     [other, *_] = await store.search_fulltext(query_terms("install"), limit=5)
     clicked = await store.document_clicks("purr", [hit.chunk_id, other.chunk_id, 999])
     assert clicked == {hit.chunk_id: DocumentClicks(hit.document_id, 2)}

@@ -382,6 +382,7 @@ INSERT INTO click_feedback
     (query, query_key, chunk_id, document_id, position, session_id, user_id, dwell_time)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id
 """
+HAS_CLICKS = "SELECT EXISTS (SELECT 1 FROM click_feedback WHERE query_key = $1)"
 DOCUMENT_CLICKS = """
 SELECT c.id, c.document_id, clicked.clicks
 FROM (SELECT document_id, count(*) AS clicks FROM click_feedback WHERE query_key = $1

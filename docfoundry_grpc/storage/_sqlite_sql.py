@@ -120,6 +120,7 @@ INSERT INTO click_feedback
     (query, query_key, chunk_id, document_id, position, session_id, user_id, dwell_time)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id
 """
+HAS_CLICKS = "SELECT EXISTS (SELECT 1 FROM click_feedback WHERE query_key = ?)"
 DOCUMENT_CLICKS = """
 SELECT c.id, c.document_id, clicked.clicks
 FROM (SELECT document_id, COUNT(*) AS clicks FROM click_feedback WHERE query_key = ?

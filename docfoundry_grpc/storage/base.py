@@ -86,6 +86,11 @@ class StorageAdapter(Protocol):
     async def record_click(self, click: ClickEvent, *, query_key: str) -> int:
         """Stores a click and returns its id. Raises NotFoundError for an unknown chunk."""
 
+    async def has_clicks(self, query_key: str) -> bool:
+        """Whether any click is recorded for `query_key`. Needs no candidates, so Hybrid
+        asks while its rankings run and skips `document_clicks`, a round trip after them,
+        for the queries nobody has clicked on."""
+
     async def document_clicks(
         self, query_key: str, chunk_ids: Sequence[int]
     ) -> dict[int, DocumentClicks]:

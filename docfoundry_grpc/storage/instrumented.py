@@ -94,6 +94,10 @@ class InstrumentedStore:
         async with self._timed("click"):
             return await self.inner.record_click(click, query_key=query_key)
 
+    async def has_clicks(self, query_key: str) -> bool:
+        async with self._timed("has_clicks"):
+            return await self.inner.has_clicks(query_key)
+
     async def document_clicks(
         self, query_key: str, chunk_ids: Sequence[int]
     ) -> dict[int, DocumentClicks]:

@@ -456,6 +456,10 @@ class PostgresAdapter:
                 raise NotFoundError(f"no chunk with id {click.chunk_id}") from None
         return int(click_id)
 
+    async def has_clicks(self, query_key: str) -> bool:
+        async with self._connection() as db:
+            return bool(await db.fetchval(sql.HAS_CLICKS, query_key))
+
     async def document_clicks(
         self, query_key: str, chunk_ids: Sequence[int]
     ) -> dict[int, DocumentClicks]:

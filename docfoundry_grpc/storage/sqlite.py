@@ -325,6 +325,11 @@ class SQLiteAdapter:
             )
         return int(next(iter(rows))[0])
 
+    async def has_clicks(self, query_key: str) -> bool:
+        async with self._read() as db:
+            [(found,)] = await db.execute_fetchall(sql.HAS_CLICKS, (query_key,))
+        return bool(found)
+
     async def document_clicks(
         self, query_key: str, chunk_ids: Sequence[int]
     ) -> dict[int, DocumentClicks]:
