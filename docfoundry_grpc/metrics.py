@@ -206,9 +206,13 @@ def stats_from_loop(
     timeout: float = 2.0,
 ) -> Callable[[], StoreStats | None]:
     """A scrape-time reader that runs the async `read()` on the server's event loop (so the
-    database call is awaited there, never blocking it) and waits at most `timeout`."""
+    database call is awaited there, never blocking it) and waits at most `timeout`. A
+    collect on the loop's own thread gets nothing: waiting there would hold up the very
+    loop the read needs, for the whole timeout."""
 
     def collect() -> StoreStats | None:
+        if _running_loop() is loop:
+            return None
         future = asyncio.run_coroutine_threadsafe(read(), loop)
         try:
             result = future.result(timeout)
@@ -219,6 +223,13 @@ def stats_from_loop(
         return result
 
     return collect
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 class TimedEmbedder:

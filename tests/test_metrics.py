@@ -116,6 +116,20 @@ async def test_index_gauges_at_scrape_time(server: Harness) -> None:
     assert backlog == (await server.app.store.stats()).fulltext_backlog
 
 
+async def test_scrape_on_the_event_loop_leaves_out_index_gauges(
+    server: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The index figures are read on the server's loop: a collect from that loop's own
+    thread cannot wait for them (the loop would be stuck until the read timed out), so it
+    gets the other metrics without them, and without a failed read."""
+    await indexed(server)
+    backend = server.app.store.backend
+    assert server.registry.get_sample_value("docfoundry_index_chunks", {"backend": backend}) is None
+    assert sample(server, "docfoundry_grpc_requests_total", method="IndexDocuments", code="OK") == 1
+    assert await scraped(server, "docfoundry_index_documents", backend=backend) == 5
+    assert "index statistics unavailable" not in caplog.text
+
+
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
 async def test_fulltext_cache_counts_fetched_and_reused_segments(server: Harness) -> None:
     await indexed(server)
