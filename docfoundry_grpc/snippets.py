@@ -25,10 +25,12 @@ def _term_starts(terms: frozenset[str]) -> re.Pattern[str]:
     ("biliti" -> "ble", "y" -> "i") changes at most the stem's last two letters, so every
     ASCII word stemmed to `t` begins with `t` minus its last two letters. One regex scan in
     C then finds the few candidate words, where a loop over every word of a hit without
-    the query's terms (most semantic hits) cost ~50 µs.
+    the query's terms (most semantic hits) cost ~50 µs. An ASCII word boundary scans in
+    half the time of a look-behind for "not after a letter or digit"; it differs from that
+    only after "_", which the caller blanks.
     """
     prefixes = sorted({t[: max(1, len(t) - 2)] for t in terms}, key=len, reverse=True)
-    return re.compile(r"(?<![^\W_])(?:" + "|".join(map(re.escape, prefixes)) + ")")
+    return re.compile(r"\b(?:" + "|".join(map(re.escape, prefixes)) + ")", re.ASCII)
 
 
 def _first_term(flat: str, terms: frozenset[str]) -> re.Match[str] | None:
@@ -36,7 +38,8 @@ def _first_term(flat: str, terms: frozenset[str]) -> re.Match[str] | None:
     if not terms:
         return None
     if flat.isascii():  # lower-casing keeps every position, and is all ASCII folding does
-        for start in _term_starts(terms).finditer(flat.lower()):
+        scanned = flat.lower().replace("_", " ")  # "_" parts words, as in `text.analyze`
+        for start in _term_starts(terms).finditer(scanned):
             word = _WORD.match(flat, start.start())
             if word and not terms.isdisjoint(_word_terms(word.group())):
                 return word

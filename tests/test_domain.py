@@ -145,6 +145,9 @@ def test_snippet_starts_near_first_match() -> None:
     assert "port is 50051" in result and result.startswith("…")
     assert len(result) <= 245
     assert snippet("short text", frozenset()) == "short text"
+    # "_" parts words, so a query can match the part after it.
+    text = "Lorem ipsum dolor. " * 30 + "An x_ray image. " + "More text. " * 30
+    assert "x_ray image" in snippet(text, frozenset(query_terms("ray")))
 
 
 # Words whose stems are not plain prefixes of them: Snowball's exceptions (dying -> die,
@@ -163,11 +166,16 @@ def reference_snippet_start(flat: str, terms: frozenset[str]) -> int | None:
     return None
 
 
-def test_snippets_start_at_the_first_word_with_a_query_term() -> None:
+@pytest.mark.parametrize(
+    "vocabulary",
+    [TRICKY_WORDS, [w for w in TRICKY_WORDS if w.isascii()]],
+    ids=["any text", "ASCII text"],  # snippets scan ASCII text on a faster path
+)
+def test_snippets_start_at_the_first_word_with_a_query_term(vocabulary: list[str]) -> None:
     rng = random.Random(5)
     for _ in range(400):
-        flat = " ".join(rng.choice(TRICKY_WORDS) for _ in range(60))
-        terms = frozenset(analyze(" ".join(rng.sample(TRICKY_WORDS, rng.randint(1, 3)))))
+        flat = " ".join(rng.choice(vocabulary) for _ in range(60))
+        terms = frozenset(analyze(" ".join(rng.sample(vocabulary, rng.randint(1, 3)))))
         start = reference_snippet_start(flat, terms)
         body = snippet(flat, terms).strip("…")
         if start is None or start < SNIPPET_CHARS // 4:
