@@ -78,7 +78,9 @@ def _notes(options: BenchOptions, results: RunResults) -> list[str]:
         "(m 16, ef_construction 64, ef_search 100). Hybrid uses the server's default "
         "fusion (SEARCH_FUSION). After the load, searches on PostgreSQL wait until the "
         "server has packed the new postings by itself (its compactor runs once writes "
-        "pause) and VACUUM (ANALYZE) has run: the state a server reaches in time.",
+        "pause) and VACUUM (ANALYZE) and a CHECKPOINT have run: the state a server "
+        "reaches in time. On both backends the load's writes are flushed to disk (sync) "
+        "before anything is timed.",
         "Clients share the machine with the server (and PostgreSQL): on few cores, high "
         "concurrency levels measure contention as much as the service.",
     ]
