@@ -75,10 +75,12 @@ def top_chunks(
     token_count: int,
     limit: int,
     exclude: Sequence[int] | I64 = (),
+    only: I64 | None = None,
 ) -> list[tuple[int, float]]:
     """The `limit` best (chunk id, score) pairs, best first, ties broken by lower id.
 
-    `exclude` lists chunks whose postings are still packed but which no longer exist.
+    `exclude` lists chunks whose postings are still packed but which no longer exist;
+    `only`, if given, the chunks a filter admits (the others score nothing).
     """
     avgdl = max(token_count / chunk_count, 1e-9) if chunk_count else 1e-9
     c0, c1 = BM25_K1 * (1 - BM25_B), BM25_K1 * BM25_B / avgdl
@@ -99,7 +101,7 @@ def top_chunks(
             contributions.append(contribution)
     if not ids or limit <= 0:
         return []
-    return _best(ids, contributions, limit, exclude)
+    return _best(ids, contributions, limit, exclude, only)
 
 
 def _best(
@@ -107,8 +109,10 @@ def _best(
     contribution_parts: list[F64],
     limit: int,
     exclude: Sequence[int] | I64,
+    only: I64 | None,
 ) -> list[tuple[int, float]]:
-    """Sums contributions per chunk over a dense id range (a bincount, not a sort), keeps
+    """Sums contributions per chunk over a dense id range (a bincount, not a sort), zeroes
+    the chunks excluded or not admitted, keeps
     the chunks that reach a cheap lower bound of the limit-th best score, and ranks those.
     Every matching chunk scores above 0, so 0 marks the ids in the range that match nothing."""
     ids = np.concatenate(id_parts, dtype=np.int64)
@@ -119,6 +123,11 @@ def _best(
     if len(exclude):
         dead = np.asarray(exclude, dtype=np.int64) - low
         totals[dead[(dead >= 0) & (dead < len(totals))]] = 0.0
+    if only is not None:
+        admitted = np.zeros(len(totals), dtype=bool)
+        kept = np.asarray(only, dtype=np.int64) - low
+        admitted[kept[(kept >= 0) & (kept < len(totals))]] = True
+        totals[~admitted] = 0.0
     bound = _lower_bound(totals, id_parts, low, limit)
     candidates = np.flatnonzero(totals >= bound if bound > 0 else totals)
     scores = totals[candidates]

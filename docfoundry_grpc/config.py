@@ -130,6 +130,7 @@ class Settings:
     embedding_threads: int = 1
     embedding_precision: str = "int8"
     shutdown_grace_seconds: float = 5.0
+    page_token_secret: str = field(default="", repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -188,4 +189,5 @@ class Settings:
                 Path(env["EMBEDDING_CACHE_PATH"]) if env.get("EMBEDDING_CACHE_PATH") else None
             ),
             shutdown_grace_seconds=_float(env, "SHUTDOWN_GRACE_SECONDS", 5.0),
+            page_token_secret=env.get("PAGE_TOKEN_SECRET", ""),
         )

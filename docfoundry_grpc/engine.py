@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
@@ -10,32 +11,57 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
+from cachetools import TTLCache
+
 from . import __version__
 from .config import SearchConfig
 from .embedding import Embedder
-from .errors import DocFoundryError
+from .errors import DocFoundryError, InvalidArgumentError
+from .filters import Filter
 from .ingest import DocumentInput, DocumentPreparer, check_document, content_hash
 from .models import (
+    DEFAULT_COLLECTION,
     ClickEvent,
+    Collection,
+    CollectionSpec,
+    DeleteManyResult,
     DeleteResult,
     DocumentChunks,
     DocumentClicks,
     Hit,
     LegResult,
+    Rejection,
     ScoredId,
     StoredChunk,
+    StoredDocument,
     StoreStats,
     UpsertOutcome,
     UpsertResult,
     Vector,
+    VectorSource,
 )
+from .paging import PageTokens
 from .ranking import FusionParams, fuse
 from .snippets import snippet
 from .storage.base import StorageAdapter
 from .text import query_terms
-from .validation import SearchQuery, check_document_path
+from .validation import SearchQuery, check_document_path, check_vector
 
 QUERY_CACHE_SIZE = 2048
+# A server's copy of a collection's settings (dimension, vector source) lives this long.
+COLLECTION_CACHE_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    hits: list[Hit]
+    next_page_token: str = ""
+
+
+@dataclass(frozen=True)
+class DocumentPage:
+    documents: list[StoredDocument]
+    next_page_token: str = ""
 
 
 @dataclass(frozen=True)
@@ -82,6 +108,7 @@ class SearchEngine:
         config: SearchConfig,
         *,
         timer: SearchTimer = lambda mode: nullcontext(),
+        page_token_secret: str = "",
     ) -> None:
         self.store = store
         self.embedder = embedder
@@ -96,45 +123,120 @@ class SearchEngine:
             embedder, max_chars=config.chunk_max_chars, executor=self._ingest_model
         )
         self._query_vectors = _QueryVectorCache(QUERY_CACHE_SIZE)
+        self._pages = PageTokens(page_token_secret)
+        self._collections: TTLCache[str, Collection] = TTLCache(1024, COLLECTION_CACHE_SECONDS)
 
     def close(self) -> None:
         self._query_model.shutdown(wait=False, cancel_futures=True)
         self._ingest_model.shutdown(wait=False, cancel_futures=True)
 
+    # Collections ------------------------------------------------------------------------
+
+    async def collection(self, name: str) -> Collection:
+        """A collection's settings, from a short-lived cache (searches need them each time)."""
+        found = self._collections.get(name)
+        if found is None:
+            found = await self.store.get_collection(name)
+            self._collections[name] = found
+        return found
+
+    async def create_collection(self, spec: CollectionSpec) -> Collection:
+        if spec.vectors is VectorSource.MODEL and spec.dimension not in (
+            0,
+            self.embedder.dimension,
+        ):
+            raise InvalidArgumentError(
+                f"the server's model makes {self.embedder.dimension}-d vectors; a collection "
+                f"for it cannot be {spec.dimension}-d",
+                field="dimension",
+            )
+        if spec.vectors is VectorSource.MODEL:
+            spec = CollectionSpec(
+                spec.name, spec.vectors, self.embedder.dimension, spec.description
+            )
+        return await self.store.create_collection(spec)
+
+    async def get_collection(self, name: str) -> Collection:
+        return await self.store.get_collection(name)
+
+    async def list_collections(self) -> list[Collection]:
+        return await self.store.list_collections()
+
+    async def delete_collection(self, name: str) -> DeleteManyResult:
+        self._collections.pop(name, None)
+        return await self.store.delete_collection(name)
+
     # Search -----------------------------------------------------------------------------
 
-    async def fulltext(self, query: SearchQuery) -> list[Hit]:
+    async def fulltext(self, query: SearchQuery) -> SearchPage:
         with self.timer("fulltext"):
+            await self.collection(query.collection)
+            offset, depth = self._page(query, "fulltext")
             terms = query_terms(query.q)
             found = await self.store.search_fulltext(
-                terms, limit=query.k, path_prefix=query.path_prefix
+                terms, limit=depth, collection=query.collection, where=query.where
             )
-            return [self._hit(c, c.score, terms) for c in found]
+            hits = [self._hit(c, c.score, terms) for c in found[offset:]]
+            return self._search_page(query, "fulltext", offset, hits, len(found) == depth)
 
-    async def semantic(self, query: SearchQuery) -> list[Hit]:
+    async def semantic(self, query: SearchQuery) -> SearchPage:
         with self.timer("semantic"):
-            vector = await self._query_vector(query)
+            collection = await self.collection(query.collection)
+            offset, depth = self._page(query, "semantic")
+            vector = await self._query_vector(query, collection)
             if vector is None:
-                return []
+                return SearchPage([])
             found = await self.store.search_vector(
-                vector, limit=query.k, path_prefix=query.path_prefix
+                vector, limit=depth, collection=query.collection, where=query.where
             )
             terms = query_terms(query.q)
-            return [self._hit(c, c.score, terms) for c in found if _similar_enough(c.score, query)]
+            hits = [
+                self._hit(c, c.score, terms)
+                for c in found[offset:]
+                if _similar_enough(c.score, query)
+            ]
+            full = len(found) == depth and _similar_enough(found[-1].score, query)
+            return self._search_page(query, "semantic", offset, hits, full)
 
-    async def hybrid(self, query: SearchQuery) -> list[Hit]:
+    async def hybrid(self, query: SearchQuery) -> SearchPage:
         with self.timer("hybrid"):
-            return await self._hybrid(query)
+            collection = await self.collection(query.collection)
+            offset, depth = self._page(query, "hybrid")
+            hits = await self._hybrid(query, collection, depth)
+            return self._search_page(query, "hybrid", offset, hits[offset:], len(hits) == depth)
 
-    async def _hybrid(self, query: SearchQuery) -> list[Hit]:
+    def _page(self, query: SearchQuery, mode: str) -> tuple[int, int]:
+        """(offset, how many results to rank) for the query's page: pages are slices of one
+        ranking, so following the tokens gives each result once while the index is still."""
+        offset = 0
+        if query.page_token:
+            position = self._pages.decode(query.page_token, _fingerprint(mode, query))
+            if not isinstance(position, int) or not 0 < position < self.config.max_k:
+                raise InvalidArgumentError("page_token is out of range", field="page_token")
+            offset = position
+        return offset, min(offset + query.k, self.config.max_k)
+
+    def _search_page(
+        self, query: SearchQuery, mode: str, offset: int, hits: list[Hit], full: bool
+    ) -> SearchPage:
+        """A page, with a token for the next one if this one was full and the ranking can
+        go deeper (at most SEARCH_MAX_K results in all)."""
+        following = offset + len(hits)
+        if not full or not hits or following >= self.config.max_k:
+            return SearchPage(hits)
+        return SearchPage(hits, self._pages.encode(_fingerprint(mode, query), following))
+
+    async def _hybrid(self, query: SearchQuery, collection: Collection, depth: int) -> list[Hit]:
         """Both legs rank a window of chunk ids side by side, while the store says whether
-        the query has clicks at all; rows are read only for the `k` fused results, not for
-        the whole window."""
-        window = max(self.config.candidate_window, 2 * query.k)
+        the query has clicks at all; rows are read only for the `depth` fused results, not
+        for the whole window."""
+        window = max(self.config.candidate_window, 2 * depth)
         terms = query_terms(query.q)
         fulltext, semantic, clicked = await asyncio.gather(
-            self.store.rank_fulltext(terms, limit=window, path_prefix=query.path_prefix),
-            self._semantic_ranking(query, limit=window),
+            self.store.rank_fulltext(
+                terms, limit=window, collection=query.collection, where=query.where
+            ),
+            self._semantic_ranking(query, collection, limit=window),
             self._has_clicks(terms),
         )
         clicks: dict[int, DocumentClicks] = {}
@@ -149,7 +251,7 @@ class SearchEngine:
             semantic_weight=query.semantic_weight,
             click_weight=self.config.click_weight,
         )
-        fused = fuse(fulltext, semantic, params, clicks=clicks, limit=query.k)
+        fused = fuse(fulltext, semantic, params, clicks=clicks, limit=depth)
         chunks = await self.store.chunks([(f.chunk_id, f.score) for f in fused])
         legs = {f.chunk_id: f for f in fused}
         return [
@@ -163,15 +265,28 @@ class SearchEngine:
             for c in chunks
         ]
 
-    async def _semantic_ranking(self, query: SearchQuery, *, limit: int) -> list[ScoredId]:
-        vector = await self._query_vector(query)
+    async def _semantic_ranking(
+        self, query: SearchQuery, collection: Collection, *, limit: int
+    ) -> list[ScoredId]:
+        vector = await self._query_vector(query, collection)
         if vector is None:
             return []
-        found = await self.store.rank_vector(vector, limit=limit, path_prefix=query.path_prefix)
+        found = await self.store.rank_vector(
+            vector, limit=limit, collection=query.collection, where=query.where
+        )
         return [(i, score) for i, score in found if _similar_enough(score, query)]
 
-    async def _query_vector(self, query: SearchQuery) -> Vector | None:
-        return query.vector if query.vector is not None else await self.embed_query(query.q)
+    async def _query_vector(self, query: SearchQuery, collection: Collection) -> Vector | None:
+        """The request's vector (checked against the collection's dimension), or the query
+        text embedded by the model for a collection of the model's vectors."""
+        if query.vector is not None:
+            return check_vector(query.vector, collection.dimension, what="query_vector")
+        if collection.vectors is VectorSource.CALLER:
+            raise InvalidArgumentError(
+                f"collection {collection.name!r} takes caller vectors: send query_vector",
+                field="query_vector",
+            )
+        return await self.embed_query(query.q)
 
     async def embed_query(self, text: str) -> Vector | None:
         """The query's embedding (cached), or None for text with nothing to embed."""
@@ -211,28 +326,71 @@ class SearchEngine:
 
     # Indexing ---------------------------------------------------------------------------
 
-    async def index(self, docs: Sequence[DocumentInput]) -> list[UpsertResult]:
-        """Adds or replaces documents in one transaction, so a failure stores none of them
-        (a path that comes twice starts a second one). Unchanged documents cost one lookup."""
-        for doc in docs:
-            check_document(doc, self.embedder.dimension)
-        hashes = [content_hash(doc, chunking=self.preparer.chunking) for doc in docs]
-        stored = await asyncio.gather(*(self.store.content_hash(doc.path) for doc in docs))
-        changed = [i for i, (new, old) in enumerate(zip(hashes, stored, strict=True)) if new != old]
+    async def index(
+        self, docs: Sequence[DocumentInput], *, collection: str = DEFAULT_COLLECTION
+    ) -> list[UpsertResult]:
+        """Adds or replaces documents in one transaction (a path that comes twice starts a
+        second one). A document that fails validation is rejected on its own, with the field
+        at fault; the others are stored. Unchanged documents cost one lookup."""
+        target = await self.collection(collection)
+        results: dict[int, UpsertResult] = {}
+        valid: list[int] = []
+        for i, doc in enumerate(docs):
+            try:
+                check_document(doc, target)
+            except InvalidArgumentError as exc:
+                rejection = Rejection(exc.field or "document", str(exc))
+                results[i] = UpsertResult(doc.path, UpsertOutcome.REJECTED, 0, rejection)
+            else:
+                valid.append(i)
+        hashes = {i: content_hash(docs[i], chunking=self.preparer.chunking) for i in valid}
+        stored = await asyncio.gather(
+            *(self.store.content_hash(docs[i].path, collection=collection) for i in valid)
+        )
+        changed = [i for i, old in zip(valid, stored, strict=True) if hashes[i] != old]
+        for i in valid:
+            results[i] = UpsertResult(docs[i].path, UpsertOutcome.UNCHANGED, 0)
         prepared = await self.preparer.prepare(
             [docs[i] for i in changed], [hashes[i] for i in changed]
         )
-        results = {
-            i: UpsertResult(doc.path, UpsertOutcome.UNCHANGED, 0) for i, doc in enumerate(docs)
-        }
         for run in _distinct_path_runs(list(zip(changed, prepared, strict=True))):
-            outcomes = await self.store.replace_documents([item for _, item in run])
+            items = [item for _, item in run]
+            outcomes = await self.store.replace_documents(items, collection=collection)
             for (i, item), outcome in zip(run, outcomes, strict=True):
                 results[i] = UpsertResult(item.document.path, outcome, len(item.chunks))
         return [results[i] for i in range(len(docs))]
 
-    async def delete(self, path: str) -> DeleteResult:
-        return await self.store.delete_document(check_document_path(path))
+    async def delete(self, path: str, *, collection: str = DEFAULT_COLLECTION) -> DeleteResult:
+        return await self.store.delete_document(check_document_path(path), collection=collection)
+
+    async def delete_documents(
+        self, where: Filter | None, *, collection: str = DEFAULT_COLLECTION
+    ) -> DeleteManyResult:
+        return await self.store.delete_documents(where, collection=collection)
+
+    async def get_document(
+        self, path: str, *, collection: str = DEFAULT_COLLECTION
+    ) -> StoredDocument:
+        return await self.store.get_document(check_document_path(path), collection=collection)
+
+    async def list_documents(
+        self,
+        *,
+        collection: str = DEFAULT_COLLECTION,
+        where: Filter | None = None,
+        page_size: int,
+        page_token: str = "",
+    ) -> DocumentPage:
+        fingerprint = f"list|{collection}|{where!r}"
+        after = self._pages.decode(page_token, fingerprint) if page_token else ""
+        if not isinstance(after, str):
+            raise InvalidArgumentError("page_token is not a listing's token", field="page_token")
+        found = await self.store.list_documents(
+            collection=collection, where=where, after=after, limit=page_size
+        )
+        if len(found) < page_size:
+            return DocumentPage(found)
+        return DocumentPage(found, self._pages.encode(fingerprint, found[-1].path))
 
     # Health -----------------------------------------------------------------------------
 
@@ -276,6 +434,24 @@ def _distinct_path_runs(
         paths.add(path)
     if run:
         yield run
+
+
+def _fingerprint(mode: str, query: SearchQuery) -> str:
+    """What decides a query's ranking, page size aside: a page token is good only for it."""
+    vector = b"" if query.vector is None else query.vector.tobytes()
+    parts = (
+        mode,
+        query.collection,
+        query.q,
+        repr(query.where),
+        repr(query.min_similarity),
+        query.rrf_k,
+        query.fulltext_weight,
+        query.semantic_weight,
+        query.fusion,
+        hashlib.sha256(vector).hexdigest(),
+    )
+    return "|".join(map(str, parts))
 
 
 def _similar_enough(score: float, query: SearchQuery) -> bool:

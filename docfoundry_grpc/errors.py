@@ -6,7 +6,18 @@ class DocFoundryError(Exception):
 
 
 class InvalidArgumentError(DocFoundryError):
-    """The request cannot be served as given (empty query, bad vector, k out of range…)."""
+    """The request cannot be served as given (empty query, bad vector, k out of range…).
+
+    `field` names the request field at fault (e.g. `document.metadata["tags"]`) where one is,
+    so callers get it as a structured field violation, and per-document results name it."""
+
+    def __init__(self, message: str, *, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class AlreadyExistsError(DocFoundryError):
+    """Something to be created (a collection) exists already."""
 
 
 class NotFoundError(DocFoundryError):

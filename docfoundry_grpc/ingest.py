@@ -13,9 +13,25 @@ import numpy as np
 from .chunking import chunk_content, content_type_for
 from .embedding import Embedder
 from .errors import InvalidArgumentError
-from .models import Chunk, ContentType, Document, DocumentChunks, Vector
-from .text import analyze
-from .validation import MAX_CONTENT_CHARS, check_document_path, check_vector
+from .models import (
+    Chunk,
+    Collection,
+    ContentType,
+    Document,
+    DocumentChunks,
+    Metadata,
+    Vector,
+    VectorSource,
+)
+from .storage.base import metadata_json
+from .text import chunk_tokens
+from .validation import (
+    MAX_CONTENT_CHARS,
+    check_document_path,
+    check_metadata,
+    check_text,
+    check_vector,
+)
 
 
 @dataclass(frozen=True)
@@ -34,13 +50,15 @@ class DocumentInput:
     content: str = ""
     content_type: ContentType | None = None
     chunks: Sequence[ChunkInput] = field(default_factory=tuple)
+    metadata: Metadata = field(default_factory=dict)
 
 
 def content_hash(doc: DocumentInput, *, chunking: str) -> str:
     """A hash of everything that decides the stored chunks, so re-sending is a no-op."""
     digest = hashlib.sha256()
     content_type = doc.content_type or content_type_for(doc.path)
-    for part in (chunking, doc.title, doc.source_url, content_type.value, doc.content):
+    parts = (chunking, doc.title, doc.source_url, content_type.value, doc.content)
+    for part in (*parts, metadata_json(doc.metadata)):
         digest.update(part.encode("utf-8", "surrogatepass") + b"\x00")
     for chunk in doc.chunks:
         for part in (chunk.heading, chunk.anchor, chunk.text):
@@ -49,20 +67,33 @@ def content_hash(doc: DocumentInput, *, chunking: str) -> str:
     return digest.hexdigest()
 
 
-def check_document(doc: DocumentInput, dimension: int) -> None:
-    check_document_path(doc.path)
+def check_document(doc: DocumentInput, collection: Collection) -> None:
+    """Raises InvalidArgumentError naming the field at fault (as `document.…`)."""
+    check_document_path(doc.path, field="document.path")
+    check_text(doc.title, "document.title")
+    check_text(doc.source_url, "document.source_url")
+    check_text(doc.content, "document.content", max_chars=MAX_CONTENT_CHARS)
+    check_metadata(doc.metadata, field="document.metadata")
     if doc.content and doc.chunks:
-        raise InvalidArgumentError(f"{doc.path}: send content or chunks, not both")
-    if len(doc.content) > MAX_CONTENT_CHARS:
-        raise InvalidArgumentError(f"{doc.path}: content is over {MAX_CONTENT_CHARS} characters")
+        raise InvalidArgumentError("send content or chunks, not both", field="document.content")
+    caller_vectors = collection.vectors is VectorSource.CALLER
+    if caller_vectors and doc.content:
+        raise InvalidArgumentError(
+            f"collection {collection.name!r} takes caller vectors: send chunks with embeddings",
+            field="document.content",
+        )
     for n, chunk in enumerate(doc.chunks):
+        at = f"document.chunks[{n}]"
+        check_text(chunk.heading, f"{at}.heading")
+        check_text(chunk.anchor, f"{at}.anchor")
+        check_text(chunk.text, f"{at}.text", max_chars=MAX_CONTENT_CHARS)
         if chunk.embedding:
-            check_vector(chunk.embedding, dimension, what=f"{doc.path} chunk {n} embedding")
-
-
-def chunk_tokens(title: str, heading: str, text: str) -> tuple[str, ...]:
-    """Index terms of a chunk: its document's title and its heading count as its text."""
-    return tuple(analyze(f"{title}\n{heading}\n{text}"))
+            check_vector(chunk.embedding, collection.dimension, what=f"{at}.embedding")
+        elif caller_vectors:
+            raise InvalidArgumentError(
+                f"collection {collection.name!r} takes caller vectors: this chunk has none",
+                field=f"{at}.embedding",
+            )
 
 
 def embedding_text(title: str, heading: str, text: str) -> str:
@@ -112,13 +143,13 @@ class DocumentPreparer:
                     text=s.text,
                     tokens=chunk_tokens(doc.title, s.heading, s.text),
                     embedding=(
-                        check_vector(s.embedding, self.embedder.dimension, what="embedding")
+                        check_vector(s.embedding, None, what="embedding")
                         if s.embedding
                         else next(vectors)
                     ),
                 )
                 for s in doc_sections
             ]
-            document = Document(doc.path, doc.title, doc.source_url, digest)
+            document = Document(doc.path, doc.title, doc.source_url, digest, doc.metadata)
             prepared.append(DocumentChunks(document, chunks))
         return prepared

@@ -1,8 +1,9 @@
 """Copies an index between backends (SQLite → PostgreSQL, or back) without re-embedding.
 
-Documents keep their content hash, so a second run skips what is already there, and clicks
-keep their ids, so they are never copied twice. The run fails unless both sides end with
-the same counts.
+Collections are created on the target with their settings, documents keep their collection,
+metadata and content hash (so a second run skips what is already there), and clicks keep
+their ids, so they are never copied twice. The run fails unless both sides end with the same
+counts.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from urllib.parse import urlsplit
 from tqdm import tqdm
 
 from .config import DatabaseConfig, PostgresConfig
-from .errors import InvalidArgumentError
-from .models import DocumentChunks, StoredClick
+from .errors import InvalidArgumentError, NotFoundError
+from .models import CollectionSpec, DocumentChunks, StoredClick
 from .storage import StorageAdapter, build_store
 
 CLICK_BATCH = 1000
@@ -57,18 +58,22 @@ async def migrate(
     *,
     progress: Callable[[int], object] = lambda n: None,
 ) -> MigrationReport:
+    await _copy_collections(source, target)
     copied = unchanged = 0
     pending: list[DocumentChunks] = []
-    async for document, chunks in source.export_documents():
-        if await target.content_hash(document.path) == document.content_hash:
+    pending_collection = ""
+    async for collection, document, chunks in source.export_documents():
+        if pending and (collection != pending_collection or len(pending) >= DOCUMENT_BATCH):
+            copied += await _copy(target, pending, pending_collection, progress)
+            pending = []
+        pending_collection = collection
+        stored = await target.content_hash(document.path, collection=collection)
+        if stored == document.content_hash:
             unchanged += 1
             progress(1)
         else:
             pending.append(DocumentChunks(document, chunks))
-        if len(pending) >= DOCUMENT_BATCH:
-            copied += await _copy(target, pending, progress)
-            pending = []
-    copied += await _copy(target, pending, progress)
+    copied += await _copy(target, pending, pending_collection, progress)
     clicks_copied = 0
     batch: list[StoredClick] = []
     async for click in source.export_clicks():
@@ -102,10 +107,32 @@ async def run_migration(source_url: str, target_url: str, *, dimension: int) -> 
         await source.close()
 
 
+async def _copy_collections(source: StorageAdapter, target: StorageAdapter) -> None:
+    """Creates the source's collections on the target; one that exists must match."""
+    for collection in await source.list_collections():
+        try:
+            existing = await target.get_collection(collection.name)
+        except NotFoundError:
+            spec = CollectionSpec(
+                collection.name, collection.vectors, collection.dimension, collection.description
+            )
+            await target.create_collection(spec)
+            continue
+        if (existing.vectors, existing.dimension) != (collection.vectors, collection.dimension):
+            raise InvalidArgumentError(
+                f"collection {collection.name!r} has {existing.dimension}-d "
+                f"{existing.vectors.value} vectors on the target, {collection.dimension}-d "
+                f"{collection.vectors.value} on the source"
+            )
+
+
 async def _copy(
-    target: StorageAdapter, documents: list[DocumentChunks], progress: Callable[[int], object]
+    target: StorageAdapter,
+    documents: list[DocumentChunks],
+    collection: str,
+    progress: Callable[[int], object],
 ) -> int:
     if documents:
-        await target.replace_documents(documents)
+        await target.replace_documents(documents, collection=collection)
         progress(len(documents))
     return len(documents)

@@ -3,13 +3,49 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 
 Vector = npt.NDArray[np.float32]
+
+DEFAULT_COLLECTION = "default"
+
+# Metadata values: strings, numbers, booleans or lists of strings (numbers as float, the
+# one number type every backend's JSON and the API's double agree on).
+MetadataValue = str | float | bool | tuple[str, ...]
+Metadata = Mapping[str, MetadataValue]
+
+
+class VectorSource(enum.Enum):
+    """Where a collection's vectors come from."""
+
+    MODEL = "model"  # the server's embedding model; callers may still send vectors
+    CALLER = "caller"  # callers send every vector; the server never embeds
+
+
+@dataclass(frozen=True)
+class CollectionSpec:
+    name: str
+    vectors: VectorSource
+    dimension: int
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Collection:
+    """A named set of documents with its own vectors and full-text statistics."""
+
+    id: int
+    name: str
+    vectors: VectorSource
+    dimension: int
+    description: str = ""
+    created_at: str = ""
+    documents: int = 0
+    chunks: int = 0
 
 
 class ContentType(enum.Enum):
@@ -35,6 +71,21 @@ class Document:
     title: str
     source_url: str
     content_hash: str
+    metadata: Metadata = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StoredDocument:
+    """A document as GetDocument and ListDocuments show it."""
+
+    collection: str
+    path: str
+    title: str
+    source_url: str
+    content_hash: str
+    metadata: Metadata
+    chunks: int
+    updated_at: str
 
 
 @dataclass(frozen=True)
@@ -49,6 +100,16 @@ class UpsertOutcome(enum.Enum):
     CREATED = "created"
     REPLACED = "replaced"
     UNCHANGED = "unchanged"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """Why one document of a batch was not stored: the request field at fault and a
+    message for the caller (the batch's other documents are stored)."""
+
+    field: str
+    message: str
 
 
 @dataclass(frozen=True)
@@ -56,11 +117,21 @@ class UpsertResult:
     path: str
     outcome: UpsertOutcome
     chunk_count: int
+    rejection: Rejection | None = None
 
 
 @dataclass(frozen=True)
 class DeleteResult:
     path: str
+    chunks_deleted: int
+    clicks_deleted: int
+
+
+@dataclass(frozen=True)
+class DeleteManyResult:
+    """What a delete of many documents (by filter, or a whole collection) removed."""
+
+    documents_deleted: int
     chunks_deleted: int
     clicks_deleted: int
 
@@ -78,6 +149,7 @@ class StoredChunk:
     anchor: str
     text: str
     score: float
+    metadata: Metadata = field(default_factory=dict)
 
 
 # A chunk id with its score from one ranking, before any row is read: hybrid search fuses
@@ -126,6 +198,7 @@ class StoredClick:
     id: int
     query: str
     query_key: str
+    collection: str
     document_path: str
     chunk_ordinal: int | None
     position: int

@@ -50,3 +50,8 @@ def analyze(text: str) -> list[str]:
 def query_terms(text: str) -> list[str]:
     """Distinct index terms of a query, in first-seen order; empty for stop-word-only text."""
     return list(dict.fromkeys(analyze(text)))
+
+
+def chunk_tokens(title: str, heading: str, text: str) -> tuple[str, ...]:
+    """Index terms of a chunk: its document's title and its heading count as its text."""
+    return tuple(analyze(f"{title}\n{heading}\n{text}"))

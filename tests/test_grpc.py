@@ -218,8 +218,10 @@ async def test_invalid_requests_get_clear_statuses(server: Harness) -> None:
     await expect_status(search.Hybrid(pb.SearchRequest(q="port", rrf_k=-5)), invalid)
     await expect_status(search.Semantic(pb.SearchRequest(q="a", min_similarity=2)), invalid)
     both = pb.Document(path="x.md", content="a", chunks=[pb.ChunkInput(text="b")])
-    await expect_status(index(server, [both]), invalid)
-    await expect_status(index(server, [pb.Document(path="", content="a")]), invalid)
+    rejected = await index(server, [both, pb.Document(path="", content="a")])
+    assert [r.outcome for r in rejected] == [OUTCOME.REJECTED] * 2
+    assert [r.error.field for r in rejected] == ["document.content", "document.path"]
+    assert all(r.error.code == invalid.value[0] for r in rejected)
     not_found = grpc.StatusCode.NOT_FOUND
     await expect_status(
         search.RecordClick(pb.RecordClickRequest(query="q", chunk_id=424242, position=1)),
@@ -284,7 +286,7 @@ async def test_health_reports_detail_and_standard_health(server: Harness) -> Non
     health = await server.search.Health(pb.HealthRequest())
     assert health.status == pb.HealthResponse.SERVING
     assert health.database_type == server.app.store.backend
-    assert health.schema_version == 1
+    assert health.schema_version == 2
     assert (health.embedding_model, health.embedding_dimension) == (
         "sentence-transformers/all-MiniLM-L6-v2",
         384,

@@ -172,13 +172,13 @@ async def check_pool_gauges(server: Harness, vector: list[float]) -> None:
     after = await scraped(server, gauge, backend="postgresql", state="size")
     assert after is not None and after > before
     assert await scraped(server, gauge, backend="postgresql", state="in_use") == 0
-    pool = server.app.store.inner._pool  # type: ignore[attr-defined]
+    pool = server.app.store.inner._connections._pool  # type: ignore[attr-defined]
     held = [await pool.acquire() for _ in range(3)]
     assert await scraped(server, gauge, backend="postgresql", state="in_use") == 3
     for connection in held:
         await pool.release(connection)
-    pool = server.app.store.inner._pool  # type: ignore[attr-defined]
-    for index in ("postings_pkey", "chunks_embedding_hnsw"):
+    pool = server.app.store.inner._connections._pool  # type: ignore[attr-defined]
+    for index in ("postings_pkey", "chunks_embedding_hnsw_1"):
         reported = await scraped(
             server, "docfoundry_index_scans", backend="postgresql", index=index
         )

@@ -101,7 +101,7 @@ async def test_exhausted_pool_answers_resource_exhausted(
     )
     harness = await indexed(await start_harness(database, embedder))
     try:
-        pool = harness.app.store.inner._pool  # type: ignore[attr-defined]
+        pool = harness.app.store.inner._connections._pool  # type: ignore[attr-defined]
         held = await pool.acquire()
         started = time.monotonic()
         await expect_status(

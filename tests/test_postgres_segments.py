@@ -15,8 +15,7 @@ import pytest
 from docfoundry_grpc.bm25 import Postings
 from docfoundry_grpc.config import PostgresConfig
 from docfoundry_grpc.models import Chunk, Document, DocumentChunks
-from docfoundry_grpc.storage import _postgres_segments as segments
-from docfoundry_grpc.storage.postgres import PostgresAdapter
+from docfoundry_grpc.storage.postgres import PostgresAdapter, segments
 from docfoundry_grpc.text import analyze, query_terms
 
 from .bm25_reference import bm25_scores

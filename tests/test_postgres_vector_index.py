@@ -13,7 +13,7 @@ import pytest
 
 from docfoundry_grpc.config import PostgresConfig
 from docfoundry_grpc.models import Chunk, Document, DocumentChunks
-from docfoundry_grpc.storage.postgres import PostgresAdapter
+from docfoundry_grpc.storage.postgres import PostgresAdapter, schema
 
 from .conftest import PostgresServer, fresh_database, own_local_postgres
 
@@ -82,11 +82,13 @@ async def test_a_load_without_index_is_exact_then_a_start_builds_the_index(
     finally:
         await bulk.close()
 
-    with caplog.at_level(logging.INFO, logger="docfoundry_grpc.storage.postgres"):
+    with caplog.at_level(logging.INFO, logger="docfoundry_grpc.storage.postgres.schema"):
         indexed = await opened(config)
     try:
-        assert await vector_indexes(config) == ["chunks_embedding_hnsw"]
-        assert "building the hnsw vector index over 300 stored chunks" in caplog.text
+        assert await vector_indexes(config) == ["chunks_embedding_hnsw_1"]
+        assert (
+            "building the hnsw vector index of collection 'default' over 300 stored" in caplog.text
+        )
         assert "built the hnsw vector index in" in caplog.text
         assert "shared_buffers" not in caplog.text  # 300 vectors fit any buffer cache
         # 300 points sit far below the graph's reach: HNSW finds the exact neighbours.
@@ -95,7 +97,7 @@ async def test_a_load_without_index_is_exact_then_a_start_builds_the_index(
         await indexed.close()
 
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger="docfoundry_grpc.storage.postgres"):
+    with caplog.at_level(logging.INFO, logger="docfoundry_grpc.storage.postgres.schema"):
         await (await opened(config)).close()
     assert "building" not in caplog.text  # the index exists: nothing to build
 
@@ -111,18 +113,18 @@ async def test_a_start_warns_when_the_vector_index_outgrows_shared_buffers(
         await load(adapter, unit_vectors(300, seed=1))
         await adapter.close()
         assert "shared_buffers" not in caplog.text  # the empty index fitted
-        with caplog.at_level(logging.WARNING, logger="docfoundry_grpc.storage.postgres"):
+        with caplog.at_level(logging.WARNING, logger="docfoundry_grpc.storage.postgres.schema"):
             await (await opened(config)).close()
     finally:
         cluster.destroy()
-    assert "the hnsw vector index (" in caplog.text
+    assert "the vector indexes (" in caplog.text
     assert "larger than PostgreSQL's shared_buffers (256kB)" in caplog.text
 
 
 async def test_switching_index_kinds_keeps_one_index(config: PostgresConfig) -> None:
     for kind, expected in [
-        ("ivfflat", ["chunks_embedding_ivfflat"]),
-        ("hnsw", ["chunks_embedding_hnsw"]),
+        ("ivfflat", ["chunks_embedding_ivfflat_1"]),
+        ("hnsw", ["chunks_embedding_hnsw_1"]),
         ("none", []),
     ]:
         await (await opened(replace(config, vector_index=kind))).close()
@@ -134,7 +136,9 @@ async def test_build_progress_reporting_stops_cleanly_when_cancelled(
 ) -> None:
     adapter = await opened(config)
     try:
-        progress = asyncio.create_task(adapter._log_build_progress("hnsw", every=0.01))
+        progress = asyncio.create_task(
+            schema._log_build_progress(adapter._connections, "hnsw", every=0.01)
+        )
         await asyncio.sleep(0.2)  # polls with no build running: nothing to report
         assert not progress.done()
         progress.cancel()

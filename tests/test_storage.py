@@ -13,6 +13,7 @@ import pytest
 from docfoundry_grpc.config import DatabaseConfig
 from docfoundry_grpc.embedding import MiniLMEmbedder
 from docfoundry_grpc.errors import NotFoundError, SchemaMismatchError
+from docfoundry_grpc.filters import PathPrefix
 from docfoundry_grpc.models import (
     Chunk,
     ClickEvent,
@@ -114,8 +115,12 @@ async def test_a_repeated_term_counts_once(
 ) -> None:
     await load(store, embedder)
     terms = query_terms("install server port")
-    once = await store.rank_fulltext(terms, limit=10, path_prefix=path_prefix)
-    twice = await store.rank_fulltext([*terms, *terms], limit=10, path_prefix=path_prefix)
+    once = await store.rank_fulltext(
+        terms, limit=10, where=PathPrefix(path_prefix) if path_prefix else None
+    )
+    twice = await store.rank_fulltext(
+        [*terms, *terms], limit=10, where=PathPrefix(path_prefix) if path_prefix else None
+    )
     assert once and twice == once
 
 
@@ -123,7 +128,9 @@ async def test_fulltext_filters_by_path_prefix_and_limit(
     store: StorageAdapter, embedder: MiniLMEmbedder
 ) -> None:
     await load(store, embedder)
-    found = await store.search_fulltext(query_terms("search errors"), limit=10, path_prefix="api/")
+    found = await store.search_fulltext(
+        query_terms("search errors"), limit=10, where=PathPrefix("api/")
+    )
     assert [c.document_path for c in found] == ["api/errors.md"]
     assert len(await store.search_fulltext(query_terms("search semantic"), limit=1)) == 1
     assert await store.search_fulltext([], limit=10) == []
@@ -139,7 +146,7 @@ async def test_vector_search_ranks_by_cosine(
     assert [c.score for c in found] == sorted((c.score for c in found), reverse=True)
     stored = make_chunks(embedder, "Cats", CORPUS["blog/cats.md"][1])[0].embedding
     assert found[0].score == pytest.approx(float(np.dot(query, stored)), abs=1e-5)
-    filtered = await store.search_vector(query, limit=3, path_prefix="guides/")
+    filtered = await store.search_vector(query, limit=3, where=PathPrefix("guides/"))
     assert len(filtered) == 3
     assert all(c.document_path.startswith("guides/") for c in filtered)
 
@@ -152,12 +159,20 @@ async def test_rankings_are_the_searches_without_rows(
     terms = query_terms("search install semantic port")
     vector = embedder.embed(["how do I install it"])[0]
     searched = [
-        await store.search_fulltext(terms, limit=4, path_prefix=path_prefix),
-        await store.search_vector(vector, limit=4, path_prefix=path_prefix),
+        await store.search_fulltext(
+            terms, limit=4, where=PathPrefix(path_prefix) if path_prefix else None
+        ),
+        await store.search_vector(
+            vector, limit=4, where=PathPrefix(path_prefix) if path_prefix else None
+        ),
     ]
     ranked = [
-        await store.rank_fulltext(terms, limit=4, path_prefix=path_prefix),
-        await store.rank_vector(vector, limit=4, path_prefix=path_prefix),
+        await store.rank_fulltext(
+            terms, limit=4, where=PathPrefix(path_prefix) if path_prefix else None
+        ),
+        await store.rank_vector(
+            vector, limit=4, where=PathPrefix(path_prefix) if path_prefix else None
+        ),
     ]
     for found, ranking in zip(searched, ranked, strict=True):
         assert len(found) == 4
@@ -339,11 +354,16 @@ async def test_export_and_import_round_trip(
     await load(store, embedder)
     [hit] = await store.search_fulltext(["purr"], limit=5)
     await store.record_click(ClickEvent("purr", hit.chunk_id, 1, "s"), query_key="purr")
-    exported = [(d, c) async for d, c in store.export_documents()]
+    exported = [(d, c) async for name, d, c in store.export_documents() if name == "default"]
     assert [d.path for d, _ in exported] == list(CORPUS)
     assert [len(c) for _, c in exported] == [len(t) for _, t in CORPUS.values()]
     [click] = [c async for c in store.export_clicks()]
-    assert (click.document_path, click.chunk_ordinal, click.session_id) == ("blog/cats.md", 0, "s")
+    assert (click.collection, click.document_path, click.chunk_ordinal, click.session_id) == (
+        "default",
+        "blog/cats.md",
+        0,
+        "s",
+    )
 
     copy = build_store(
         DatabaseConfig(type="sqlite", sqlite_path=tmp_path / "copy.db"),
@@ -382,7 +402,9 @@ async def test_vector_search_returns_more_than_the_index_search_breadth(
     for _ in range(3):  # the search settings outlive each connection's return to the pool
         assert len(await store.search_vector(vectors[0], limit=100)) == 100
         assert len(await store.rank_vector(vectors[0], limit=100)) == 100
-        assert len(await store.search_vector(vectors[0], limit=50, path_prefix="bulk/50")) == 50
+        assert (
+            len(await store.search_vector(vectors[0], limit=50, where=PathPrefix("bulk/50"))) == 50
+        )
 
 
 async def test_concurrent_writers_keep_bm25_statistics_exact(

@@ -29,6 +29,12 @@ class ContentType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CONTENT_TYPE_MARKDOWN: _ClassVar[ContentType]
     CONTENT_TYPE_HTML: _ClassVar[ContentType]
     CONTENT_TYPE_PLAIN_TEXT: _ClassVar[ContentType]
+
+class VectorSource(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    VECTOR_SOURCE_UNSPECIFIED: _ClassVar[VectorSource]
+    VECTOR_SOURCE_MODEL: _ClassVar[VectorSource]
+    VECTOR_SOURCE_CALLER: _ClassVar[VectorSource]
 SEARCH_TYPE_UNSPECIFIED: SearchType
 SEARCH_TYPE_FULLTEXT: SearchType
 SEARCH_TYPE_SEMANTIC: SearchType
@@ -40,9 +46,12 @@ CONTENT_TYPE_UNSPECIFIED: ContentType
 CONTENT_TYPE_MARKDOWN: ContentType
 CONTENT_TYPE_HTML: ContentType
 CONTENT_TYPE_PLAIN_TEXT: ContentType
+VECTOR_SOURCE_UNSPECIFIED: VectorSource
+VECTOR_SOURCE_MODEL: VectorSource
+VECTOR_SOURCE_CALLER: VectorSource
 
 class SearchRequest(_message.Message):
-    __slots__ = ("q", "k", "query_vector", "min_similarity", "rrf_k", "path_prefix", "fulltext_weight", "semantic_weight", "fusion")
+    __slots__ = ("q", "k", "query_vector", "min_similarity", "rrf_k", "path_prefix", "fulltext_weight", "semantic_weight", "fusion", "collection", "filter", "page_token")
     Q_FIELD_NUMBER: _ClassVar[int]
     K_FIELD_NUMBER: _ClassVar[int]
     QUERY_VECTOR_FIELD_NUMBER: _ClassVar[int]
@@ -52,6 +61,9 @@ class SearchRequest(_message.Message):
     FULLTEXT_WEIGHT_FIELD_NUMBER: _ClassVar[int]
     SEMANTIC_WEIGHT_FIELD_NUMBER: _ClassVar[int]
     FUSION_FIELD_NUMBER: _ClassVar[int]
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     q: str
     k: int
     query_vector: _containers.RepeatedScalarFieldContainer[float]
@@ -61,7 +73,90 @@ class SearchRequest(_message.Message):
     fulltext_weight: float
     semantic_weight: float
     fusion: Fusion
-    def __init__(self, q: _Optional[str] = ..., k: _Optional[int] = ..., query_vector: _Optional[_Iterable[float]] = ..., min_similarity: _Optional[float] = ..., rrf_k: _Optional[int] = ..., path_prefix: _Optional[str] = ..., fulltext_weight: _Optional[float] = ..., semantic_weight: _Optional[float] = ..., fusion: _Optional[_Union[Fusion, str]] = ...) -> None: ...
+    collection: str
+    filter: Filter
+    page_token: str
+    def __init__(self, q: _Optional[str] = ..., k: _Optional[int] = ..., query_vector: _Optional[_Iterable[float]] = ..., min_similarity: _Optional[float] = ..., rrf_k: _Optional[int] = ..., path_prefix: _Optional[str] = ..., fulltext_weight: _Optional[float] = ..., semantic_weight: _Optional[float] = ..., fusion: _Optional[_Union[Fusion, str]] = ..., collection: _Optional[str] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class MetadataValue(_message.Message):
+    __slots__ = ("string_value", "number_value", "bool_value", "string_list")
+    STRING_VALUE_FIELD_NUMBER: _ClassVar[int]
+    NUMBER_VALUE_FIELD_NUMBER: _ClassVar[int]
+    BOOL_VALUE_FIELD_NUMBER: _ClassVar[int]
+    STRING_LIST_FIELD_NUMBER: _ClassVar[int]
+    string_value: str
+    number_value: float
+    bool_value: bool
+    string_list: StringList
+    def __init__(self, string_value: _Optional[str] = ..., number_value: _Optional[float] = ..., bool_value: _Optional[bool] = ..., string_list: _Optional[_Union[StringList, _Mapping]] = ...) -> None: ...
+
+class StringList(_message.Message):
+    __slots__ = ("values",)
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    values: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, values: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class Filter(_message.Message):
+    __slots__ = ("equals", "one_of", "range", "exists", "path_prefix", "all", "any", "negate")
+    EQUALS_FIELD_NUMBER: _ClassVar[int]
+    ONE_OF_FIELD_NUMBER: _ClassVar[int]
+    RANGE_FIELD_NUMBER: _ClassVar[int]
+    EXISTS_FIELD_NUMBER: _ClassVar[int]
+    PATH_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    ALL_FIELD_NUMBER: _ClassVar[int]
+    ANY_FIELD_NUMBER: _ClassVar[int]
+    NEGATE_FIELD_NUMBER: _ClassVar[int]
+    equals: FieldEquals
+    one_of: FieldOneOf
+    range: FieldRange
+    exists: FieldExists
+    path_prefix: str
+    all: FilterList
+    any: FilterList
+    negate: Filter
+    def __init__(self, equals: _Optional[_Union[FieldEquals, _Mapping]] = ..., one_of: _Optional[_Union[FieldOneOf, _Mapping]] = ..., range: _Optional[_Union[FieldRange, _Mapping]] = ..., exists: _Optional[_Union[FieldExists, _Mapping]] = ..., path_prefix: _Optional[str] = ..., all: _Optional[_Union[FilterList, _Mapping]] = ..., any: _Optional[_Union[FilterList, _Mapping]] = ..., negate: _Optional[_Union[Filter, _Mapping]] = ...) -> None: ...
+
+class FilterList(_message.Message):
+    __slots__ = ("filters",)
+    FILTERS_FIELD_NUMBER: _ClassVar[int]
+    filters: _containers.RepeatedCompositeFieldContainer[Filter]
+    def __init__(self, filters: _Optional[_Iterable[_Union[Filter, _Mapping]]] = ...) -> None: ...
+
+class FieldEquals(_message.Message):
+    __slots__ = ("field", "value")
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    field: str
+    value: MetadataValue
+    def __init__(self, field: _Optional[str] = ..., value: _Optional[_Union[MetadataValue, _Mapping]] = ...) -> None: ...
+
+class FieldOneOf(_message.Message):
+    __slots__ = ("field", "values")
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    field: str
+    values: _containers.RepeatedCompositeFieldContainer[MetadataValue]
+    def __init__(self, field: _Optional[str] = ..., values: _Optional[_Iterable[_Union[MetadataValue, _Mapping]]] = ...) -> None: ...
+
+class FieldRange(_message.Message):
+    __slots__ = ("field", "gt", "gte", "lt", "lte")
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    GT_FIELD_NUMBER: _ClassVar[int]
+    GTE_FIELD_NUMBER: _ClassVar[int]
+    LT_FIELD_NUMBER: _ClassVar[int]
+    LTE_FIELD_NUMBER: _ClassVar[int]
+    field: str
+    gt: float
+    gte: float
+    lt: float
+    lte: float
+    def __init__(self, field: _Optional[str] = ..., gt: _Optional[float] = ..., gte: _Optional[float] = ..., lt: _Optional[float] = ..., lte: _Optional[float] = ...) -> None: ...
+
+class FieldExists(_message.Message):
+    __slots__ = ("field",)
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    field: str
+    def __init__(self, field: _Optional[str] = ...) -> None: ...
 
 class LegResult(_message.Message):
     __slots__ = ("rank", "score")
@@ -72,7 +167,14 @@ class LegResult(_message.Message):
     def __init__(self, rank: _Optional[int] = ..., score: _Optional[float] = ...) -> None: ...
 
 class Hit(_message.Message):
-    __slots__ = ("chunk_id", "document_path", "title", "source_url", "heading", "anchor", "snippet", "score", "fulltext", "semantic")
+    __slots__ = ("chunk_id", "document_path", "title", "source_url", "heading", "anchor", "snippet", "score", "fulltext", "semantic", "metadata")
+    class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: MetadataValue
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[MetadataValue, _Mapping]] = ...) -> None: ...
     CHUNK_ID_FIELD_NUMBER: _ClassVar[int]
     DOCUMENT_PATH_FIELD_NUMBER: _ClassVar[int]
     TITLE_FIELD_NUMBER: _ClassVar[int]
@@ -83,6 +185,7 @@ class Hit(_message.Message):
     SCORE_FIELD_NUMBER: _ClassVar[int]
     FULLTEXT_FIELD_NUMBER: _ClassVar[int]
     SEMANTIC_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
     chunk_id: int
     document_path: str
     title: str
@@ -93,17 +196,20 @@ class Hit(_message.Message):
     score: float
     fulltext: LegResult
     semantic: LegResult
-    def __init__(self, chunk_id: _Optional[int] = ..., document_path: _Optional[str] = ..., title: _Optional[str] = ..., source_url: _Optional[str] = ..., heading: _Optional[str] = ..., anchor: _Optional[str] = ..., snippet: _Optional[str] = ..., score: _Optional[float] = ..., fulltext: _Optional[_Union[LegResult, _Mapping]] = ..., semantic: _Optional[_Union[LegResult, _Mapping]] = ...) -> None: ...
+    metadata: _containers.MessageMap[str, MetadataValue]
+    def __init__(self, chunk_id: _Optional[int] = ..., document_path: _Optional[str] = ..., title: _Optional[str] = ..., source_url: _Optional[str] = ..., heading: _Optional[str] = ..., anchor: _Optional[str] = ..., snippet: _Optional[str] = ..., score: _Optional[float] = ..., fulltext: _Optional[_Union[LegResult, _Mapping]] = ..., semantic: _Optional[_Union[LegResult, _Mapping]] = ..., metadata: _Optional[_Mapping[str, MetadataValue]] = ...) -> None: ...
 
 class SearchResponse(_message.Message):
-    __slots__ = ("search_type", "hits", "took_ms")
+    __slots__ = ("search_type", "hits", "took_ms", "next_page_token")
     SEARCH_TYPE_FIELD_NUMBER: _ClassVar[int]
     HITS_FIELD_NUMBER: _ClassVar[int]
     TOOK_MS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     search_type: SearchType
     hits: _containers.RepeatedCompositeFieldContainer[Hit]
     took_ms: float
-    def __init__(self, search_type: _Optional[_Union[SearchType, str]] = ..., hits: _Optional[_Iterable[_Union[Hit, _Mapping]]] = ..., took_ms: _Optional[float] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, search_type: _Optional[_Union[SearchType, str]] = ..., hits: _Optional[_Iterable[_Union[Hit, _Mapping]]] = ..., took_ms: _Optional[float] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class RecordClickRequest(_message.Message):
     __slots__ = ("query", "chunk_id", "position", "session_id", "user_id", "dwell_time")
@@ -198,52 +304,232 @@ class ChunkInput(_message.Message):
     def __init__(self, heading: _Optional[str] = ..., anchor: _Optional[str] = ..., text: _Optional[str] = ..., embedding: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class Document(_message.Message):
-    __slots__ = ("path", "title", "source_url", "content", "content_type", "chunks")
+    __slots__ = ("path", "title", "source_url", "content", "content_type", "chunks", "metadata")
+    class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: MetadataValue
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[MetadataValue, _Mapping]] = ...) -> None: ...
     PATH_FIELD_NUMBER: _ClassVar[int]
     TITLE_FIELD_NUMBER: _ClassVar[int]
     SOURCE_URL_FIELD_NUMBER: _ClassVar[int]
     CONTENT_FIELD_NUMBER: _ClassVar[int]
     CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
     CHUNKS_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
     path: str
     title: str
     source_url: str
     content: str
     content_type: ContentType
     chunks: _containers.RepeatedCompositeFieldContainer[ChunkInput]
-    def __init__(self, path: _Optional[str] = ..., title: _Optional[str] = ..., source_url: _Optional[str] = ..., content: _Optional[str] = ..., content_type: _Optional[_Union[ContentType, str]] = ..., chunks: _Optional[_Iterable[_Union[ChunkInput, _Mapping]]] = ...) -> None: ...
+    metadata: _containers.MessageMap[str, MetadataValue]
+    def __init__(self, path: _Optional[str] = ..., title: _Optional[str] = ..., source_url: _Optional[str] = ..., content: _Optional[str] = ..., content_type: _Optional[_Union[ContentType, str]] = ..., chunks: _Optional[_Iterable[_Union[ChunkInput, _Mapping]]] = ..., metadata: _Optional[_Mapping[str, MetadataValue]] = ...) -> None: ...
 
 class IndexDocumentRequest(_message.Message):
-    __slots__ = ("document",)
+    __slots__ = ("document", "collection")
     DOCUMENT_FIELD_NUMBER: _ClassVar[int]
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
     document: Document
-    def __init__(self, document: _Optional[_Union[Document, _Mapping]] = ...) -> None: ...
+    collection: str
+    def __init__(self, document: _Optional[_Union[Document, _Mapping]] = ..., collection: _Optional[str] = ...) -> None: ...
 
 class IndexDocumentResult(_message.Message):
-    __slots__ = ("path", "outcome", "chunk_count")
+    __slots__ = ("path", "outcome", "chunk_count", "error")
     class Outcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         OUTCOME_UNSPECIFIED: _ClassVar[IndexDocumentResult.Outcome]
         CREATED: _ClassVar[IndexDocumentResult.Outcome]
         REPLACED: _ClassVar[IndexDocumentResult.Outcome]
         UNCHANGED: _ClassVar[IndexDocumentResult.Outcome]
+        REJECTED: _ClassVar[IndexDocumentResult.Outcome]
     OUTCOME_UNSPECIFIED: IndexDocumentResult.Outcome
     CREATED: IndexDocumentResult.Outcome
     REPLACED: IndexDocumentResult.Outcome
     UNCHANGED: IndexDocumentResult.Outcome
+    REJECTED: IndexDocumentResult.Outcome
     PATH_FIELD_NUMBER: _ClassVar[int]
     OUTCOME_FIELD_NUMBER: _ClassVar[int]
     CHUNK_COUNT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
     path: str
     outcome: IndexDocumentResult.Outcome
     chunk_count: int
-    def __init__(self, path: _Optional[str] = ..., outcome: _Optional[_Union[IndexDocumentResult.Outcome, str]] = ..., chunk_count: _Optional[int] = ...) -> None: ...
+    error: DocumentError
+    def __init__(self, path: _Optional[str] = ..., outcome: _Optional[_Union[IndexDocumentResult.Outcome, str]] = ..., chunk_count: _Optional[int] = ..., error: _Optional[_Union[DocumentError, _Mapping]] = ...) -> None: ...
+
+class DocumentError(_message.Message):
+    __slots__ = ("code", "field", "message")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    code: int
+    field: str
+    message: str
+    def __init__(self, code: _Optional[int] = ..., field: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class DeleteDocumentRequest(_message.Message):
-    __slots__ = ("path",)
+    __slots__ = ("path", "collection")
     PATH_FIELD_NUMBER: _ClassVar[int]
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
     path: str
-    def __init__(self, path: _Optional[str] = ...) -> None: ...
+    collection: str
+    def __init__(self, path: _Optional[str] = ..., collection: _Optional[str] = ...) -> None: ...
+
+class DeleteDocumentsRequest(_message.Message):
+    __slots__ = ("collection", "filter")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    filter: Filter
+    def __init__(self, collection: _Optional[str] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ...) -> None: ...
+
+class DeleteDocumentsResponse(_message.Message):
+    __slots__ = ("documents_deleted", "chunks_deleted", "clicks_deleted")
+    DOCUMENTS_DELETED_FIELD_NUMBER: _ClassVar[int]
+    CHUNKS_DELETED_FIELD_NUMBER: _ClassVar[int]
+    CLICKS_DELETED_FIELD_NUMBER: _ClassVar[int]
+    documents_deleted: int
+    chunks_deleted: int
+    clicks_deleted: int
+    def __init__(self, documents_deleted: _Optional[int] = ..., chunks_deleted: _Optional[int] = ..., clicks_deleted: _Optional[int] = ...) -> None: ...
+
+class DocumentInfo(_message.Message):
+    __slots__ = ("collection", "path", "title", "source_url", "content_hash", "metadata", "chunk_count", "update_time")
+    class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: MetadataValue
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[MetadataValue, _Mapping]] = ...) -> None: ...
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_URL_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_HASH_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_COUNT_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    path: str
+    title: str
+    source_url: str
+    content_hash: str
+    metadata: _containers.MessageMap[str, MetadataValue]
+    chunk_count: int
+    update_time: _timestamp_pb2.Timestamp
+    def __init__(self, collection: _Optional[str] = ..., path: _Optional[str] = ..., title: _Optional[str] = ..., source_url: _Optional[str] = ..., content_hash: _Optional[str] = ..., metadata: _Optional[_Mapping[str, MetadataValue]] = ..., chunk_count: _Optional[int] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class GetDocumentRequest(_message.Message):
+    __slots__ = ("collection", "path")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    path: str
+    def __init__(self, collection: _Optional[str] = ..., path: _Optional[str] = ...) -> None: ...
+
+class GetDocumentResponse(_message.Message):
+    __slots__ = ("document",)
+    DOCUMENT_FIELD_NUMBER: _ClassVar[int]
+    document: DocumentInfo
+    def __init__(self, document: _Optional[_Union[DocumentInfo, _Mapping]] = ...) -> None: ...
+
+class ListDocumentsRequest(_message.Message):
+    __slots__ = ("collection", "filter", "page_size", "page_token")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    filter: Filter
+    page_size: int
+    page_token: str
+    def __init__(self, collection: _Optional[str] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListDocumentsResponse(_message.Message):
+    __slots__ = ("documents", "next_page_token")
+    DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    documents: _containers.RepeatedCompositeFieldContainer[DocumentInfo]
+    next_page_token: str
+    def __init__(self, documents: _Optional[_Iterable[_Union[DocumentInfo, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class Collection(_message.Message):
+    __slots__ = ("name", "vectors", "dimension", "description", "create_time", "document_count", "chunk_count")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VECTORS_FIELD_NUMBER: _ClassVar[int]
+    DIMENSION_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENT_COUNT_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_COUNT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    vectors: VectorSource
+    dimension: int
+    description: str
+    create_time: _timestamp_pb2.Timestamp
+    document_count: int
+    chunk_count: int
+    def __init__(self, name: _Optional[str] = ..., vectors: _Optional[_Union[VectorSource, str]] = ..., dimension: _Optional[int] = ..., description: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., document_count: _Optional[int] = ..., chunk_count: _Optional[int] = ...) -> None: ...
+
+class CreateCollectionRequest(_message.Message):
+    __slots__ = ("name", "vectors", "dimension", "description")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VECTORS_FIELD_NUMBER: _ClassVar[int]
+    DIMENSION_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    vectors: VectorSource
+    dimension: int
+    description: str
+    def __init__(self, name: _Optional[str] = ..., vectors: _Optional[_Union[VectorSource, str]] = ..., dimension: _Optional[int] = ..., description: _Optional[str] = ...) -> None: ...
+
+class CreateCollectionResponse(_message.Message):
+    __slots__ = ("collection",)
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    collection: Collection
+    def __init__(self, collection: _Optional[_Union[Collection, _Mapping]] = ...) -> None: ...
+
+class GetCollectionRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class GetCollectionResponse(_message.Message):
+    __slots__ = ("collection",)
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    collection: Collection
+    def __init__(self, collection: _Optional[_Union[Collection, _Mapping]] = ...) -> None: ...
+
+class ListCollectionsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListCollectionsResponse(_message.Message):
+    __slots__ = ("collections",)
+    COLLECTIONS_FIELD_NUMBER: _ClassVar[int]
+    collections: _containers.RepeatedCompositeFieldContainer[Collection]
+    def __init__(self, collections: _Optional[_Iterable[_Union[Collection, _Mapping]]] = ...) -> None: ...
+
+class DeleteCollectionRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class DeleteCollectionResponse(_message.Message):
+    __slots__ = ("documents_deleted", "chunks_deleted", "clicks_deleted")
+    DOCUMENTS_DELETED_FIELD_NUMBER: _ClassVar[int]
+    CHUNKS_DELETED_FIELD_NUMBER: _ClassVar[int]
+    CLICKS_DELETED_FIELD_NUMBER: _ClassVar[int]
+    documents_deleted: int
+    chunks_deleted: int
+    clicks_deleted: int
+    def __init__(self, documents_deleted: _Optional[int] = ..., chunks_deleted: _Optional[int] = ..., clicks_deleted: _Optional[int] = ...) -> None: ...
 
 class DeleteDocumentResponse(_message.Message):
     __slots__ = ("path", "chunks_deleted", "clicks_deleted")

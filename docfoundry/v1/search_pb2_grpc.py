@@ -294,6 +294,21 @@ class IndexServiceStub:
                 request_serializer=docfoundry_dot_v1_dot_search__pb2.DeleteDocumentRequest.SerializeToString,
                 response_deserializer=docfoundry_dot_v1_dot_search__pb2.DeleteDocumentResponse.FromString,
                 _registered_method=True)
+        self.DeleteDocuments = channel.unary_unary(
+                '/docfoundry.v1.IndexService/DeleteDocuments',
+                request_serializer=docfoundry_dot_v1_dot_search__pb2.DeleteDocumentsRequest.SerializeToString,
+                response_deserializer=docfoundry_dot_v1_dot_search__pb2.DeleteDocumentsResponse.FromString,
+                _registered_method=True)
+        self.GetDocument = channel.unary_unary(
+                '/docfoundry.v1.IndexService/GetDocument',
+                request_serializer=docfoundry_dot_v1_dot_search__pb2.GetDocumentRequest.SerializeToString,
+                response_deserializer=docfoundry_dot_v1_dot_search__pb2.GetDocumentResponse.FromString,
+                _registered_method=True)
+        self.ListDocuments = channel.unary_unary(
+                '/docfoundry.v1.IndexService/ListDocuments',
+                request_serializer=docfoundry_dot_v1_dot_search__pb2.ListDocumentsRequest.SerializeToString,
+                response_deserializer=docfoundry_dot_v1_dot_search__pb2.ListDocumentsResponse.FromString,
+                _registered_method=True)
 
 
 class IndexServiceServicer:
@@ -315,6 +330,27 @@ class IndexServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteDocuments(self, request, context):
+        """Removes every document of a collection that matches a filter, in one transaction.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetDocument(self, request, context):
+        """One stored document with its metadata. Unknown path: NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDocuments(self, request, context):
+        """The documents of a collection that match a filter, by path, a page at a time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IndexServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -327,6 +363,21 @@ def add_IndexServiceServicer_to_server(servicer, server):
                     servicer.DeleteDocument,
                     request_deserializer=docfoundry_dot_v1_dot_search__pb2.DeleteDocumentRequest.FromString,
                     response_serializer=docfoundry_dot_v1_dot_search__pb2.DeleteDocumentResponse.SerializeToString,
+            ),
+            'DeleteDocuments': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteDocuments,
+                    request_deserializer=docfoundry_dot_v1_dot_search__pb2.DeleteDocumentsRequest.FromString,
+                    response_serializer=docfoundry_dot_v1_dot_search__pb2.DeleteDocumentsResponse.SerializeToString,
+            ),
+            'GetDocument': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDocument,
+                    request_deserializer=docfoundry_dot_v1_dot_search__pb2.GetDocumentRequest.FromString,
+                    response_serializer=docfoundry_dot_v1_dot_search__pb2.GetDocumentResponse.SerializeToString,
+            ),
+            'ListDocuments': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDocuments,
+                    request_deserializer=docfoundry_dot_v1_dot_search__pb2.ListDocumentsRequest.FromString,
+                    response_serializer=docfoundry_dot_v1_dot_search__pb2.ListDocumentsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -383,6 +434,298 @@ class IndexService:
             '/docfoundry.v1.IndexService/DeleteDocument',
             docfoundry_dot_v1_dot_search__pb2.DeleteDocumentRequest.SerializeToString,
             docfoundry_dot_v1_dot_search__pb2.DeleteDocumentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteDocuments(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/docfoundry.v1.IndexService/DeleteDocuments',
+            docfoundry_dot_v1_dot_search__pb2.DeleteDocumentsRequest.SerializeToString,
+            docfoundry_dot_v1_dot_search__pb2.DeleteDocumentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDocument(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/docfoundry.v1.IndexService/GetDocument',
+            docfoundry_dot_v1_dot_search__pb2.GetDocumentRequest.SerializeToString,
+            docfoundry_dot_v1_dot_search__pb2.GetDocumentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDocuments(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/docfoundry.v1.IndexService/ListDocuments',
+            docfoundry_dot_v1_dot_search__pb2.ListDocumentsRequest.SerializeToString,
+            docfoundry_dot_v1_dot_search__pb2.ListDocumentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class CollectionServiceStub:
+    """Collections keep sets of documents apart: each has its own vector settings, its own
+    vector index and its own full-text statistics, and a search sees one collection only.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.CreateCollection = channel.unary_unary(
+                '/docfoundry.v1.CollectionService/CreateCollection',
+                request_serializer=docfoundry_dot_v1_dot_search__pb2.CreateCollectionRequest.SerializeToString,
+                response_deserializer=docfoundry_dot_v1_dot_search__pb2.CreateCollectionResponse.FromString,
+                _registered_method=True)
+        self.GetCollection = channel.unary_unary(
+                '/docfoundry.v1.CollectionService/GetCollection',
+                request_serializer=docfoundry_dot_v1_dot_search__pb2.GetCollectionRequest.SerializeToString,
+                response_deserializer=docfoundry_dot_v1_dot_search__pb2.GetCollectionResponse.FromString,
+                _registered_method=True)
+        self.ListCollections = channel.unary_unary(
+                '/docfoundry.v1.CollectionService/ListCollections',
+                request_serializer=docfoundry_dot_v1_dot_search__pb2.ListCollectionsRequest.SerializeToString,
+                response_deserializer=docfoundry_dot_v1_dot_search__pb2.ListCollectionsResponse.FromString,
+                _registered_method=True)
+        self.DeleteCollection = channel.unary_unary(
+                '/docfoundry.v1.CollectionService/DeleteCollection',
+                request_serializer=docfoundry_dot_v1_dot_search__pb2.DeleteCollectionRequest.SerializeToString,
+                response_deserializer=docfoundry_dot_v1_dot_search__pb2.DeleteCollectionResponse.FromString,
+                _registered_method=True)
+
+
+class CollectionServiceServicer:
+    """Collections keep sets of documents apart: each has its own vector settings, its own
+    vector index and its own full-text statistics, and a search sees one collection only.
+    """
+
+    def CreateCollection(self, request, context):
+        """Creates an empty collection. A taken name: ALREADY_EXISTS.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCollection(self, request, context):
+        """One collection with its counts. Unknown name: NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCollections(self, request, context):
+        """Every collection, by name.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteCollection(self, request, context):
+        """Removes a collection with everything it holds. "default" cannot be deleted.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_CollectionServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'CreateCollection': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateCollection,
+                    request_deserializer=docfoundry_dot_v1_dot_search__pb2.CreateCollectionRequest.FromString,
+                    response_serializer=docfoundry_dot_v1_dot_search__pb2.CreateCollectionResponse.SerializeToString,
+            ),
+            'GetCollection': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCollection,
+                    request_deserializer=docfoundry_dot_v1_dot_search__pb2.GetCollectionRequest.FromString,
+                    response_serializer=docfoundry_dot_v1_dot_search__pb2.GetCollectionResponse.SerializeToString,
+            ),
+            'ListCollections': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCollections,
+                    request_deserializer=docfoundry_dot_v1_dot_search__pb2.ListCollectionsRequest.FromString,
+                    response_serializer=docfoundry_dot_v1_dot_search__pb2.ListCollectionsResponse.SerializeToString,
+            ),
+            'DeleteCollection': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteCollection,
+                    request_deserializer=docfoundry_dot_v1_dot_search__pb2.DeleteCollectionRequest.FromString,
+                    response_serializer=docfoundry_dot_v1_dot_search__pb2.DeleteCollectionResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'docfoundry.v1.CollectionService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('docfoundry.v1.CollectionService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class CollectionService:
+    """Collections keep sets of documents apart: each has its own vector settings, its own
+    vector index and its own full-text statistics, and a search sees one collection only.
+    """
+
+    @staticmethod
+    def CreateCollection(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/docfoundry.v1.CollectionService/CreateCollection',
+            docfoundry_dot_v1_dot_search__pb2.CreateCollectionRequest.SerializeToString,
+            docfoundry_dot_v1_dot_search__pb2.CreateCollectionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCollection(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/docfoundry.v1.CollectionService/GetCollection',
+            docfoundry_dot_v1_dot_search__pb2.GetCollectionRequest.SerializeToString,
+            docfoundry_dot_v1_dot_search__pb2.GetCollectionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCollections(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/docfoundry.v1.CollectionService/ListCollections',
+            docfoundry_dot_v1_dot_search__pb2.ListCollectionsRequest.SerializeToString,
+            docfoundry_dot_v1_dot_search__pb2.ListCollectionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteCollection(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/docfoundry.v1.CollectionService/DeleteCollection',
+            docfoundry_dot_v1_dot_search__pb2.DeleteCollectionRequest.SerializeToString,
+            docfoundry_dot_v1_dot_search__pb2.DeleteCollectionResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -28,15 +28,16 @@ from ..engine import SearchEngine
 from ..errors import DocFoundryError, SchemaMismatchError
 from ..metrics import ServiceMetrics, TimedEmbedder, stats_from_loop
 from ..storage import StorageAdapter, build_store
-from ..storage.instrumented import InstrumentedStore
+from ..storage.instrumented import instrumented
 from .interceptors import ServiceInterceptor
-from .servicer import IndexServicer, SearchServicer
+from .servicer import CollectionServicer, IndexServicer, SearchServicer
 
 log = logging.getLogger(__name__)
 
 SERVICE_NAMES = (
     pb.DESCRIPTOR.services_by_name["SearchService"].full_name,
     pb.DESCRIPTOR.services_by_name["IndexService"].full_name,
+    pb.DESCRIPTOR.services_by_name["CollectionService"].full_name,
 )
 SUPERVISE_INTERVAL_SECONDS = 1.0
 # Room for one large document per message (validation caps content at 20M characters).
@@ -132,10 +133,14 @@ def build_app(
     metrics = ServiceMetrics(registry, backend=settings.database.type)
     embedder = TimedEmbedder(embedder, metrics)
     metrics.build_info.labels(__version__, settings.database.type, embedder.model_name).set(1)
-    store: StorageAdapter = InstrumentedStore(
-        build_store(settings.database, dimension=embedder.dimension), metrics
+    store = instrumented(build_store(settings.database, dimension=embedder.dimension), metrics)
+    engine = SearchEngine(
+        store,
+        embedder,
+        settings.search,
+        timer=metrics.time_search,
+        page_token_secret=settings.page_token_secret,
     )
-    engine = SearchEngine(store, embedder, settings.search, timer=metrics.time_search)
     server = grpc.aio.server(
         interceptors=[ServiceInterceptor(metrics)],
         options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)],
@@ -145,6 +150,9 @@ def build_app(
     )
     pb_grpc.add_IndexServiceServicer_to_server(  # type: ignore[no-untyped-call]
         IndexServicer(engine), server
+    )
+    pb_grpc.add_CollectionServiceServicer_to_server(  # type: ignore[no-untyped-call]
+        CollectionServicer(engine), server
     )
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)

@@ -2,16 +2,43 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from docfoundry.v1 import search_pb2 as pb
 
 from ..config import SearchConfig
 from ..engine import HealthReport
+from ..errors import InvalidArgumentError
+from ..filters import All, AnyOf, Equals, Exists, Filter, Not, OneOf, PathPrefix, Range, Scalar
 from ..ingest import ChunkInput, DocumentInput
-from ..models import ClickEvent, ContentType, DeleteResult, Hit, LegResult, UpsertResult
+from ..models import (
+    ClickEvent,
+    Collection,
+    CollectionSpec,
+    ContentType,
+    DeleteManyResult,
+    DeleteResult,
+    Hit,
+    LegResult,
+    Metadata,
+    MetadataValue,
+    StoredDocument,
+    UpsertOutcome,
+    UpsertResult,
+    VectorSource,
+)
 from ..ranking import Fusion
-from ..validation import SearchQuery, search_query
+from ..validation import (
+    SearchQuery,
+    check_collection_name,
+    check_dimension,
+    check_filter,
+    search_query,
+)
 
 _CONTENT_TYPES = {
     pb.CONTENT_TYPE_UNSPECIFIED: None,
@@ -19,23 +46,45 @@ _CONTENT_TYPES = {
     pb.CONTENT_TYPE_HTML: ContentType.HTML,
     pb.CONTENT_TYPE_PLAIN_TEXT: ContentType.PLAIN_TEXT,
 }
-_FUSIONS = {pb.FUSION_SCORE: Fusion.SCORE, pb.FUSION_RRF: Fusion.RRF}
+_FUSIONS: dict[int, Fusion | None] = {pb.FUSION_SCORE: Fusion.SCORE, pb.FUSION_RRF: Fusion.RRF}
+_CONTENT_FUSIONS = {pb.FUSION_UNSPECIFIED: None, **_FUSIONS}
 _OUTCOMES = {
-    "created": pb.IndexDocumentResult.CREATED,
-    "replaced": pb.IndexDocumentResult.REPLACED,
-    "unchanged": pb.IndexDocumentResult.UNCHANGED,
+    UpsertOutcome.CREATED.value: pb.IndexDocumentResult.CREATED,
+    UpsertOutcome.REPLACED.value: pb.IndexDocumentResult.REPLACED,
+    UpsertOutcome.UNCHANGED.value: pb.IndexDocumentResult.UNCHANGED,
+    UpsertOutcome.REJECTED.value: pb.IndexDocumentResult.REJECTED,
 }
 
 
+_VECTOR_SOURCES = {
+    pb.VECTOR_SOURCE_UNSPECIFIED: VectorSource.MODEL,
+    pb.VECTOR_SOURCE_MODEL: VectorSource.MODEL,
+    pb.VECTOR_SOURCE_CALLER: VectorSource.CALLER,
+}
+_VECTOR_SOURCES_PB = {
+    VectorSource.MODEL: pb.VECTOR_SOURCE_MODEL,
+    VectorSource.CALLER: pb.VECTOR_SOURCE_CALLER,
+}
+# google.rpc.Code of a rejected document.
+INVALID_ARGUMENT_CODE = 3
+
+
+def _enum(table: Mapping[Any, object], value: int, field: str) -> None:
+    if value not in table:
+        raise InvalidArgumentError(f"{field} has no value {value}", field=field)
+
+
 def search_query_from_pb(
-    request: pb.SearchRequest, config: SearchConfig, dimension: int, *, with_vector: bool
+    request: pb.SearchRequest, config: SearchConfig, *, with_vector: bool
 ) -> SearchQuery:
-    """Validated query; full-text search ignores query_vector and needs text."""
+    """Validated query; full-text search ignores query_vector and needs text. The vector's
+    dimension is checked against the collection by the engine."""
+    _enum(_CONTENT_FUSIONS, request.fusion, "fusion")
     return search_query(
         q=request.q,
         k=request.k,
         config=config,
-        dimension=dimension,
+        dimension=None,
         vector=list(request.query_vector) if with_vector else (),
         min_similarity=(request.min_similarity if request.HasField("min_similarity") else None),
         rrf_k=request.rrf_k,
@@ -43,7 +92,81 @@ def search_query_from_pb(
         fulltext_weight=(request.fulltext_weight if request.HasField("fulltext_weight") else None),
         semantic_weight=(request.semantic_weight if request.HasField("semantic_weight") else None),
         fusion=_FUSIONS.get(request.fusion),
+        collection=request.collection,
+        where=filter_from_pb(request.filter) if request.HasField("filter") else None,
+        page_token=request.page_token,
     )
+
+
+def filter_from_pb(node: pb.Filter, field: str = "filter") -> Filter:
+    kind = node.WhichOneof("condition")
+    if kind == "equals":
+        return Equals(node.equals.field, _scalar_from_pb(node.equals.value, f"{field}.equals"))
+    if kind == "one_of":
+        values = node.one_of.values
+        at = f"{field}.one_of"
+        return OneOf(node.one_of.field, tuple(_scalar_from_pb(v, at) for v in values))
+    if kind == "range":
+        r = node.range
+        return Range(
+            r.field,
+            gt=r.gt if r.HasField("gt") else None,
+            gte=r.gte if r.HasField("gte") else None,
+            lt=r.lt if r.HasField("lt") else None,
+            lte=r.lte if r.HasField("lte") else None,
+        )
+    if kind == "exists":
+        return Exists(node.exists.field)
+    if kind == "path_prefix":
+        return PathPrefix(node.path_prefix)
+    if kind == "all":
+        return All(tuple(filter_from_pb(f, f"{field}.all") for f in node.all.filters))
+    if kind == "any":
+        return AnyOf(tuple(filter_from_pb(f, f"{field}.any") for f in node.any.filters))
+    if kind == "negate":
+        return Not(filter_from_pb(node.negate, f"{field}.negate"))
+    raise InvalidArgumentError(f"{field} sets no condition", field=field)
+
+
+def _scalar_from_pb(value: pb.MetadataValue, field: str) -> Scalar:
+    converted = metadata_value_from_pb(value, field)
+    if isinstance(converted, tuple):
+        raise InvalidArgumentError(f"{field}: compare with one value, not a list", field=field)
+    return converted
+
+
+def metadata_value_from_pb(value: pb.MetadataValue, field: str) -> MetadataValue:
+    kind = value.WhichOneof("kind")
+    if kind == "string_value":
+        return value.string_value
+    if kind == "number_value":
+        return value.number_value
+    if kind == "bool_value":
+        return value.bool_value
+    if kind == "string_list":
+        return tuple(value.string_list.values)
+    raise InvalidArgumentError(f"{field} has no value", field=field)
+
+
+def metadata_from_pb(metadata: Mapping[str, pb.MetadataValue], field: str) -> Metadata:
+    return {
+        key: metadata_value_from_pb(value, f"{field}[{key[:80]!r}]")
+        for key, value in metadata.items()
+    }
+
+
+def metadata_value_to_pb(value: MetadataValue) -> pb.MetadataValue:
+    if isinstance(value, bool):
+        return pb.MetadataValue(bool_value=value)
+    if isinstance(value, str):
+        return pb.MetadataValue(string_value=value)
+    if isinstance(value, tuple):
+        return pb.MetadataValue(string_list=pb.StringList(values=value))
+    return pb.MetadataValue(number_value=value)
+
+
+def _metadata_to_pb(metadata: Metadata) -> dict[str, pb.MetadataValue]:
+    return {key: metadata_value_to_pb(value) for key, value in metadata.items()}
 
 
 def _leg_to_pb(leg: LegResult | None) -> pb.LegResult | None:
@@ -63,14 +186,18 @@ def hit_to_pb(hit: Hit) -> pb.Hit:
         score=hit.score,
         fulltext=_leg_to_pb(hit.fulltext),
         semantic=_leg_to_pb(hit.semantic),
+        metadata=_metadata_to_pb(c.metadata),
     )
 
 
 def search_response_to_pb(
-    search_type: pb.SearchType, hits: list[Hit], took_ms: float
+    search_type: pb.SearchType, hits: list[Hit], took_ms: float, next_page_token: str = ""
 ) -> pb.SearchResponse:
     return pb.SearchResponse(
-        search_type=search_type, hits=[hit_to_pb(h) for h in hits], took_ms=took_ms
+        search_type=search_type,
+        hits=[hit_to_pb(h) for h in hits],
+        took_ms=took_ms,
+        next_page_token=next_page_token,
     )
 
 
@@ -86,6 +213,9 @@ def click_from_pb(request: pb.RecordClickRequest) -> ClickEvent:
 
 
 def document_from_pb(document: pb.Document) -> DocumentInput:
+    """The document as sent; InvalidArgumentError (naming the field) for what cannot even
+    be represented, such as an unknown content type. The engine checks the rest."""
+    _enum(_CONTENT_TYPES, document.content_type, "document.content_type")
     return DocumentInput(
         path=document.path,
         title=document.title,
@@ -95,13 +225,111 @@ def document_from_pb(document: pb.Document) -> DocumentInput:
         chunks=tuple(
             ChunkInput(c.heading, c.anchor, c.text, tuple(c.embedding)) for c in document.chunks
         ),
+        metadata=metadata_from_pb(document.metadata, "document.metadata"),
     )
 
 
 def index_result_to_pb(result: UpsertResult) -> pb.IndexDocumentResult:
-    return pb.IndexDocumentResult(
+    message = pb.IndexDocumentResult(
         path=result.path, outcome=_OUTCOMES[result.outcome.value], chunk_count=result.chunk_count
     )
+    if result.rejection is not None:
+        message.error.CopyFrom(
+            pb.DocumentError(
+                code=INVALID_ARGUMENT_CODE,
+                field=result.rejection.field,
+                message=result.rejection.message,
+            )
+        )
+    return message
+
+
+def rejected_to_pb(path: str, error: InvalidArgumentError) -> pb.IndexDocumentResult:
+    return pb.IndexDocumentResult(
+        path=path,
+        outcome=pb.IndexDocumentResult.REJECTED,
+        error=pb.DocumentError(
+            code=INVALID_ARGUMENT_CODE, field=error.field or "document", message=str(error)
+        ),
+    )
+
+
+def delete_collection_to_pb(result: DeleteManyResult) -> pb.DeleteCollectionResponse:
+    return pb.DeleteCollectionResponse(
+        documents_deleted=result.documents_deleted,
+        chunks_deleted=result.chunks_deleted,
+        clicks_deleted=result.clicks_deleted,
+    )
+
+
+def delete_documents_to_pb(result: DeleteManyResult) -> pb.DeleteDocumentsResponse:
+    return pb.DeleteDocumentsResponse(
+        documents_deleted=result.documents_deleted,
+        chunks_deleted=result.chunks_deleted,
+        clicks_deleted=result.clicks_deleted,
+    )
+
+
+def _timestamp(text: str) -> Timestamp:
+    """A stored 'YYYY-MM-DD HH:MM:SS' UTC time as a Timestamp (unset if unreadable)."""
+    timestamp = Timestamp()
+    try:
+        moment = datetime.strptime(text[:19], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+    except ValueError:
+        return timestamp
+    timestamp.FromDatetime(moment)
+    return timestamp
+
+
+def document_info_to_pb(document: StoredDocument) -> pb.DocumentInfo:
+    return pb.DocumentInfo(
+        collection=document.collection,
+        path=document.path,
+        title=document.title,
+        source_url=document.source_url,
+        content_hash=document.content_hash,
+        metadata=_metadata_to_pb(document.metadata),
+        chunk_count=document.chunks,
+        update_time=_timestamp(document.updated_at),
+    )
+
+
+def collection_spec_from_pb(request: pb.CreateCollectionRequest) -> CollectionSpec:
+    _enum(_VECTOR_SOURCES, request.vectors, "vectors")
+    vectors = _VECTOR_SOURCES[request.vectors]
+    if vectors is VectorSource.CALLER or request.dimension:
+        check_dimension(request.dimension)
+    if not request.name:
+        raise InvalidArgumentError("name is required", field="name")
+    return CollectionSpec(
+        check_collection_name(request.name, field="name"),
+        vectors,
+        request.dimension,
+        request.description,
+    )
+
+
+def collection_to_pb(collection: Collection) -> pb.Collection:
+    return pb.Collection(
+        name=collection.name,
+        vectors=_VECTOR_SOURCES_PB[collection.vectors],
+        dimension=collection.dimension,
+        description=collection.description,
+        create_time=_timestamp(collection.created_at),
+        document_count=collection.documents,
+        chunk_count=collection.chunks,
+    )
+
+
+def delete_filter_from_pb(request: pb.DeleteDocumentsRequest) -> Filter:
+    if not request.HasField("filter"):
+        raise InvalidArgumentError(
+            'filter is required; {"all": {}} deletes every document of the collection',
+            field="filter",
+        )
+    where = check_filter(filter_from_pb(request.filter))
+    assert where is not None
+    return where
 
 
 def delete_result_to_pb(result: DeleteResult) -> pb.DeleteDocumentResponse:

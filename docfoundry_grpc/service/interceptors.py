@@ -22,6 +22,7 @@ Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 STATUS_OF_ERROR: dict[type[errors.DocFoundryError], grpc.StatusCode] = {
     errors.InvalidArgumentError: grpc.StatusCode.INVALID_ARGUMENT,
     errors.NotFoundError: grpc.StatusCode.NOT_FOUND,
+    errors.AlreadyExistsError: grpc.StatusCode.ALREADY_EXISTS,
     errors.StoreUnavailableError: grpc.StatusCode.UNAVAILABLE,
     errors.StoreBusyError: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errors.SchemaMismatchError: grpc.StatusCode.FAILED_PRECONDITION,

@@ -12,12 +12,19 @@ import grpc
 from docfoundry.v1 import search_pb2 as pb
 from docfoundry.v1 import search_pb2_grpc as pb_grpc
 
-from ..engine import SearchEngine
+from ..engine import SearchEngine, SearchPage
+from ..errors import InvalidArgumentError
 from ..ingest import DocumentInput
-from ..validation import SearchQuery
+from ..validation import (
+    SearchQuery,
+    check_collection_name,
+    check_filter,
+    check_page_size,
+)
 from . import convert
 
 INDEX_BATCH_DOCUMENTS = 16
+DEFAULT_PAGE_SIZE = 100
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 
 
@@ -26,24 +33,22 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
         self.engine = engine
 
     def _query(self, request: pb.SearchRequest, *, with_vector: bool = True) -> SearchQuery:
-        return convert.search_query_from_pb(
-            request, self.engine.config, self.engine.embedder.dimension, with_vector=with_vector
-        )
+        return convert.search_query_from_pb(request, self.engine.config, with_vector=with_vector)
 
     async def Fulltext(self, request: pb.SearchRequest, context: Context) -> pb.SearchResponse:
         started = time.perf_counter()
-        hits = await self.engine.fulltext(self._query(request, with_vector=False))
-        return convert.search_response_to_pb(pb.SEARCH_TYPE_FULLTEXT, hits, _ms(started))
+        page = await self.engine.fulltext(self._query(request, with_vector=False))
+        return _response(pb.SEARCH_TYPE_FULLTEXT, page, started)
 
     async def Semantic(self, request: pb.SearchRequest, context: Context) -> pb.SearchResponse:
         started = time.perf_counter()
-        hits = await self.engine.semantic(self._query(request))
-        return convert.search_response_to_pb(pb.SEARCH_TYPE_SEMANTIC, hits, _ms(started))
+        page = await self.engine.semantic(self._query(request))
+        return _response(pb.SEARCH_TYPE_SEMANTIC, page, started)
 
     async def Hybrid(self, request: pb.SearchRequest, context: Context) -> pb.SearchResponse:
         started = time.perf_counter()
-        hits = await self.engine.hybrid(self._query(request))
-        return convert.search_response_to_pb(pb.SEARCH_TYPE_HYBRID, hits, _ms(started))
+        page = await self.engine.hybrid(self._query(request))
+        return _response(pb.SEARCH_TYPE_HYBRID, page, started)
 
     async def RecordClick(
         self, request: pb.RecordClickRequest, context: Context
@@ -64,22 +69,110 @@ class IndexServicer(pb_grpc.IndexServiceServicer):
         request_iterator: AsyncIterator[pb.IndexDocumentRequest],
         context: Context,
     ) -> AsyncIterator[pb.IndexDocumentResult]:
-        """Groups the stream into small batches so the model embeds many chunks per call."""
+        """Groups the stream into small batches of one collection each, so the model embeds
+        many chunks per call. A document that cannot be read is rejected on its own."""
         batch: list[DocumentInput] = []
+        collection = ""
         async for request in request_iterator:
-            batch.append(convert.document_from_pb(request.document))
-            if len(batch) >= INDEX_BATCH_DOCUMENTS:
-                for result in await self.engine.index(batch):
-                    yield convert.index_result_to_pb(result)
+            try:
+                name = check_collection_name(request.collection)
+                document = convert.document_from_pb(request.document)
+            except InvalidArgumentError as exc:
+                for result in await self._flush(batch, collection):
+                    yield result
                 batch = []
-        if batch:
-            for result in await self.engine.index(batch):
-                yield convert.index_result_to_pb(result)
+                yield convert.rejected_to_pb(request.document.path, exc)
+                continue
+            if batch and (name != collection or len(batch) >= INDEX_BATCH_DOCUMENTS):
+                for result in await self._flush(batch, collection):
+                    yield result
+                batch = []
+            batch.append(document)
+            collection = name
+        for result in await self._flush(batch, collection):
+            yield result
+
+    async def _flush(
+        self, batch: list[DocumentInput], collection: str
+    ) -> list[pb.IndexDocumentResult]:
+        if not batch:
+            return []
+        results = await self.engine.index(batch, collection=collection)
+        return [convert.index_result_to_pb(result) for result in results]
 
     async def DeleteDocument(
         self, request: pb.DeleteDocumentRequest, context: Context
     ) -> pb.DeleteDocumentResponse:
-        return convert.delete_result_to_pb(await self.engine.delete(request.path))
+        collection = check_collection_name(request.collection)
+        result = await self.engine.delete(request.path, collection=collection)
+        return convert.delete_result_to_pb(result)
+
+    async def DeleteDocuments(
+        self, request: pb.DeleteDocumentsRequest, context: Context
+    ) -> pb.DeleteDocumentsResponse:
+        collection = check_collection_name(request.collection)
+        where = convert.delete_filter_from_pb(request)
+        result = await self.engine.delete_documents(where, collection=collection)
+        return convert.delete_documents_to_pb(result)
+
+    async def GetDocument(
+        self, request: pb.GetDocumentRequest, context: Context
+    ) -> pb.GetDocumentResponse:
+        collection = check_collection_name(request.collection)
+        document = await self.engine.get_document(request.path, collection=collection)
+        return pb.GetDocumentResponse(document=convert.document_info_to_pb(document))
+
+    async def ListDocuments(
+        self, request: pb.ListDocumentsRequest, context: Context
+    ) -> pb.ListDocumentsResponse:
+        where = (
+            check_filter(convert.filter_from_pb(request.filter))
+            if request.HasField("filter")
+            else None
+        )
+        page = await self.engine.list_documents(
+            collection=check_collection_name(request.collection),
+            where=where,
+            page_size=check_page_size(request.page_size, default=DEFAULT_PAGE_SIZE),
+            page_token=request.page_token,
+        )
+        return pb.ListDocumentsResponse(
+            documents=[convert.document_info_to_pb(d) for d in page.documents],
+            next_page_token=page.next_page_token,
+        )
+
+
+class CollectionServicer(pb_grpc.CollectionServiceServicer):
+    def __init__(self, engine: SearchEngine) -> None:
+        self.engine = engine
+
+    async def CreateCollection(
+        self, request: pb.CreateCollectionRequest, context: Context
+    ) -> pb.CreateCollectionResponse:
+        created = await self.engine.create_collection(convert.collection_spec_from_pb(request))
+        return pb.CreateCollectionResponse(collection=convert.collection_to_pb(created))
+
+    async def GetCollection(
+        self, request: pb.GetCollectionRequest, context: Context
+    ) -> pb.GetCollectionResponse:
+        found = await self.engine.get_collection(check_collection_name(request.name, field="name"))
+        return pb.GetCollectionResponse(collection=convert.collection_to_pb(found))
+
+    async def ListCollections(
+        self, request: pb.ListCollectionsRequest, context: Context
+    ) -> pb.ListCollectionsResponse:
+        found = await self.engine.list_collections()
+        return pb.ListCollectionsResponse(collections=[convert.collection_to_pb(c) for c in found])
+
+    async def DeleteCollection(
+        self, request: pb.DeleteCollectionRequest, context: Context
+    ) -> pb.DeleteCollectionResponse:
+        name = check_collection_name(request.name, field="name")
+        return convert.delete_collection_to_pb(await self.engine.delete_collection(name))
+
+
+def _response(search_type: pb.SearchType, page: SearchPage, started: float) -> pb.SearchResponse:
+    return convert.search_response_to_pb(search_type, page.hits, _ms(started), page.next_page_token)
 
 
 def _ms(started: float) -> float:

@@ -7,19 +7,35 @@ PRAGMAS = (
     "PRAGMA busy_timeout = 5000",
 )
 
-SCHEMA = """
+META = """
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
+)
+"""
+
+# Schema 2: documents belong to collections, carry JSON metadata, and are unique per
+# (collection, path). Schema 1 had one flat set of documents (see UPGRADE_FROM_1).
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS collections (
+    id          INTEGER PRIMARY KEY,
+    name        TEXT NOT NULL UNIQUE,
+    vectors     TEXT NOT NULL,
+    dimension   INTEGER NOT NULL,
+    description TEXT NOT NULL DEFAULT '',
+    created_at  TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP
 );
 CREATE TABLE IF NOT EXISTS documents (
-    id           INTEGER PRIMARY KEY,
-    path         TEXT NOT NULL UNIQUE,
-    title        TEXT NOT NULL DEFAULT '',
-    source_url   TEXT NOT NULL DEFAULT '',
-    content_hash TEXT NOT NULL,
-    created_at   TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP,
-    updated_at   TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP
+    id            INTEGER PRIMARY KEY,
+    collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+    path          TEXT NOT NULL,
+    title         TEXT NOT NULL DEFAULT '',
+    source_url    TEXT NOT NULL DEFAULT '',
+    content_hash  TEXT NOT NULL,
+    metadata      TEXT NOT NULL DEFAULT '{}',
+    created_at    TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    updated_at    TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    UNIQUE (collection_id, path)
 );
 CREATE TABLE IF NOT EXISTS chunks (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -55,24 +71,101 @@ CREATE INDEX IF NOT EXISTS click_feedback_document_id ON click_feedback(document
 CREATE INDEX IF NOT EXISTS click_feedback_chunk_id ON click_feedback(chunk_id);
 """
 
+# Schema 1 → 2: SQLite cannot drop the old UNIQUE (path), so the documents table is rebuilt
+# under the same ids (SQLite's documented twelve-step ALTER). Run with foreign keys off, or
+# dropping the old table would cascade to every chunk and click; their REFERENCES documents
+# then name the new table.
+UPGRADE_FROM_1 = """
+CREATE TABLE collections (
+    id          INTEGER PRIMARY KEY,
+    name        TEXT NOT NULL UNIQUE,
+    vectors     TEXT NOT NULL,
+    dimension   INTEGER NOT NULL,
+    description TEXT NOT NULL DEFAULT '',
+    created_at  TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP
+);
+INSERT INTO collections (id, name, vectors, dimension)
+SELECT 1, 'default', 'model', CAST(value AS INTEGER) FROM meta WHERE key = 'embedding_dimension';
+CREATE TABLE documents_v2 (
+    id            INTEGER PRIMARY KEY,
+    collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+    path          TEXT NOT NULL,
+    title         TEXT NOT NULL DEFAULT '',
+    source_url    TEXT NOT NULL DEFAULT '',
+    content_hash  TEXT NOT NULL,
+    metadata      TEXT NOT NULL DEFAULT '{}',
+    created_at    TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    updated_at    TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    UNIQUE (collection_id, path)
+);
+INSERT INTO documents_v2 (id, collection_id, path, title, source_url, content_hash, created_at,
+                          updated_at)
+SELECT id, 1, path, title, source_url, content_hash, created_at, updated_at FROM documents;
+DROP TABLE documents;
+ALTER TABLE documents_v2 RENAME TO documents;
+"""
+
 GET_META = "SELECT value FROM meta WHERE key = ?"
 SET_META = """
 INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value
 """
 
-GET_HASH = "SELECT content_hash FROM documents WHERE path = ?"
-GET_DOCUMENT_ID = "SELECT id FROM documents WHERE path = ?"
+INSERT_DEFAULT_COLLECTION = """
+INSERT INTO collections (id, name, vectors, dimension) VALUES (1, 'default', 'model', ?)
+ON CONFLICT DO NOTHING
+"""
+_COLLECTION_COLUMNS = """
+    c.id, c.name, c.vectors, c.dimension, c.description, c.created_at,
+    (SELECT COUNT(*) FROM documents d WHERE d.collection_id = c.id),
+    (SELECT COUNT(*) FROM chunks k JOIN documents d ON d.id = k.document_id
+     WHERE d.collection_id = c.id)
+"""
+GET_COLLECTION = f"SELECT {_COLLECTION_COLUMNS} FROM collections c WHERE c.name = ?"
+LIST_COLLECTIONS = f"SELECT {_COLLECTION_COLUMNS} FROM collections c ORDER BY c.name"
+ALL_COLLECTIONS = "SELECT id, name, vectors, dimension, description, created_at FROM collections"
+INSERT_COLLECTION = """
+INSERT INTO collections (name, vectors, dimension, description) VALUES (?, ?, ?, ?)
+ON CONFLICT (name) DO NOTHING RETURNING id, created_at
+"""
+DELETE_COLLECTION = "DELETE FROM collections WHERE id = ?"
+DOCUMENT_IDS_OF_COLLECTION = "SELECT id FROM documents WHERE collection_id = ?"
+
+GET_HASH = "SELECT content_hash FROM documents WHERE collection_id = ? AND path = ?"
+GET_DOCUMENT_ID = "SELECT id FROM documents WHERE collection_id = ? AND path = ?"
 INSERT_DOCUMENT = """
-INSERT INTO documents (path, title, source_url, content_hash) VALUES (?, ?, ?, ?) RETURNING id
+INSERT INTO documents (collection_id, path, title, source_url, content_hash, metadata)
+VALUES (?, ?, ?, ?, ?, ?) RETURNING id
 """
 UPDATE_DOCUMENT = """
-UPDATE documents SET title = ?, source_url = ?, content_hash = ?, updated_at = CURRENT_TIMESTAMP
+UPDATE documents
+SET title = ?, source_url = ?, content_hash = ?, metadata = ?, updated_at = CURRENT_TIMESTAMP
 WHERE id = ?
+"""
+DOCUMENT_COLUMNS = """
+    d.path, d.title, d.source_url, d.content_hash, d.metadata,
+    (SELECT COUNT(*) FROM chunks c WHERE c.document_id = d.id), d.updated_at
+"""
+GET_DOCUMENT = f"""
+SELECT {DOCUMENT_COLUMNS} FROM documents d WHERE d.collection_id = ? AND d.path = ?
+"""
+# {where} is a compiled filter (see _sqlite_filter): column names and placeholders only.
+LIST_DOCUMENTS = """
+SELECT {columns} FROM documents d
+WHERE d.collection_id = ? AND d.path > ? AND {where}
+ORDER BY d.path LIMIT ?
+"""
+MATCHING_DOCUMENT_IDS = "SELECT d.id FROM documents d WHERE d.collection_id = ? AND {where}"
+MATCHING_CHUNK_IDS = """
+SELECT c.id FROM chunks c JOIN documents d ON d.id = c.document_id
+WHERE d.collection_id = ? AND {where}
 """
 CHUNK_TERMS_OF_DOCUMENT = """
 SELECT rowid, terms FROM chunks_fts WHERE rowid IN (SELECT id FROM chunks WHERE document_id = ?)
 """
-ALL_CHUNK_TERMS = "SELECT rowid, terms FROM chunks_fts"
+ALL_CHUNK_TERMS = """
+SELECT f.rowid, d.collection_id, f.terms FROM chunks_fts f
+JOIN chunks c ON c.id = f.rowid JOIN documents d ON d.id = c.document_id
+"""
 DELETE_FTS_OF_DOCUMENT = (
     "DELETE FROM chunks_fts WHERE rowid IN (SELECT id FROM chunks WHERE document_id = ?)"
 )
@@ -89,23 +182,13 @@ INSERT_FTS = "INSERT INTO chunks_fts (rowid, terms) VALUES (?, ?)"
 COUNT_CLICKS_OF_DOCUMENT = "SELECT COUNT(*) FROM click_feedback WHERE document_id = ?"
 DELETE_DOCUMENT = "DELETE FROM documents WHERE id = ?"
 
-ALL_EMBEDDINGS = "SELECT id, path, embedding FROM chunks ORDER BY id"
-
-_HIT_COLUMNS = """
-    c.id, c.document_id, c.path, d.title, d.source_url, c.heading, c.anchor, c.text
+ALL_EMBEDDINGS = """
+SELECT c.id, d.collection_id, c.embedding FROM chunks c JOIN documents d ON d.id = c.document_id
+ORDER BY c.id
 """
 
-# Unfiltered queries rank in memory (see posting_index.py). With a path filter, FTS5 ranks:
-# bm25() is negative (lower is better) and the API reports the positive score; the filter
-# must apply before the LIMIT, so every match is joined.
-SEARCH_FULLTEXT_PREFIX = f"""
-SELECT {_HIT_COLUMNS}, -bm25(chunks_fts) AS score
-FROM chunks_fts
-JOIN chunks c ON c.id = chunks_fts.rowid
-JOIN documents d ON d.id = c.document_id
-WHERE chunks_fts MATCH :match AND substr(c.path, 1, length(:prefix)) = :prefix
-ORDER BY bm25(chunks_fts), c.id
-LIMIT :limit
+_HIT_COLUMNS = """
+    c.id, c.document_id, c.path, d.title, d.source_url, c.heading, c.anchor, c.text, d.metadata
 """
 
 CHUNKS_BY_IDS = f"""
@@ -133,13 +216,20 @@ COUNTS = """
 SELECT (SELECT COUNT(*) FROM documents), (SELECT COUNT(*) FROM chunks),
        (SELECT COUNT(*) FROM click_feedback)
 """
+COUNT_CLICKS_OF_DOCUMENTS = """
+SELECT COUNT(*) FROM click_feedback WHERE document_id IN (SELECT value FROM json_each(?))
+"""
 
-EXPORT_DOCUMENTS = "SELECT id, path, title, source_url, content_hash FROM documents ORDER BY id"
+EXPORT_DOCUMENTS = """
+SELECT d.id, c.name, d.path, d.title, d.source_url, d.content_hash, d.metadata
+FROM documents d JOIN collections c ON c.id = d.collection_id ORDER BY d.id
+"""
 EXPORT_CHUNKS = """
 SELECT heading, anchor, text, embedding FROM chunks WHERE document_id = ? ORDER BY ordinal
 """
 EXPORT_CLICKS = """
-SELECT f.id, f.query, f.query_key, d.path, c.ordinal, f.position, f.session_id, f.user_id,
+SELECT f.id, f.query, f.query_key, (SELECT name FROM collections WHERE id = d.collection_id),
+       d.path, c.ordinal, f.position, f.session_id, f.user_id,
        f.dwell_time, f.created_at
 FROM click_feedback f
 JOIN documents d ON d.id = f.document_id
@@ -152,6 +242,7 @@ INSERT INTO click_feedback (id, query, query_key, chunk_id, document_id, positio
 SELECT :id, :query, :query_key,
        (SELECT c.id FROM chunks c WHERE c.document_id = d.id AND c.ordinal = :ordinal),
        d.id, :position, :session_id, :user_id, :dwell_time, :created_at
-FROM documents d WHERE d.path = :path
+FROM documents d JOIN collections k ON k.id = d.collection_id
+WHERE d.path = :path AND k.name = :collection
 ON CONFLICT (id) DO NOTHING
 """

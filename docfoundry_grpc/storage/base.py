@@ -6,76 +6,156 @@ Adapters translate their driver's errors into `errors.StoreUnavailableError` /
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any, Protocol
 
+from ..errors import InvalidArgumentError, NotFoundError
+from ..filters import Filter
 from ..models import (
+    DEFAULT_COLLECTION,
     Chunk,
     ClickEvent,
+    Collection,
+    CollectionSpec,
+    DeleteManyResult,
     DeleteResult,
     Document,
     DocumentChunks,
     DocumentClicks,
+    Metadata,
+    MetadataValue,
     ScoredId,
     StoredChunk,
     StoredClick,
+    StoredDocument,
     StoreStats,
     UpsertOutcome,
     Vector,
+    VectorSource,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+# Every method that touches documents takes the collection's name (default: "default") and
+# raises NotFoundError for a collection that does not exist. Filters (`where`) follow the
+# semantics in `..filters`; None matches everything.
 
 
 class StorageAdapter(Protocol):
     backend: str
 
     async def open(self) -> None:
-        """Connects and creates or upgrades the schema (idempotent).
+        """Connects and creates or upgrades the schema (idempotent), with the `default`
+        collection for the server's model.
 
-        Raises SchemaMismatchError if the database holds vectors of another dimension.
+        Raises SchemaMismatchError if the default collection holds vectors of another
+        dimension than the model's, or the schema is newer than this code.
         """
 
     async def close(self) -> None:
         """Releases connections; safe to call twice."""
 
-    async def content_hash(self, path: str) -> str | None:
+    async def create_collection(self, spec: CollectionSpec) -> Collection:
+        """Creates an empty collection (with its own vector index where the backend has one).
+        Raises AlreadyExistsError if the name is taken."""
+
+    async def get_collection(self, name: str) -> Collection:
+        """The collection with its document and chunk counts."""
+
+    async def list_collections(self) -> list[Collection]:
+        """Every collection, by name, with counts."""
+
+    async def delete_collection(self, name: str) -> DeleteManyResult:
+        """Removes the collection with every document, chunk and click it held. The default
+        collection cannot be deleted (InvalidArgumentError)."""
+
+    async def content_hash(self, path: str, *, collection: str = DEFAULT_COLLECTION) -> str | None:
         """The stored content hash of the document at `path`, or None if absent."""
 
-    async def replace_documents(self, documents: Sequence[DocumentChunks]) -> list[UpsertOutcome]:
-        """Stores each document and swaps in its chunks (each with tokens and an embedding),
-        all in one transaction: readers see the batch's old chunks or its new ones, never a
-        mix. One transaction per batch, not per document, is what makes bulk loads fast.
-        Paths must be distinct (see `check_distinct_paths`). Outcomes are in input order.
+    async def replace_documents(
+        self, documents: Sequence[DocumentChunks], *, collection: str = DEFAULT_COLLECTION
+    ) -> list[UpsertOutcome]:
+        """Stores each document (with its metadata) and swaps in its chunks (each with tokens
+        and an embedding of the collection's dimension), all in one transaction: readers see
+        the batch's old chunks or its new ones, never a mix. One transaction per batch, not
+        per document, is what makes bulk loads fast. Paths must be distinct (see
+        `check_distinct_paths`). Outcomes are in input order.
 
         Clicks on a document survive a replace (their chunk reference is cleared).
         """
 
-    async def delete_document(self, path: str) -> DeleteResult:
+    async def delete_document(
+        self, path: str, *, collection: str = DEFAULT_COLLECTION
+    ) -> DeleteResult:
         """Removes the document, its chunks and its clicks. Raises NotFoundError."""
 
+    async def delete_documents(
+        self, where: Filter | None, *, collection: str = DEFAULT_COLLECTION
+    ) -> DeleteManyResult:
+        """Removes every document matching `where`, in one transaction."""
+
+    async def get_document(
+        self, path: str, *, collection: str = DEFAULT_COLLECTION
+    ) -> StoredDocument:
+        """The stored document. Raises NotFoundError."""
+
+    async def list_documents(
+        self,
+        *,
+        collection: str = DEFAULT_COLLECTION,
+        where: Filter | None = None,
+        after: str = "",
+        limit: int,
+    ) -> list[StoredDocument]:
+        """Up to `limit` documents matching `where` with paths after `after`, by path: a
+        page of a listing that the next call continues from its last path."""
+
     async def search_fulltext(
-        self, terms: Sequence[str], *, limit: int, path_prefix: str = ""
+        self,
+        terms: Sequence[str],
+        *,
+        limit: int,
+        collection: str = DEFAULT_COLLECTION,
+        where: Filter | None = None,
     ) -> list[StoredChunk]:
         """Chunks matching any of `terms` (already analysed), best BM25 first.
 
         The score is BM25 with FTS5's formula: idf = ln((N - n + 0.5) / (n + 0.5)), floored
         at 1e-6; k1 = 1.2, b = 0.75; document length = number of index terms of the chunk.
+        N, n and the average length are the collection's, whatever the filter: a filter
+        narrows what is returned, not how it is scored.
         """
 
     async def search_vector(
-        self, vector: Vector, *, limit: int, path_prefix: str = ""
+        self,
+        vector: Vector,
+        *,
+        limit: int,
+        collection: str = DEFAULT_COLLECTION,
+        where: Filter | None = None,
     ) -> list[StoredChunk]:
-        """Nearest chunks by cosine similarity (the score), most similar first."""
+        """Nearest chunks by cosine similarity (the score), most similar first: `limit` of
+        them whenever that many match `where`, however selective it is."""
 
     async def rank_fulltext(
-        self, terms: Sequence[str], *, limit: int, path_prefix: str = ""
+        self,
+        terms: Sequence[str],
+        *,
+        limit: int,
+        collection: str = DEFAULT_COLLECTION,
+        where: Filter | None = None,
     ) -> list[ScoredId]:
         """`search_fulltext`'s ranking without reading the rows: hybrid search fuses a
         wide window of both legs but shows only a few of them."""
 
     async def rank_vector(
-        self, vector: Vector, *, limit: int, path_prefix: str = ""
+        self,
+        vector: Vector,
+        *,
+        limit: int,
+        collection: str = DEFAULT_COLLECTION,
+        where: Filter | None = None,
     ) -> list[ScoredId]:
         """`search_vector`'s ranking without reading the rows."""
 
@@ -97,8 +177,9 @@ class StorageAdapter(Protocol):
         """For each of `chunk_ids` whose document has clicks recorded for `query_key`: that
         document and its click count (absent means no clicks)."""
 
-    def export_documents(self) -> AsyncIterator[tuple[Document, list[Chunk]]]:
-        """Every document with its chunks in order, embeddings included (for migrations)."""
+    def export_documents(self) -> AsyncIterator[tuple[str, Document, list[Chunk]]]:
+        """Every document with its collection's name and its chunks in order, embeddings
+        included (for migrations)."""
 
     def export_clicks(self) -> AsyncIterator[StoredClick]:
         """Every click, oldest first (for migrations)."""
@@ -114,6 +195,45 @@ class StorageAdapter(Protocol):
         """One round trip to the database; raises StoreUnavailableError if it fails."""
 
 
+def no_such_collection(name: str) -> NotFoundError:
+    return NotFoundError(f"no collection named {name!r}")
+
+
+def check_deletable(name: str) -> None:
+    if name == DEFAULT_COLLECTION:
+        raise InvalidArgumentError(
+            "the default collection cannot be deleted; delete its documents instead",
+            field="name",
+        )
+
+
+def default_collection_spec(dimension: int) -> CollectionSpec:
+    return CollectionSpec(DEFAULT_COLLECTION, VectorSource.MODEL, dimension)
+
+
+def metadata_json(metadata: Metadata) -> str:
+    """The stored form of metadata: JSON with sorted keys (lists as arrays)."""
+    return json.dumps(
+        {k: list(v) if isinstance(v, tuple) else v for k, v in metadata.items()},
+        sort_keys=True,
+        ensure_ascii=False,
+    )
+
+
+def metadata_from_json(text: str | None) -> dict[str, MetadataValue]:
+    if not text:
+        return {}
+    loaded: dict[str, Any] = json.loads(text)
+    return {
+        k: tuple(v) if isinstance(v, list) else (float(v) if _is_number(v) else v)
+        for k, v in loaded.items()
+    }
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def check_distinct_paths(documents: Sequence[DocumentChunks]) -> None:
     """A batch names each path once: two versions of one document in one transaction
     would leave it unclear which one a reader should see."""
@@ -124,12 +244,24 @@ def check_distinct_paths(documents: Sequence[DocumentChunks]) -> None:
 
 def ranked_chunks(ranked: Sequence[ScoredId], rows: Iterable[Sequence[Any]]) -> list[StoredChunk]:
     """Chunks for (chunk id, score) pairs ranked outside SQL, in that order, from rows of the
-    hit columns (chunk id, document id, path, title, source URL, heading, anchor, text).
-    A chunk deleted since it was ranked has no row and is left out, not shown half-gone."""
+    hit columns (chunk id, document id, path, title, source URL, heading, anchor, text,
+    metadata JSON). A chunk deleted since it was ranked has no row and is left out, not
+    shown half-gone."""
     by_id = {row[0]: row for row in rows}
-    return [_with_score(by_id[i], score) for i, score in ranked if i in by_id]
+    return [stored_chunk(by_id[i], score) for i, score in ranked if i in by_id]
 
 
-def _with_score(row: Sequence[Any], score: float) -> StoredChunk:
-    chunk_id, document_id, path, title, source_url, heading, anchor, text = row[:8]
-    return StoredChunk(chunk_id, document_id, path, title, source_url, heading, anchor, text, score)
+def stored_chunk(row: Sequence[Any], score: float) -> StoredChunk:
+    chunk_id, document_id, path, title, source_url, heading, anchor, text, metadata = row[:9]
+    return StoredChunk(
+        chunk_id,
+        document_id,
+        path,
+        title,
+        source_url,
+        heading,
+        anchor,
+        text,
+        score,
+        metadata_from_json(metadata),
+    )

@@ -1,27 +1,46 @@
-"""A StorageAdapter wrapper that times every operation and counts failures by kind."""
+"""A StorageAdapter wrapper that times every operation and counts failures by kind.
+
+The wrapper forwards by name: each adapter coroutine listed in OPERATIONS is timed under its
+label, anything else passes through untouched, so a method added to the contract needs one
+line here, not a hand-written forwarder.
+"""
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any, cast
 
 from ..metrics import ServiceMetrics
-from ..models import (
-    Chunk,
-    ClickEvent,
-    DeleteResult,
-    Document,
-    DocumentChunks,
-    DocumentClicks,
-    ScoredId,
-    StoredChunk,
-    StoredClick,
-    StoreStats,
-    UpsertOutcome,
-    Vector,
-)
 from .base import StorageAdapter
+
+# Adapter method → the `operation` label of the storage metrics.
+OPERATIONS = {
+    "open": "open",
+    "create_collection": "create_collection",
+    "get_collection": "get_collection",
+    "list_collections": "list_collections",
+    "delete_collection": "delete_collection",
+    "content_hash": "content_hash",
+    "replace_documents": "upsert",
+    "delete_document": "delete",
+    "delete_documents": "delete_many",
+    "get_document": "get_document",
+    "list_documents": "list_documents",
+    "search_fulltext": "fulltext",
+    "search_vector": "semantic",
+    "rank_fulltext": "fulltext_rank",
+    "rank_vector": "semantic_rank",
+    "chunks": "chunks",
+    "record_click": "click",
+    "has_clicks": "has_clicks",
+    "document_clicks": "document_clicks",
+    "import_clicks": "import_clicks",
+    "stats": "stats",
+    "ping": "ping",
+}
 
 
 class InstrumentedStore:
@@ -43,81 +62,24 @@ class InstrumentedStore:
                 time.perf_counter() - started
             )
 
-    async def open(self) -> None:
-        async with self._timed("open"):
-            await self.inner.open()
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.inner, name)
+        operation = OPERATIONS.get(name)
+        if operation is None:
+            return method
+        return self._timing(operation, method)
 
-    async def close(self) -> None:
-        await self.inner.close()
+    def _timing(
+        self, operation: str, method: Callable[..., Awaitable[Any]]
+    ) -> Callable[..., Awaitable[Any]]:
+        @functools.wraps(method)
+        async def timed(*args: Any, **kwargs: Any) -> Any:
+            async with self._timed(operation):
+                return await method(*args, **kwargs)
 
-    async def content_hash(self, path: str) -> str | None:
-        async with self._timed("content_hash"):
-            return await self.inner.content_hash(path)
+        return timed
 
-    async def replace_documents(self, documents: Sequence[DocumentChunks]) -> list[UpsertOutcome]:
-        async with self._timed("upsert"):
-            return await self.inner.replace_documents(documents)
 
-    async def delete_document(self, path: str) -> DeleteResult:
-        async with self._timed("delete"):
-            return await self.inner.delete_document(path)
-
-    async def search_fulltext(
-        self, terms: Sequence[str], *, limit: int, path_prefix: str = ""
-    ) -> list[StoredChunk]:
-        async with self._timed("fulltext"):
-            return await self.inner.search_fulltext(terms, limit=limit, path_prefix=path_prefix)
-
-    async def search_vector(
-        self, vector: Vector, *, limit: int, path_prefix: str = ""
-    ) -> list[StoredChunk]:
-        async with self._timed("semantic"):
-            return await self.inner.search_vector(vector, limit=limit, path_prefix=path_prefix)
-
-    async def rank_fulltext(
-        self, terms: Sequence[str], *, limit: int, path_prefix: str = ""
-    ) -> list[ScoredId]:
-        async with self._timed("fulltext_rank"):
-            return await self.inner.rank_fulltext(terms, limit=limit, path_prefix=path_prefix)
-
-    async def rank_vector(
-        self, vector: Vector, *, limit: int, path_prefix: str = ""
-    ) -> list[ScoredId]:
-        async with self._timed("semantic_rank"):
-            return await self.inner.rank_vector(vector, limit=limit, path_prefix=path_prefix)
-
-    async def chunks(self, ranked: Sequence[ScoredId]) -> list[StoredChunk]:
-        async with self._timed("chunks"):
-            return await self.inner.chunks(ranked)
-
-    async def record_click(self, click: ClickEvent, *, query_key: str) -> int:
-        async with self._timed("click"):
-            return await self.inner.record_click(click, query_key=query_key)
-
-    async def has_clicks(self, query_key: str) -> bool:
-        async with self._timed("has_clicks"):
-            return await self.inner.has_clicks(query_key)
-
-    async def document_clicks(
-        self, query_key: str, chunk_ids: Sequence[int]
-    ) -> dict[int, DocumentClicks]:
-        async with self._timed("document_clicks"):
-            return await self.inner.document_clicks(query_key, chunk_ids)
-
-    def export_documents(self) -> AsyncIterator[tuple[Document, list[Chunk]]]:
-        return self.inner.export_documents()
-
-    def export_clicks(self) -> AsyncIterator[StoredClick]:
-        return self.inner.export_clicks()
-
-    async def import_clicks(self, clicks: Sequence[StoredClick]) -> int:
-        async with self._timed("import_clicks"):
-            return await self.inner.import_clicks(clicks)
-
-    async def stats(self) -> StoreStats:
-        async with self._timed("stats"):
-            return await self.inner.stats()
-
-    async def ping(self) -> None:
-        async with self._timed("ping"):
-            await self.inner.ping()
+def instrumented(inner: StorageAdapter, metrics: ServiceMetrics) -> StorageAdapter:
+    """`inner` with every operation timed; typed as the contract it forwards."""
+    return cast(StorageAdapter, InstrumentedStore(inner, metrics))

@@ -105,8 +105,11 @@ class PostingIndex:
         """Chunks added or removed since the last rebuild."""
         return self._tail_chunks + len(self._deleted)
 
-    def search(self, terms: Sequence[str], limit: int) -> list[tuple[int, float]]:
-        """The best (chunk id, BM25 score) pairs, as `bm25.top_chunks` ranks them."""
+    def search(
+        self, terms: Sequence[str], limit: int, *, only: I64 | None = None
+    ) -> list[tuple[int, float]]:
+        """The best (chunk id, BM25 score) pairs, as `bm25.top_chunks` ranks them; with
+        `only`, among those chunk ids alone."""
         found = [
             TermPostings(term, self._df[term], self._parts(term))
             for term in dict.fromkeys(terms)
@@ -120,6 +123,7 @@ class PostingIndex:
             token_count=self.token_count,
             limit=limit,
             exclude=self._deleted_array,
+            only=only,
         )
 
     def _parts(self, term: str) -> list[Postings]:

@@ -1,9 +1,10 @@
 """SQLiteAdapter: the embedded backend (aiosqlite; BM25 and exact cosine in numpy).
 
 One writer connection, serialised by a lock, and a few reader connections: WAL mode gives
-readers a consistent snapshot, so a search never sees half of a document replace. The
-vectors and the full-text postings are also held in memory (loaded at open, updated after
-each commit), because ranking there is an order of magnitude faster than in SQL.
+readers a consistent snapshot, so a search never sees half of a document replace. Each
+collection's vectors and full-text postings are also held in memory (loaded at open, updated
+after each commit), because ranking there is an order of magnitude faster than in SQL. A
+filter is one SQL query for the ids of the chunks it admits; the ranking then skips the rest.
 """
 
 from __future__ import annotations
@@ -14,15 +15,26 @@ import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import aiosqlite
 import numpy as np
 
-from ..errors import NotFoundError, SchemaMismatchError, StoreBusyError, StoreUnavailableError
-from ..ingest import chunk_tokens
+from ..errors import (
+    AlreadyExistsError,
+    NotFoundError,
+    SchemaMismatchError,
+    StoreBusyError,
+    StoreUnavailableError,
+)
+from ..filters import Filter
 from ..models import (
+    DEFAULT_COLLECTION,
     Chunk,
     ClickEvent,
+    Collection,
+    CollectionSpec,
+    DeleteManyResult,
     DeleteResult,
     Document,
     DocumentChunks,
@@ -31,20 +43,35 @@ from ..models import (
     ScoredId,
     StoredChunk,
     StoredClick,
+    StoredDocument,
     StoreStats,
     UpsertOutcome,
     Vector,
+    VectorSource,
 )
+from ..text import chunk_tokens
 from . import _sqlite_sql as sql
-from .base import SCHEMA_VERSION, check_distinct_paths, ranked_chunks
+from ._sqlite_filter import compile_filter
+from .base import (
+    SCHEMA_VERSION,
+    check_deletable,
+    check_distinct_paths,
+    metadata_from_json,
+    metadata_json,
+    no_such_collection,
+    ranked_chunks,
+)
 from .posting_index import PostingIndex
 from .vector_matrix import VectorMatrix
 
 
-def fts_match_expression(terms: Sequence[str]) -> str:
-    """An FTS5 query that ORs the distinct terms (bm25() would count a repeated one twice),
-    each quoted so no character is FTS5 syntax."""
-    return " OR ".join('"' + term.replace('"', '""') + '"' for term in dict.fromkeys(terms))
+class _CollectionIndex:
+    """One collection's in-memory rankings: its own vectors and its own BM25 statistics."""
+
+    def __init__(self, collection: Collection) -> None:
+        self.collection = collection
+        self.matrix = VectorMatrix(collection.dimension)
+        self.postings = PostingIndex()
 
 
 class SQLiteAdapter:
@@ -60,21 +87,17 @@ class SQLiteAdapter:
         self._writer: aiosqlite.Connection | None = None
         self._readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
         self._write_lock = asyncio.Lock()
-        self._matrix = VectorMatrix(dimension)
-        self._postings = PostingIndex()
+        self._indexes: dict[str, _CollectionIndex] = {}
         self._waiting = 0
 
     async def open(self) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._writer = await self._connect()
-            await self._writer.executescript(sql.SCHEMA)
-            await self._check_meta(self._writer)
-            await self._writer.commit()
+            await self._init_schema(self._writer)
             for _ in range(self._reader_count):
                 self._readers.put_nowait(await self._connect())
-            await self._load_matrix()
-            await self._load_postings()
+            await self._load_indexes()
         except (sqlite3.Error, OSError) as exc:
             await self.close()
             raise StoreUnavailableError(f"cannot open SQLite database {self.path}: {exc}") from exc
@@ -92,37 +115,80 @@ class SQLiteAdapter:
             await connection.execute(pragma)
         return connection
 
-    async def _check_meta(self, db: aiosqlite.Connection) -> None:
-        stored = {}
+    async def _init_schema(self, db: aiosqlite.Connection) -> None:
+        await db.execute(sql.META)
+        stored = await self._meta(db)
+        version, dimension = stored["schema_version"], stored["embedding_dimension"]
+        if dimension not in (None, self.dimension):
+            raise SchemaMismatchError(
+                f"database {self.path} holds {dimension}-d embeddings, "
+                f"the embedder makes {self.dimension}-d: use another SQLITE_PATH or re-index"
+            )
+        if (version or 0) > SCHEMA_VERSION:
+            raise SchemaMismatchError(
+                f"database schema {version} is newer than this server's "
+                f"({SCHEMA_VERSION}): upgrade DocFoundry"
+            )
+        if version == 1:
+            await self._upgrade_from_1(db)
+        await db.executescript(sql.SCHEMA)
+        await db.execute(sql.SET_META, ("schema_version", str(SCHEMA_VERSION)))
+        await db.execute(sql.SET_META, ("embedding_dimension", str(self.dimension)))
+        await db.execute(sql.INSERT_DEFAULT_COLLECTION, (self.dimension,))
+        await db.commit()
+
+    @staticmethod
+    async def _meta(db: aiosqlite.Connection) -> dict[str, int | None]:
+        stored: dict[str, int | None] = {}
         for key in ("schema_version", "embedding_dimension"):
             async with db.execute(sql.GET_META, (key,)) as cursor:
                 row = await cursor.fetchone()
             stored[key] = int(row[0]) if row else None
-        if stored["embedding_dimension"] not in (None, self.dimension):
-            raise SchemaMismatchError(
-                f"database {self.path} holds {stored['embedding_dimension']}-d embeddings, "
-                f"the embedder makes {self.dimension}-d: use another SQLITE_PATH or re-index"
-            )
-        if (stored["schema_version"] or 0) > SCHEMA_VERSION:
-            raise SchemaMismatchError(
-                f"database schema {stored['schema_version']} is newer than this server's "
-                f"({SCHEMA_VERSION}): upgrade DocFoundry"
-            )
-        await db.execute(sql.SET_META, ("schema_version", str(SCHEMA_VERSION)))
-        await db.execute(sql.SET_META, ("embedding_dimension", str(self.dimension)))
+        return stored
 
-    async def _load_matrix(self) -> None:
-        async with self._read() as db, db.execute(sql.ALL_EMBEDDINGS) as cursor:
-            while rows := list(await cursor.fetchmany(4096)):
-                vectors = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.float32)
-                self._matrix.add(
-                    [r[0] for r in rows], [r[1] for r in rows], vectors.reshape(len(rows), -1)
-                )
+    async def _upgrade_from_1(self, db: aiosqlite.Connection) -> None:
+        """Schema 1 → 2 in one transaction: every document joins the default collection."""
+        await db.commit()
+        await db.execute("PRAGMA foreign_keys = OFF")
+        try:
+            await db.executescript(f"BEGIN IMMEDIATE; {sql.UPGRADE_FROM_1}")
+            async with db.execute("PRAGMA foreign_key_check") as cursor:
+                broken = list(await cursor.fetchall())
+            if broken:
+                await db.rollback()
+                raise SchemaMismatchError(f"schema upgrade would break references: {broken[:3]}")
+            await db.execute(sql.SET_META, ("schema_version", "2"))
+            await db.commit()
+        finally:
+            await db.execute("PRAGMA foreign_keys = ON")
 
-    async def _load_postings(self) -> None:
+    async def _load_indexes(self) -> None:
         async with self._read() as db:
-            rows = await db.execute_fetchall(sql.ALL_CHUNK_TERMS)
-        self._postings = PostingIndex.build((int(r[0]), str(r[1]).split()) for r in rows)
+            rows = await db.execute_fetchall(sql.ALL_COLLECTIONS)
+        by_id: dict[int, _CollectionIndex] = {}
+        for row in rows:
+            index = _CollectionIndex(_collection(row))
+            self._indexes[index.collection.name] = index
+            by_id[index.collection.id] = index
+        async with self._read() as db, db.execute(sql.ALL_EMBEDDINGS) as cursor:
+            while batch := list(await cursor.fetchmany(4096)):
+                for collection_id in {int(r[1]) for r in batch}:
+                    mine = [r for r in batch if r[1] == collection_id]
+                    matrix = by_id[collection_id].matrix
+                    vectors = np.frombuffer(b"".join(r[2] for r in mine), dtype=np.float32)
+                    matrix.add([r[0] for r in mine], vectors.reshape(len(mine), matrix.dimension))
+        async with self._read() as db:
+            terms = await db.execute_fetchall(sql.ALL_CHUNK_TERMS)
+        for collection_id, index in by_id.items():
+            index.postings = PostingIndex.build(
+                (int(r[0]), str(r[2]).split()) for r in terms if r[1] == collection_id
+            )
+
+    def _index(self, name: str) -> _CollectionIndex:
+        index = self._indexes.get(name)
+        if index is None:
+            raise no_such_collection(name)
+        return index
 
     @asynccontextmanager
     async def _read(self) -> AsyncIterator[aiosqlite.Connection]:
@@ -156,56 +222,122 @@ class SQLiteAdapter:
                     raise StoreUnavailableError(f"SQLite write failed: {exc}") from exc
                 raise
 
-    async def content_hash(self, path: str) -> str | None:
-        async with self._read() as db, db.execute(sql.GET_HASH, (path,)) as cursor:
+    # Collections ------------------------------------------------------------------------
+
+    async def create_collection(self, spec: CollectionSpec) -> Collection:
+        async with self._transaction() as db:
+            rows = list(
+                await db.execute_fetchall(
+                    sql.INSERT_COLLECTION,
+                    (spec.name, spec.vectors.value, spec.dimension, spec.description),
+                )
+            )
+            if not rows:
+                raise AlreadyExistsError(f"a collection named {spec.name!r} exists")
+        collection_id, created_at = rows[0]
+        collection = Collection(
+            int(collection_id),
+            spec.name,
+            spec.vectors,
+            spec.dimension,
+            spec.description,
+            str(created_at),
+        )
+        self._indexes[spec.name] = _CollectionIndex(collection)
+        return collection
+
+    async def get_collection(self, name: str) -> Collection:
+        self._index(name)
+        async with self._read() as db, db.execute(sql.GET_COLLECTION, (name,)) as cursor:
+            row = await cursor.fetchone()
+        if row is None:
+            raise no_such_collection(name)
+        return _collection(row)
+
+    async def list_collections(self) -> list[Collection]:
+        async with self._read() as db:
+            return [_collection(row) for row in await db.execute_fetchall(sql.LIST_COLLECTIONS)]
+
+    async def delete_collection(self, name: str) -> DeleteManyResult:
+        check_deletable(name)
+        index = self._index(name)
+        async with self._transaction() as db:
+            ids = [
+                int(r[0])
+                for r in await db.execute_fetchall(
+                    sql.DOCUMENT_IDS_OF_COLLECTION, (index.collection.id,)
+                )
+            ]
+            result, _ = await self._remove_documents(db, ids)
+            await db.execute(sql.DELETE_COLLECTION, (index.collection.id,))
+        del self._indexes[name]
+        return result
+
+    # Documents --------------------------------------------------------------------------
+
+    async def content_hash(self, path: str, *, collection: str = DEFAULT_COLLECTION) -> str | None:
+        collection_id = self._index(collection).collection.id
+        async with self._read() as db, db.execute(sql.GET_HASH, (collection_id, path)) as cursor:
             row = await cursor.fetchone()
         return str(row[0]) if row else None
 
-    async def replace_documents(self, documents: Sequence[DocumentChunks]) -> list[UpsertOutcome]:
+    async def replace_documents(
+        self, documents: Sequence[DocumentChunks], *, collection: str = DEFAULT_COLLECTION
+    ) -> list[UpsertOutcome]:
         check_distinct_paths(documents)
+        index = self._index(collection)
         written: list[tuple[dict[int, list[str]] | None, list[int], DocumentChunks]] = []
         async with self._transaction() as db:
             for item in documents:
-                document_id = await self._stored_id(db, item.document.path)
+                document_id = await self._stored_id(db, index.collection.id, item.document.path)
                 old = None if document_id is None else await self._remove_chunks(db, document_id)
-                document_id = await self._write_document(db, item.document, document_id)
+                document_id = await self._write_document(
+                    db, index.collection.id, item.document, document_id
+                )
                 new_ids = await self._insert_chunks(db, document_id, item)
                 written.append((old, new_ids, item))
         # No await from the commit to here: the next writer sees these updates applied.
         for old, new_ids, item in written:
-            self._forget(old or {})
-            self._matrix.add(
-                new_ids, [item.document.path] * len(new_ids), _stack(item.chunks, self.dimension)
-            )
+            _forget(index, old or {})
+            index.matrix.add(new_ids, _stack(item.chunks, index.collection.dimension))
             for chunk_id, chunk in zip(new_ids, item.chunks, strict=True):
-                self._postings.add(chunk_id, chunk.tokens)
-        self._postings.rebuild_if_due()
+                index.postings.add(chunk_id, chunk.tokens)
+        index.postings.rebuild_if_due()
         created = (old is None for old, _, _ in written)
         return [UpsertOutcome.CREATED if new else UpsertOutcome.REPLACED for new in created]
 
     async def _write_document(
-        self, db: aiosqlite.Connection, document: Document, document_id: int | None
+        self,
+        db: aiosqlite.Connection,
+        collection_id: int,
+        document: Document,
+        document_id: int | None,
     ) -> int:
         """Inserts the document, or updates it under its stored id; returns its id."""
+        metadata = metadata_json(document.metadata)
         if document_id is None:
             rows = await db.execute_fetchall(
                 sql.INSERT_DOCUMENT,
-                (document.path, document.title, document.source_url, document.content_hash),
+                (
+                    collection_id,
+                    document.path,
+                    document.title,
+                    document.source_url,
+                    document.content_hash,
+                    metadata,
+                ),
             )
             return int(next(iter(rows))[0])
         await db.execute(
             sql.UPDATE_DOCUMENT,
-            (document.title, document.source_url, document.content_hash, document_id),
+            (document.title, document.source_url, document.content_hash, metadata, document_id),
         )
         return document_id
 
-    def _forget(self, removed: dict[int, list[str]]) -> None:
-        self._matrix.remove(list(removed))
-        for chunk_id, tokens in removed.items():
-            self._postings.remove(chunk_id, tokens)
-
-    async def _stored_id(self, db: aiosqlite.Connection, path: str) -> int | None:
-        async with db.execute(sql.GET_DOCUMENT_ID, (path,)) as cursor:
+    async def _stored_id(
+        self, db: aiosqlite.Connection, collection_id: int, path: str
+    ) -> int | None:
+        async with db.execute(sql.GET_DOCUMENT_ID, (collection_id, path)) as cursor:
             row = await cursor.fetchone()
         return None if row is None else int(row[0])
 
@@ -248,39 +380,111 @@ class SQLiteAdapter:
         )
         return ids
 
-    async def delete_document(self, path: str) -> DeleteResult:
-        async with self._transaction() as db:
-            document_id = await self._stored_id(db, path)
-            if document_id is None:
-                raise NotFoundError(f"no document with path {path!r}")
-            async with db.execute(sql.COUNT_CLICKS_OF_DOCUMENT, (document_id,)) as cursor:
-                clicks = int((await cursor.fetchone() or (0,))[0])
-            removed = await self._remove_chunks(db, document_id)
+    async def _remove_documents(
+        self, db: aiosqlite.Connection, document_ids: Sequence[int]
+    ) -> tuple[DeleteManyResult, dict[int, list[str]]]:
+        """Deletes documents with their chunks and clicks; the removed chunks' terms are
+        returned for the caller to forget once the transaction commits."""
+        async with db.execute(sql.COUNT_CLICKS_OF_DOCUMENTS, (json.dumps(document_ids),)) as cur:
+            clicks = int((await cur.fetchone() or (0,))[0])
+        removed: dict[int, list[str]] = {}
+        for document_id in document_ids:
+            removed.update(await self._remove_chunks(db, document_id))
             await db.execute(sql.DELETE_DOCUMENT, (document_id,))
-        self._forget(removed)
-        return DeleteResult(path, chunks_deleted=len(removed), clicks_deleted=clicks)
+        return DeleteManyResult(len(document_ids), len(removed), clicks), removed
+
+    async def delete_document(
+        self, path: str, *, collection: str = DEFAULT_COLLECTION
+    ) -> DeleteResult:
+        index = self._index(collection)
+        async with self._transaction() as db:
+            document_id = await self._stored_id(db, index.collection.id, path)
+            if document_id is None:
+                raise NotFoundError(f"no document with path {path!r} in {collection!r}")
+            result, removed = await self._remove_documents(db, [document_id])
+        _forget(index, removed)
+        return DeleteResult(path, result.chunks_deleted, result.clicks_deleted)
+
+    async def delete_documents(
+        self, where: Filter | None, *, collection: str = DEFAULT_COLLECTION
+    ) -> DeleteManyResult:
+        index = self._index(collection)
+        condition, params = compile_filter(where, metadata="d.metadata", path="d.path")
+        async with self._transaction() as db:
+            rows = await db.execute_fetchall(
+                sql.MATCHING_DOCUMENT_IDS.format(where=condition),
+                (index.collection.id, *params),
+            )
+            result, removed = await self._remove_documents(db, [int(r[0]) for r in rows])
+        _forget(index, removed)
+        index.postings.rebuild_if_due()
+        return result
+
+    async def get_document(
+        self, path: str, *, collection: str = DEFAULT_COLLECTION
+    ) -> StoredDocument:
+        collection_id = self._index(collection).collection.id
+        async with (
+            self._read() as db,
+            db.execute(sql.GET_DOCUMENT, (collection_id, path)) as cursor,
+        ):
+            row = await cursor.fetchone()
+        if row is None:
+            raise NotFoundError(f"no document with path {path!r} in {collection!r}")
+        return _stored_document(collection, row)
+
+    async def list_documents(
+        self,
+        *,
+        collection: str = DEFAULT_COLLECTION,
+        where: Filter | None = None,
+        after: str = "",
+        limit: int,
+    ) -> list[StoredDocument]:
+        collection_id = self._index(collection).collection.id
+        condition, params = compile_filter(where, metadata="d.metadata", path="d.path")
+        query = sql.LIST_DOCUMENTS.format(columns=sql.DOCUMENT_COLUMNS, where=condition)
+        async with self._read() as db:
+            rows = await db.execute_fetchall(query, (collection_id, after, *params, limit))
+        return [_stored_document(collection, row) for row in rows]
+
+    # Search -----------------------------------------------------------------------------
+
+    async def _admitted(self, index: _CollectionIndex, where: Filter | None) -> np.ndarray | None:
+        """Ids of the collection's chunks that `where` admits (None: no filter)."""
+        if where is None:
+            return None
+        condition, params = compile_filter(where, metadata="d.metadata", path="c.path")
+        async with self._read() as db:
+            rows = await db.execute_fetchall(
+                sql.MATCHING_CHUNK_IDS.format(where=condition), (index.collection.id, *params)
+            )
+        return np.fromiter((r[0] for r in rows), dtype=np.int64)
 
     async def search_fulltext(
-        self, terms: Sequence[str], *, limit: int, path_prefix: str = ""
+        self,
+        terms: Sequence[str],
+        *,
+        limit: int,
+        collection: str = DEFAULT_COLLECTION,
+        where: Filter | None = None,
     ) -> list[StoredChunk]:
-        if not terms:
-            return []
-        if not path_prefix:
-            return await self.chunks(self._postings.search(terms, limit))
-        params = {"match": fts_match_expression(terms), "prefix": path_prefix, "limit": limit}
-        async with self._read() as db:
-            rows = await db.execute_fetchall(sql.SEARCH_FULLTEXT_PREFIX, params)
-        return [StoredChunk(*row) for row in rows]
+        ranked = await self.rank_fulltext(terms, limit=limit, collection=collection, where=where)
+        return await self.chunks(ranked)
 
     async def rank_fulltext(
-        self, terms: Sequence[str], *, limit: int, path_prefix: str = ""
+        self,
+        terms: Sequence[str],
+        *,
+        limit: int,
+        collection: str = DEFAULT_COLLECTION,
+        where: Filter | None = None,
     ) -> list[ScoredId]:
+        index = self._index(collection)
         if not terms:
             return []
-        if path_prefix:
-            found = await self.search_fulltext(terms, limit=limit, path_prefix=path_prefix)
-            return [(c.chunk_id, c.score) for c in found]
-        return self._postings.search(terms, limit)
+        only = await self._admitted(index, where)
+        return index.postings.search(terms, limit, only=only)
 
     async def chunks(self, ranked: Sequence[ScoredId]) -> list[StoredChunk]:
         if not ranked:
@@ -292,17 +496,29 @@ class SQLiteAdapter:
         return ranked_chunks(ranked, rows)
 
     async def search_vector(
-        self, vector: Vector, *, limit: int, path_prefix: str = ""
+        self,
+        vector: Vector,
+        *,
+        limit: int,
+        collection: str = DEFAULT_COLLECTION,
+        where: Filter | None = None,
     ) -> list[StoredChunk]:
-        nearest = await self.rank_vector(vector, limit=limit, path_prefix=path_prefix)
+        nearest = await self.rank_vector(vector, limit=limit, collection=collection, where=where)
         return await self.chunks(nearest)
 
     async def rank_vector(
-        self, vector: Vector, *, limit: int, path_prefix: str = ""
+        self,
+        vector: Vector,
+        *,
+        limit: int,
+        collection: str = DEFAULT_COLLECTION,
+        where: Filter | None = None,
     ) -> list[ScoredId]:
-        return await asyncio.to_thread(
-            self._matrix.search, vector, limit=limit, path_prefix=path_prefix
-        )
+        index = self._index(collection)
+        only = await self._admitted(index, where)
+        return await asyncio.to_thread(index.matrix.search, vector, limit=limit, only=only)
+
+    # Clicks -----------------------------------------------------------------------------
 
     async def record_click(self, click: ClickEvent, *, query_key: str) -> int:
         async with self._transaction() as db:
@@ -341,10 +557,12 @@ class SQLiteAdapter:
             )
         return {int(r[0]): DocumentClicks(int(r[1]), int(r[2])) for r in rows}
 
-    async def export_documents(self) -> AsyncIterator[tuple[Document, list[Chunk]]]:
+    # Migration and health ---------------------------------------------------------------
+
+    async def export_documents(self) -> AsyncIterator[tuple[str, Document, list[Chunk]]]:
         async with self._read() as db:
             documents = await db.execute_fetchall(sql.EXPORT_DOCUMENTS)
-            for document_id, path, title, source_url, digest in documents:
+            for document_id, collection, path, title, source_url, digest, metadata in documents:
                 rows = await db.execute_fetchall(sql.EXPORT_CHUNKS, (document_id,))
                 chunks = [
                     Chunk(
@@ -356,7 +574,8 @@ class SQLiteAdapter:
                     )
                     for heading, anchor, text, blob in rows
                 ]
-                yield Document(path, title, source_url, digest), chunks
+                document = Document(path, title, source_url, digest, metadata_from_json(metadata))
+                yield str(collection), document, chunks
 
     async def export_clicks(self) -> AsyncIterator[StoredClick]:
         async with self._read() as db, db.execute(sql.EXPORT_CLICKS) as cursor:
@@ -380,6 +599,7 @@ class SQLiteAdapter:
                         "dwell_time": c.dwell_time,
                         "created_at": c.created_at,
                         "path": c.document_path,
+                        "collection": c.collection,
                     }
                     for c in clicks
                 ],
@@ -405,12 +625,47 @@ class SQLiteAdapter:
             schema_version=SCHEMA_VERSION,
             embedding_dimension=self.dimension,
             pool=pool,
-            fulltext_backlog=self._postings.backlog_chunks,
+            fulltext_backlog=sum(i.postings.backlog_chunks for i in self._indexes.values()),
         )
 
     async def ping(self) -> None:
         async with self._read() as db, db.execute("SELECT 1") as cursor:
             await cursor.fetchone()
+
+
+def _collection(row: Sequence[Any]) -> Collection:
+    collection_id, name, vectors, dimension, description, created_at = row[:6]
+    documents, chunks = (int(row[6]), int(row[7])) if len(row) > 6 else (0, 0)
+    return Collection(
+        int(collection_id),
+        str(name),
+        VectorSource(vectors),
+        int(dimension),
+        str(description),
+        str(created_at),
+        documents,
+        chunks,
+    )
+
+
+def _stored_document(collection: str, row: Sequence[Any]) -> StoredDocument:
+    path, title, source_url, digest, metadata, chunks, updated_at = row
+    return StoredDocument(
+        collection,
+        path,
+        title,
+        source_url,
+        digest,
+        metadata_from_json(metadata),
+        int(chunks),
+        str(updated_at),
+    )
+
+
+def _forget(index: _CollectionIndex, removed: dict[int, list[str]]) -> None:
+    index.matrix.remove(list(removed))
+    for chunk_id, tokens in removed.items():
+        index.postings.remove(chunk_id, tokens)
 
 
 def _vector(chunk: Chunk) -> Vector:

@@ -25,7 +25,6 @@ class VectorMatrix:
         self._vectors = np.zeros((capacity, dimension), dtype=np.float32)
         self._ids = np.zeros(capacity, dtype=np.int64)
         self._live = np.zeros(capacity, dtype=bool)
-        self._paths: list[str] = []
         self._row_of: dict[int, int] = {}
         self._size = 0
         self._lock = threading.Lock()
@@ -33,14 +32,13 @@ class VectorMatrix:
     def __len__(self) -> int:
         return len(self._row_of)
 
-    def add(self, ids: Sequence[int], paths: Sequence[str], vectors: Vector) -> None:
+    def add(self, ids: Sequence[int], vectors: Vector) -> None:
         with self._lock:
             self._reserve(len(ids))
             rows = slice(self._size, self._size + len(ids))
             self._vectors[rows] = vectors
             self._ids[rows] = ids
             self._live[rows] = True
-            self._paths.extend(paths)
             for offset, chunk_id in enumerate(ids):
                 self._row_of[chunk_id] = self._size + offset
             self._size += len(ids)
@@ -55,17 +53,16 @@ class VectorMatrix:
                 self._compact()
 
     def search(
-        self, query: Vector, *, limit: int, path_prefix: str = ""
+        self, query: Vector, *, limit: int, only: npt.NDArray[np.int64] | None = None
     ) -> list[tuple[int, float]]:
-        """(chunk id, cosine similarity) of the `limit` nearest live rows, nearest first."""
+        """(chunk id, cosine similarity) of the `limit` nearest live rows, nearest first;
+        with `only`, among those chunk ids alone (exact, so a filter never starves it)."""
         with self._lock:
             n = self._size
             scores = self._vectors[:n] @ query
             mask = self._live[:n]
-            if path_prefix:
-                mask = mask & np.fromiter(
-                    (p.startswith(path_prefix) for p in self._paths), dtype=bool, count=n
-                )
+            if only is not None:
+                mask = mask & id_mask(only, self._ids[:n])
             candidates = np.flatnonzero(mask)
             ids = self._ids[:n]
         if candidates.size == 0:
@@ -87,11 +84,21 @@ class VectorMatrix:
         keep = np.flatnonzero(self._live[: self._size])
         self._vectors[: keep.size] = self._vectors[keep]
         self._ids[: keep.size] = self._ids[keep]
-        self._paths = [self._paths[r] for r in keep]
         self._live[:] = False
         self._live[: keep.size] = True
         self._size = int(keep.size)
         self._row_of = {int(chunk_id): row for row, chunk_id in enumerate(self._ids[: self._size])}
+
+
+def id_mask(allowed: npt.NDArray[np.int64], ids: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+    """For each of `ids`, whether it is among `allowed`: a lookup table over the id range,
+    linear in both, where np.isin would sort."""
+    if ids.size == 0 or allowed.size == 0:
+        return np.zeros(ids.size, dtype=bool)
+    top = int(max(ids.max(), allowed.max())) + 1
+    table = np.zeros(top, dtype=bool)
+    table[allowed] = True
+    return table[ids]
 
 
 def _grow(array: _A, capacity: int) -> _A:

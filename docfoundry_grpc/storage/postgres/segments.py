@@ -1,6 +1,6 @@
 """PostgreSQL full-text search over packed posting segments, and their compaction.
 
-The layout is described in `_postgres_sql`. Ranking is one round trip: every query term's
+The layout is described in `sql`. Ranking is one round trip: every query term's
 packed postings (segment plus tail) with the statistics. A packed segment never changes (a
 compaction writes a new row with a new version), so the server keeps the hot ones decoded in
 a `SegmentCache` and the database sends only those it does not hold: at 1M chunks a common
@@ -21,9 +21,9 @@ import numpy as np
 import numpy.typing as npt
 from cachetools import LRUCache
 
-from ..bm25 import Postings, TermPostings, top_chunks
-from ..models import CacheStats, ScoredId
-from . import _postgres_sql as sql
+from ...bm25 import I64, Postings, TermPostings, top_chunks
+from ...models import CacheStats, ScoredId
+from . import sql
 
 log = logging.getLogger(__name__)
 
@@ -109,14 +109,32 @@ def _narrowest(values: npt.NDArray[np.integer]) -> npt.NDArray[np.integer]:
     return values.astype(np.min_scalar_type(top))
 
 
+def term_key(collection_id: int, term: str) -> str:
+    """How a collection's term is stored: prefixed by the collection's id, so each
+    collection has its own postings, document frequencies and packed segments. A term never
+    holds ':' (text analysis keeps letters and digits only), so keys cannot collide. The
+    default collection's terms stay bare: a database from before collections keeps its
+    postings and segments as they are."""
+    return term if collection_id == 1 else f"{collection_id}:{term}"
+
+
 async def rank(
-    db: asyncpg.Connection, terms: Sequence[str], limit: int, cache: SegmentCache
+    db: asyncpg.Connection,
+    terms: Sequence[str],
+    limit: int,
+    cache: SegmentCache,
+    *,
+    collection_id: int,
+    only: I64 | None = None,
 ) -> list[ScoredId]:
-    terms = list(dict.fromkeys(terms))  # one row, so one contribution, per distinct term
+    """The BM25 ranking of `terms` (bare, as analysed) in one collection; with `only`,
+    among those chunk ids alone."""
+    # One row, so one contribution, per distinct term.
+    terms = list(dict.fromkeys(term_key(collection_id, t) for t in terms))
     # Held here, so an entry evicted by a concurrent query while this one waits still counts.
     cached = cache.lookup(terms)
     versions = [cached[term][0] if term in cached else 0 for term in terms]
-    rows = await db.fetch(sql.TERM_POSTINGS, terms, versions)
+    rows = await db.fetch(sql.TERM_POSTINGS, terms, versions, collection_id)
     if not rows:
         return []
     first = rows[0]
@@ -126,6 +144,7 @@ async def rank(
         token_count=int(first["token_count"]),
         limit=limit,
         exclude=first["deleted"],
+        only=only,
     )
 
 

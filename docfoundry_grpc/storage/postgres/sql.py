@@ -11,39 +11,65 @@ since (the tail) and drops chunks deleted since (`segment_tombstones`), so it is
 any time; compaction only makes it faster.
 """
 
-from ..bm25 import BM25_B, BM25_K1
-
 INIT_LOCK = "SELECT pg_advisory_xact_lock(7240211)"
-CREATE_EXTENSION = "CREATE EXTENSION IF NOT EXISTS vector"
-
-
-def schema(dimension: int) -> str:
-    return f"""
+META = """
 CREATE TABLE IF NOT EXISTS meta (
     key   text PRIMARY KEY,
     value text NOT NULL
+)
+"""
+CREATE_EXTENSION = "CREATE EXTENSION IF NOT EXISTS vector"
+
+
+# Schema 2: documents belong to collections and carry JSON metadata. Chunks repeat their
+# document's collection and metadata, so a filtered vector search is one table's scan with
+# the filter applied as the index walks (iterative scans), not a join per candidate.
+# `embedding` has no fixed dimension: each collection has its own, and its own partial
+# index over `embedding::vector(dimension)` (pgvector's way to index mixed dimensions).
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS collections (
+    id          bigserial PRIMARY KEY,
+    name        text NOT NULL UNIQUE,
+    vectors     text NOT NULL,
+    dimension   integer NOT NULL,
+    description text NOT NULL DEFAULT '',
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+-- BM25's corpus totals, per collection: one collection's writes never move another's scores.
+CREATE TABLE IF NOT EXISTS collection_stats (
+    collection_id bigint PRIMARY KEY REFERENCES collections(id) ON DELETE CASCADE,
+    chunk_count   bigint NOT NULL DEFAULT 0,
+    token_count   bigint NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS documents (
-    id           bigserial PRIMARY KEY,
-    path         text NOT NULL UNIQUE,
-    title        text NOT NULL DEFAULT '',
-    source_url   text NOT NULL DEFAULT '',
-    content_hash text NOT NULL,
-    created_at   timestamptz NOT NULL DEFAULT now(),
-    updated_at   timestamptz NOT NULL DEFAULT now()
+    id            bigserial PRIMARY KEY,
+    collection_id bigint NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+    path          text NOT NULL,
+    title         text NOT NULL DEFAULT '',
+    source_url    text NOT NULL DEFAULT '',
+    content_hash  text NOT NULL,
+    metadata      jsonb NOT NULL DEFAULT '{}',
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    updated_at    timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (collection_id, path)
 );
 CREATE TABLE IF NOT EXISTS chunks (
-    id          bigserial PRIMARY KEY,
-    document_id bigint NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
-    path        text NOT NULL,
-    ordinal     integer NOT NULL,
-    heading     text NOT NULL DEFAULT '',
-    anchor      text NOT NULL DEFAULT '',
-    text        text NOT NULL,
-    token_count integer NOT NULL,
-    embedding   vector({dimension}) NOT NULL
+    id            bigserial PRIMARY KEY,
+    document_id   bigint NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+    collection_id bigint NOT NULL,
+    path          text NOT NULL,
+    ordinal       integer NOT NULL,
+    heading       text NOT NULL DEFAULT '',
+    anchor        text NOT NULL DEFAULT '',
+    text          text NOT NULL,
+    token_count   integer NOT NULL,
+    metadata      jsonb NOT NULL DEFAULT '{}',
+    embedding     vector NOT NULL
 );
 CREATE INDEX IF NOT EXISTS chunks_document_id ON chunks(document_id);
+CREATE INDEX IF NOT EXISTS chunks_collection_id ON chunks(collection_id);
+-- Serves equality filters (containment) when a selective filter is searched exactly.
+CREATE INDEX IF NOT EXISTS chunks_metadata ON chunks USING gin (metadata jsonb_path_ops);
 CREATE TABLE IF NOT EXISTS postings (
     term     text NOT NULL,
     chunk_id bigint NOT NULL,
@@ -87,12 +113,6 @@ CREATE TABLE IF NOT EXISTS segment_tombstones (
     chunk_id bigint NOT NULL,
     PRIMARY KEY (term, chunk_id)
 );
-CREATE TABLE IF NOT EXISTS corpus_stats (
-    id          integer PRIMARY KEY CHECK (id = 1),
-    chunk_count bigint NOT NULL,
-    token_count bigint NOT NULL
-);
-INSERT INTO corpus_stats VALUES (1, 0, 0) ON CONFLICT (id) DO NOTHING;
 CREATE TABLE IF NOT EXISTS click_feedback (
     id          bigserial PRIMARY KEY,
     query       text NOT NULL,
@@ -112,20 +132,81 @@ CREATE INDEX IF NOT EXISTS click_feedback_document_id ON click_feedback(document
 CREATE INDEX IF NOT EXISTS click_feedback_chunk_id ON click_feedback(chunk_id);
 """
 
-
-def hnsw_index(m: int, ef_construction: int) -> str:
-    return f"""
-DROP INDEX IF EXISTS chunks_embedding_ivfflat;
-CREATE INDEX IF NOT EXISTS chunks_embedding_hnsw ON chunks
-    USING hnsw (embedding vector_cosine_ops)
-    WITH (m = {int(m)}, ef_construction = {int(ef_construction)});
-"""
-
-
-NO_VECTOR_INDEX = """
+# Schema 1 → 2. Adding a column with a constant default and dropping a dimension from a
+# vector type rewrite nothing; the old vector index goes (the default collection gets its
+# partial one at this start). Terms of the default collection are stored unprefixed (see
+# `term_key`), so postings and packed segments, the bulk of the database, stay as they are.
+UPGRADE_FROM_1 = """
+CREATE TABLE collections (
+    id          bigserial PRIMARY KEY,
+    name        text NOT NULL UNIQUE,
+    vectors     text NOT NULL,
+    dimension   integer NOT NULL,
+    description text NOT NULL DEFAULT '',
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+INSERT INTO collections (id, name, vectors, dimension)
+SELECT 1, 'default', 'model', value::int FROM meta WHERE key = 'embedding_dimension';
+CREATE TABLE collection_stats (
+    collection_id bigint PRIMARY KEY REFERENCES collections(id) ON DELETE CASCADE,
+    chunk_count   bigint NOT NULL DEFAULT 0,
+    token_count   bigint NOT NULL DEFAULT 0
+);
+INSERT INTO collection_stats SELECT 1, chunk_count, token_count FROM corpus_stats WHERE id = 1;
+DROP TABLE corpus_stats;
+ALTER TABLE documents
+    ADD COLUMN collection_id bigint NOT NULL DEFAULT 1 REFERENCES collections(id) ON DELETE CASCADE,
+    ADD COLUMN metadata jsonb NOT NULL DEFAULT '{}',
+    DROP CONSTRAINT documents_path_key,
+    ADD CONSTRAINT documents_collection_id_path_key UNIQUE (collection_id, path);
+ALTER TABLE documents ALTER COLUMN collection_id DROP DEFAULT;
 DROP INDEX IF EXISTS chunks_embedding_hnsw;
 DROP INDEX IF EXISTS chunks_embedding_ivfflat;
+ALTER TABLE chunks
+    ADD COLUMN collection_id bigint NOT NULL DEFAULT 1,
+    ADD COLUMN metadata jsonb NOT NULL DEFAULT '{}',
+    ALTER COLUMN embedding TYPE vector;
+ALTER TABLE chunks ALTER COLUMN collection_id DROP DEFAULT;
 """
+
+# Collection ids and dimensions below are integers from our own tables, formatted into the
+# text because a partial index serves only queries whose WHERE names its collection as a
+# constant: with a bind parameter, a prepared statement's generic plan could not use it.
+
+
+def vector_index_name(kind: str, collection_id: int) -> str:
+    return f"chunks_embedding_{kind}_{int(collection_id)}"
+
+
+def _vector_expression(dimension: int) -> str:
+    return f"(embedding::vector({int(dimension)}))"
+
+
+def hnsw_index(collection_id: int, dimension: int, m: int, ef_construction: int) -> str:
+    return f"""
+DROP INDEX IF EXISTS {vector_index_name("ivfflat", collection_id)};
+CREATE INDEX IF NOT EXISTS {vector_index_name("hnsw", collection_id)} ON chunks
+    USING hnsw ({_vector_expression(dimension)} vector_cosine_ops)
+    WITH (m = {int(m)}, ef_construction = {int(ef_construction)})
+    WHERE collection_id = {int(collection_id)};
+"""
+
+
+def ivfflat_index(collection_id: int, dimension: int, lists: int) -> str:
+    return f"""
+DROP INDEX IF EXISTS {vector_index_name("hnsw", collection_id)};
+CREATE INDEX IF NOT EXISTS {vector_index_name("ivfflat", collection_id)} ON chunks
+    USING ivfflat ({_vector_expression(dimension)} vector_cosine_ops) WITH (lists = {int(lists)})
+    WHERE collection_id = {int(collection_id)};
+"""
+
+
+def no_vector_index(collection_id: int) -> str:
+    return f"""
+DROP INDEX IF EXISTS {vector_index_name("hnsw", collection_id)};
+DROP INDEX IF EXISTS {vector_index_name("ivfflat", collection_id)};
+"""
+
 
 # An index built over rows already stored is many times faster than the same rows
 # inserted into it one by one, provided the graph fits in this memory (pgvector warns
@@ -134,13 +215,18 @@ BUILD_MEMORY = "SELECT set_config('maintenance_work_mem', $1, true)"
 
 # The rows a CREATE INDEX IF NOT EXISTS is about to index: none when the index exists.
 ROWS_TO_INDEX = """
-SELECT CASE WHEN to_regclass($1) IS NULL THEN (SELECT count(*) FROM chunks) ELSE 0 END
+SELECT CASE WHEN to_regclass($1) IS NULL
+            THEN (SELECT count(*) FROM chunks WHERE collection_id = $2) ELSE 0 END
 """
 
-# The vector index's size against the buffer cache that should hold it (NULL: no index).
+# The vector indexes' size against the buffer cache that should hold them (NULL: none).
 VECTOR_INDEX_MEMORY = """
-SELECT pg_relation_size(to_regclass($1)) AS index_bytes,
-       pg_size_pretty(pg_relation_size(to_regclass($1))) AS index_size,
+WITH indexes AS (
+    SELECT sum(pg_relation_size(indexrelid)) AS bytes FROM pg_stat_user_indexes
+    WHERE indexrelname LIKE 'chunks_embedding_%'
+)
+SELECT (SELECT bytes FROM indexes) AS index_bytes,
+       pg_size_pretty((SELECT bytes FROM indexes)) AS index_size,
        pg_size_bytes(current_setting('shared_buffers')) AS buffer_bytes,
        current_setting('shared_buffers') AS buffer_size
 """
@@ -153,29 +239,75 @@ FROM pg_stat_progress_create_index WHERE relid = 'chunks'::regclass
 """
 
 
-def ivfflat_index(lists: int) -> str:
-    return f"""
-DROP INDEX IF EXISTS chunks_embedding_hnsw;
-CREATE INDEX IF NOT EXISTS chunks_embedding_ivfflat ON chunks
-    USING ivfflat (embedding vector_cosine_ops) WITH (lists = {int(lists)});
-"""
-
-
 GET_META = "SELECT value FROM meta WHERE key = $1"
 SET_META = """
 INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value
 """
 
-GET_HASH = "SELECT content_hash FROM documents WHERE path = $1"
-GET_DOCUMENT_ID = "SELECT id FROM documents WHERE path = $1 FOR UPDATE"
+INSERT_DEFAULT_COLLECTION = """
+INSERT INTO collections (id, name, vectors, dimension) VALUES (1, 'default', 'model', $1)
+ON CONFLICT DO NOTHING
+"""
+INSERT_DEFAULT_STATS = "INSERT INTO collection_stats VALUES (1, 0, 0) ON CONFLICT DO NOTHING"
+# The default collection's explicit id bypasses the sequence; new ones must start past it.
+SYNC_COLLECTION_SEQUENCE = """
+SELECT setval('collections_id_seq', greatest((SELECT max(id) FROM collections), 1))
+"""
+ALL_COLLECTIONS = "SELECT id, name, vectors, dimension, description, created_at FROM collections"
+GET_COLLECTION = f"{ALL_COLLECTIONS} WHERE name = $1"
+COLLECTION_COUNTS = """
+SELECT (SELECT count(*) FROM documents WHERE collection_id = $1),
+       (SELECT chunk_count FROM collection_stats WHERE collection_id = $1)
+"""
+LIST_COLLECTIONS = """
+SELECT c.id, c.name, c.vectors, c.dimension, c.description, c.created_at,
+       (SELECT count(*) FROM documents d WHERE d.collection_id = c.id),
+       coalesce(s.chunk_count, 0)
+FROM collections c LEFT JOIN collection_stats s ON s.collection_id = c.id ORDER BY c.name
+"""
+INSERT_COLLECTION = """
+WITH created AS (
+    INSERT INTO collections (name, vectors, dimension, description) VALUES ($1, $2, $3, $4)
+    ON CONFLICT (name) DO NOTHING RETURNING id, name, vectors, dimension, description, created_at
+), stats AS (
+    INSERT INTO collection_stats (collection_id) SELECT id FROM created
+)
+SELECT * FROM created
+"""
+DOCUMENT_IDS_OF_COLLECTION = "SELECT id FROM documents WHERE collection_id = $1"
+DELETE_COLLECTION = "DELETE FROM collections WHERE id = $1"
+
+GET_HASH = "SELECT content_hash FROM documents WHERE collection_id = $1 AND path = $2"
+GET_DOCUMENT_ID = "SELECT id FROM documents WHERE collection_id = $1 AND path = $2 FOR UPDATE"
+_DOCUMENT_COLUMNS = """
+    d.path, d.title, d.source_url, d.content_hash, d.metadata::text,
+    (SELECT count(*) FROM chunks c WHERE c.document_id = d.id),
+    to_char(d.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')
+"""
+GET_DOCUMENT = f"""
+SELECT {_DOCUMENT_COLUMNS} FROM documents d WHERE d.collection_id = $1 AND d.path = $2
+"""
+# {where} is a compiled filter (see filter_sql): column names and placeholders only.
+LIST_DOCUMENTS = (
+    f"SELECT {_DOCUMENT_COLUMNS} FROM documents d"
+    + """
+WHERE d.collection_id = $1 AND d.path COLLATE "C" > $2 AND {where}
+ORDER BY d.path COLLATE "C" LIMIT $3
+"""
+)
+MATCHING_DOCUMENT_IDS = """
+SELECT d.id FROM documents d WHERE d.collection_id = $1 AND {where} ORDER BY d.id FOR UPDATE
+"""
+MATCHING_CHUNK_IDS = "SELECT c.id FROM chunks c WHERE c.collection_id = {collection} AND {where}"
 # xmax = 0 only on a freshly inserted row: tells a create from a replace in one statement.
 # Sorted by path so concurrent batches lock document rows in one order.
 UPSERT_DOCUMENTS = """
-INSERT INTO documents AS d (path, title, source_url, content_hash)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) ORDER BY 1
-ON CONFLICT (path) DO UPDATE
+INSERT INTO documents AS d (collection_id, path, title, source_url, content_hash, metadata)
+SELECT $1, u.* FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[]) AS u
+ORDER BY 2
+ON CONFLICT (collection_id, path) DO UPDATE
     SET title = excluded.title, source_url = excluded.source_url,
-        content_hash = excluded.content_hash, updated_at = now()
+        content_hash = excluded.content_hash, metadata = excluded.metadata, updated_at = now()
 RETURNING d.path, d.id, (d.xmax = 0) AS created
 """
 OLD_TERM_COUNTS = """
@@ -194,6 +326,8 @@ NEXT_CHUNK_IDS = "SELECT nextval('chunks_id_seq') FROM generate_series(1, $1)"
 CHUNK_COLUMNS = (
     "id",
     "document_id",
+    "collection_id",
+    "metadata",
     "path",
     "ordinal",
     "heading",
@@ -211,8 +345,8 @@ ON CONFLICT (term) DO UPDATE SET df = t.df + excluded.df
 """
 DROP_EMPTY_TERMS = "DELETE FROM term_stats WHERE term = ANY($1::text[]) AND df <= 0"
 APPLY_CORPUS_DELTA = """
-UPDATE corpus_stats SET chunk_count = chunk_count + $1, token_count = token_count + $2
-WHERE id = 1
+UPDATE collection_stats SET chunk_count = chunk_count + $2, token_count = token_count + $3
+WHERE collection_id = $1
 """
 # Writers share this lock and compaction takes it alone for a moment, so the chunk ids it
 # is about to pack belong to committed writes only (see START_BUILD).
@@ -226,40 +360,13 @@ FROM postings p JOIN chunks c ON c.id = p.chunk_id CROSS JOIN segment_state s
 WHERE c.document_id = ANY($1::bigint[]) AND p.chunk_id <= greatest(s.through, s.building)
 ON CONFLICT DO NOTHING
 """
-COUNT_CLICKS_OF_DOCUMENT = "SELECT count(*) FROM click_feedback WHERE document_id = $1"
-DELETE_DOCUMENT = "DELETE FROM documents WHERE id = $1"
+COUNT_CLICKS_OF_DOCUMENTS = """
+SELECT count(*) FROM click_feedback WHERE document_id = ANY($1::bigint[])
+"""
+DELETE_DOCUMENTS = "DELETE FROM documents WHERE id = ANY($1::bigint[])"
 
-_HIT_COLUMNS = "c.id, c.document_id, c.path, d.title, d.source_url, c.heading, c.anchor, c.text"
-
-# FTS5's bm25(): idf = ln((N - n + 0.5) / (n + 0.5)) floored at 1e-6, k1 = 1.2, b = 0.75.
-# Per posting this is weight * tf / (tf + c0 + c1 * dl), with weight = idf * (k1 + 1),
-# c0 = k1 * (1 - b) and c1 = k1 * b / avgdl folded per term: the per-posting arithmetic is
-# what an OR of common terms repeats ~10^5 times. Every constant is float8, because a bare
-# 0.75 is numeric in PostgreSQL, and numeric arithmetic per posting doubled the query time.
-# A path filter needs each posting's chunk, so a filtered query ranks in SQL over `postings`.
-SEARCH_FULLTEXT_PREFIX = f"""
-WITH stats AS (
-    SELECT chunk_count::float8 AS n,
-           greatest(token_count::float8 / nullif(chunk_count, 0), 1e-9) AS avgdl
-    FROM corpus_stats WHERE id = 1
-), query AS (
-    SELECT t.term,
-           greatest(ln((s.n - t.df + 0.5::float8) / (t.df + 0.5::float8)), 1e-6::float8)
-               * {BM25_K1 + 1}::float8 AS weight,
-           {BM25_K1 * (1 - BM25_B)}::float8 AS c0,
-           {BM25_K1 * BM25_B}::float8 / s.avgdl AS c1
-    FROM term_stats t, stats s WHERE t.term = ANY($1::text[])
-), scored AS (
-    SELECT p.chunk_id, sum(q.weight * p.tf / (p.tf + q.c0 + q.c1 * p.dl)) AS score
-    FROM query q JOIN postings p ON p.term = q.term
-    JOIN chunks fc ON fc.id = p.chunk_id AND starts_with(fc.path, $3)
-    GROUP BY p.chunk_id
-    ORDER BY score DESC, p.chunk_id
-    LIMIT $2
-)
-SELECT {_HIT_COLUMNS}, scored.score
-FROM scored JOIN chunks c ON c.id = scored.chunk_id JOIN documents d ON d.id = c.document_id
-ORDER BY scored.score DESC, c.id
+_HIT_COLUMNS = """
+c.id, c.document_id, c.path, d.title, d.source_url, c.heading, c.anchor, c.text, d.metadata::text
 """
 
 # One statement, so one snapshot: per query term its df, its packed segment and its tail
@@ -270,8 +377,8 @@ ORDER BY scored.score DESC, c.id
 TERM_POSTINGS = """
 SELECT t.term, t.df, s.version AS segment_version, sent.chunk_ids, sent.tfs, sent.dls,
        tail.chunk_ids AS tail_chunk_ids, tail.tfs AS tail_tfs, tail.dls AS tail_dls,
-       (SELECT chunk_count FROM corpus_stats WHERE id = 1) AS chunk_count,
-       (SELECT token_count FROM corpus_stats WHERE id = 1) AS token_count,
+       (SELECT chunk_count FROM collection_stats WHERE collection_id = $3) AS chunk_count,
+       (SELECT token_count FROM collection_stats WHERE collection_id = $3) AS token_count,
        ARRAY(SELECT DISTINCT chunk_id FROM segment_tombstones WHERE term = ANY($1::text[]))
            AS deleted
 FROM unnest($1::text[], $2::bigint[]) AS q(term, cached_version)
@@ -300,7 +407,7 @@ COMPACTOR_UNLOCK = "SELECT pg_advisory_unlock(7240213)"
 SEGMENT_BACKLOG = """
 SELECT (SELECT count(*) FROM chunks c WHERE c.id > s.through),
        (SELECT count(DISTINCT chunk_id) FROM segment_tombstones),
-       (SELECT chunk_count FROM corpus_stats WHERE id = 1)
+       (SELECT coalesce(sum(chunk_count), 0) FROM collection_stats)
 FROM segment_state s WHERE s.id = 1
 """
 # Taken alone, the write lock waits out every write in flight; once it is held, every chunk
@@ -355,13 +462,14 @@ SELECT count(*) FROM appended
 CLEAR_TOMBSTONES = "DELETE FROM segment_tombstones WHERE seq <= $1"
 FINISH_BUILD = "UPDATE segment_state SET through = building WHERE id = 1"
 
-# The inner query is a plain ORDER BY distance LIMIT so the vector index serves it;
-# iterative index scans (set per connection) keep a path filter from starving it.
+# The inner query is a plain ORDER BY distance LIMIT over the collection's indexed expression,
+# so its vector index serves it; iterative index scans (set per connection) keep a filter
+# from starving the walk. Exact search orders by the bare column, which no index serves.
 _NEAREST = """
 WITH nearest AS MATERIALIZED (
-    SELECT id, embedding <=> $1 AS distance FROM chunks
-    {filter}
-    ORDER BY embedding <=> $1 LIMIT $2
+    SELECT c.id, {distance} AS distance FROM chunks c
+    WHERE c.collection_id = {collection} AND {where}
+    ORDER BY {distance} LIMIT $2
 )
 """
 _NEAREST_ROWS = f"""
@@ -370,11 +478,16 @@ FROM nearest JOIN chunks c ON c.id = nearest.id JOIN documents d ON d.id = c.doc
 ORDER BY nearest.distance, c.id
 """
 _NEAREST_IDS = "SELECT id, 1 - distance FROM nearest ORDER BY distance, id"
-_PATH_FILTER = "WHERE starts_with(path, $3)"
-SEARCH_VECTOR = _NEAREST.format(filter="") + _NEAREST_ROWS
-SEARCH_VECTOR_PREFIX = _NEAREST.format(filter=_PATH_FILTER) + _NEAREST_ROWS
-RANK_VECTOR = _NEAREST.format(filter="") + _NEAREST_IDS
-RANK_VECTOR_PREFIX = _NEAREST.format(filter=_PATH_FILTER) + _NEAREST_IDS
+
+
+def nearest(
+    collection_id: int, dimension: int, where: str, *, rows: bool, exact: bool = False
+) -> str:
+    """The `limit` ($2) chunks nearest to $1 in a collection, as ids or as hit rows."""
+    distance = "c.embedding <=> $1" if exact else f"c.embedding::vector({int(dimension)}) <=> $1"
+    head = _NEAREST.format(distance=distance, collection=int(collection_id), where=where)
+    return head + (_NEAREST_ROWS if rows else _NEAREST_IDS)
+
 
 DOCUMENT_OF_CHUNK = "SELECT document_id FROM chunks WHERE id = $1"
 INSERT_CLICK = """
@@ -391,20 +504,25 @@ JOIN chunks c ON c.document_id = clicked.document_id
 WHERE c.id = ANY($2::bigint[])
 """
 COUNTS = """
-SELECT (SELECT count(*) FROM documents), (SELECT chunk_count FROM corpus_stats WHERE id = 1),
+SELECT (SELECT count(*) FROM documents),
+       (SELECT coalesce(sum(chunk_count), 0) FROM collection_stats),
        (SELECT count(*) FROM click_feedback)
 """
 INDEX_SCANS = """
 SELECT indexrelname, idx_scan FROM pg_stat_user_indexes
-WHERE indexrelname IN ('chunks_embedding_hnsw', 'chunks_embedding_ivfflat', 'postings_pkey')
+WHERE indexrelname LIKE 'chunks_embedding_%' OR indexrelname = 'postings_pkey'
 """
 
-EXPORT_DOCUMENTS = "SELECT id, path, title, source_url, content_hash FROM documents ORDER BY id"
+EXPORT_DOCUMENTS = """
+SELECT d.id, c.name, d.path, d.title, d.source_url, d.content_hash, d.metadata::text
+FROM documents d JOIN collections c ON c.id = d.collection_id ORDER BY d.id
+"""
 EXPORT_CHUNKS = """
 SELECT heading, anchor, text, embedding FROM chunks WHERE document_id = $1 ORDER BY ordinal
 """
 EXPORT_CLICKS = """
-SELECT f.id, f.query, f.query_key, d.path, c.ordinal, f.position, f.session_id, f.user_id,
+SELECT f.id, f.query, f.query_key, (SELECT name FROM collections WHERE id = d.collection_id),
+       d.path, c.ordinal, f.position, f.session_id, f.user_id,
        f.dwell_time, to_char(f.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')
 FROM click_feedback f
 JOIN documents d ON d.id = f.document_id
@@ -416,11 +534,12 @@ INSERT INTO click_feedback (id, query, query_key, chunk_id, document_id, positio
                             user_id, dwell_time, created_at)
 SELECT u.id, u.query, u.query_key, c.id, d.id, u.position, u.session_id, u.user_id,
        u.dwell_time, u.created_at::timestamp AT TIME ZONE 'UTC'
-FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::int[], $6::int[],
-            $7::text[], $8::text[], $9::float8[], $10::text[])
-     AS u(id, query, query_key, path, ordinal, position, session_id, user_id, dwell_time,
-          created_at)
-JOIN documents d ON d.path = u.path
+FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::int[],
+            $8::text[], $9::text[], $10::float8[], $11::text[])
+     AS u(id, query, query_key, collection, path, ordinal, position, session_id, user_id,
+          dwell_time, created_at)
+JOIN collections k ON k.name = u.collection
+JOIN documents d ON d.collection_id = k.id AND d.path = u.path
 LEFT JOIN chunks c ON c.document_id = d.id AND c.ordinal = u.ordinal
 ON CONFLICT (id) DO NOTHING
 """

@@ -1,0 +1,594 @@
+"""PostgresAdapter: the production backend (asyncpg pool, pgvector, BM25 over postings).
+
+Writes keep BM25's statistics exact under concurrent writers: per-term document frequencies
+and collection totals change in the same transaction as the chunks, with term rows locked in
+sorted order. Readers therefore always score against the statistics of what they can see.
+Schema and vector indexes live in `schema`, the pool in `connections`, full-text ranking
+and compaction in `segments`; this class is the data access.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
+from typing import Any
+
+import asyncpg
+import numpy as np
+from cachetools import TTLCache
+
+from ...config import PostgresConfig
+from ...errors import AlreadyExistsError, NotFoundError, StoreBusyError, StoreUnavailableError
+from ...filters import Filter
+from ...models import (
+    DEFAULT_COLLECTION,
+    Chunk,
+    ClickEvent,
+    Collection,
+    CollectionSpec,
+    DeleteManyResult,
+    DeleteResult,
+    Document,
+    DocumentChunks,
+    DocumentClicks,
+    PoolStats,
+    ScoredId,
+    StoredChunk,
+    StoredClick,
+    StoredDocument,
+    StoreStats,
+    UpsertOutcome,
+    Vector,
+)
+from ...text import chunk_tokens
+from ..base import (
+    SCHEMA_VERSION,
+    check_deletable,
+    check_distinct_paths,
+    metadata_from_json,
+    metadata_json,
+    no_such_collection,
+    ranked_chunks,
+    stored_chunk,
+)
+from . import schema, segments, sql
+from .connections import CONNECT_ERRORS, Connections
+from .filter_sql import compile_filter
+
+log = logging.getLogger(__name__)
+
+# How long a server trusts its copy of a collection's id and dimension. Ids are never
+# reused, so a stale copy can only name a collection that another server deleted: its
+# searches then find nothing, for at most this long.
+COLLECTION_CACHE_SECONDS = 5.0
+
+
+class PostgresAdapter:
+    backend = "postgresql"
+
+    def __init__(self, config: PostgresConfig, *, dimension: int) -> None:
+        self.config = config
+        self.dimension = dimension
+        self._connections = Connections(config)
+        self._compactor: asyncio.Task[None] | None = None
+        self._segment_cache = segments.SegmentCache(config.postings_cache_mb * 2**20)
+        self._collections: TTLCache[str, Collection] = TTLCache(1024, COLLECTION_CACHE_SECONDS)
+
+    async def open(self) -> None:
+        if self._connections.opened:
+            return
+        try:
+            for collection in await schema.init_schema(self._connections, self.dimension):
+                self._collections[collection.name] = collection
+            await self._connections.open()
+        except CONNECT_ERRORS as exc:
+            raise StoreUnavailableError(
+                f"cannot reach PostgreSQL at {self.config.safe_dsn()}: {type(exc).__name__}"
+            ) from exc
+        if self.config.compact_interval > 0:
+            self._compactor = asyncio.create_task(self._compact_periodically())
+
+    async def close(self) -> None:
+        compactor, self._compactor = self._compactor, None
+        if compactor is not None:
+            compactor.cancel()
+            await asyncio.gather(compactor, return_exceptions=True)
+        await self._connections.close()
+
+    # Collections ------------------------------------------------------------------------
+
+    async def _collection(self, name: str) -> Collection:
+        """The collection's id and settings, from a short-lived cache."""
+        cached = self._collections.get(name)
+        if cached is not None:
+            return cached
+        async with self._connections.acquire() as db:
+            row = await db.fetchrow(sql.GET_COLLECTION, name)
+        if row is None:
+            raise no_such_collection(name)
+        collection = schema.collection_from_row(row)
+        self._collections[name] = collection
+        return collection
+
+    async def create_collection(self, spec: CollectionSpec) -> Collection:
+        async with self._connections.acquire() as db, db.transaction():
+            row = await db.fetchrow(
+                sql.INSERT_COLLECTION,
+                spec.name,
+                spec.vectors.value,
+                spec.dimension,
+                spec.description,
+            )
+            if row is None:
+                raise AlreadyExistsError(f"a collection named {spec.name!r} exists")
+            collection = schema.collection_from_row(row)
+            await schema.ensure_vector_index(db, self._connections, collection)
+        self._collections[spec.name] = collection
+        return collection
+
+    async def get_collection(self, name: str) -> Collection:
+        self._collections.pop(name, None)
+        collection = await self._collection(name)
+        async with self._connections.acquire() as db:
+            documents, chunks = await db.fetchrow(sql.COLLECTION_COUNTS, collection.id)
+        return _with_counts(collection, int(documents), int(chunks or 0))
+
+    async def list_collections(self) -> list[Collection]:
+        async with self._connections.acquire() as db:
+            rows = await db.fetch(sql.LIST_COLLECTIONS)
+        return [schema.collection_from_row(row) for row in rows]
+
+    async def delete_collection(self, name: str) -> DeleteManyResult:
+        check_deletable(name)
+        collection = await self._collection(name)
+        async with self._connections.acquire() as db, db.transaction():
+            await db.execute(sql.WRITE_LOCK)
+            ids = [r[0] for r in await db.fetch(sql.DOCUMENT_IDS_OF_COLLECTION, collection.id)]
+            result = await self._remove_documents(db, collection, ids)
+            await db.execute(sql.DELETE_COLLECTION, collection.id)
+            await db.execute(sql.no_vector_index(collection.id))
+        self._collections.pop(name, None)
+        return result
+
+    # Documents --------------------------------------------------------------------------
+
+    async def content_hash(self, path: str, *, collection: str = DEFAULT_COLLECTION) -> str | None:
+        found = await self._collection(collection)
+        async with self._connections.acquire() as db:
+            value = await db.fetchval(sql.GET_HASH, found.id, path)
+        return None if value is None else str(value)
+
+    async def replace_documents(
+        self, documents: Sequence[DocumentChunks], *, collection: str = DEFAULT_COLLECTION
+    ) -> list[UpsertOutcome]:
+        check_distinct_paths(documents)
+        if not documents:
+            return []
+        found = await self._collection(collection)
+        async with self._connections.acquire() as db, db.transaction():
+            await db.execute(sql.WRITE_LOCK)
+            metadata = [item.document for item in documents]
+            rows = await db.fetch(
+                sql.UPSERT_DOCUMENTS,
+                found.id,
+                [d.path for d in metadata],
+                [d.title for d in metadata],
+                [d.source_url for d in metadata],
+                [d.content_hash for d in metadata],
+                [metadata_json(d.metadata) for d in metadata],
+            )
+            stored = {str(r["path"]): (int(r["id"]), bool(r["created"])) for r in rows}
+            # New documents have no chunks to drop: five statements saved on a fresh load.
+            replaced = [id_ for id_, created in stored.values() if not created]
+            df_delta: Counter[str] = Counter()
+            removed = (0, 0)
+            if replaced:
+                df_delta, removed = await self._drop_chunks(db, replaced)
+            document_ids = [stored[item.document.path][0] for item in documents]
+            await self._insert_chunks(db, found.id, document_ids, documents, df_delta)
+            added_chunks = sum(len(item.chunks) for item in documents)
+            added_tokens = sum(len(c.tokens) for item in documents for c in item.chunks)
+            await self._apply_stats(
+                db, found.id, df_delta, added_chunks - removed[0], added_tokens - removed[1]
+            )
+        return [
+            UpsertOutcome.CREATED if stored[item.document.path][1] else UpsertOutcome.REPLACED
+            for item in documents
+        ]
+
+    async def _drop_chunks(
+        self, db: asyncpg.Connection, document_ids: Sequence[int]
+    ) -> tuple[Counter[str], tuple[int, int]]:
+        """Deletes the documents' chunks; returns the df decrements and (chunks, tokens) gone."""
+        df_delta: Counter[str] = Counter()
+        for term, count in await db.fetch(sql.OLD_TERM_COUNTS, document_ids):
+            df_delta[term] -= count
+        chunk_count, token_count = await db.fetchrow(sql.OLD_CHUNK_TOTALS, document_ids)
+        await db.execute(sql.TOMBSTONE_CHUNKS_OF_DOCUMENTS, document_ids)
+        await db.execute(sql.DELETE_POSTINGS_OF_DOCUMENTS, document_ids)
+        await db.execute(sql.DELETE_CHUNKS_OF_DOCUMENTS, document_ids)
+        return df_delta, (int(chunk_count), int(token_count))
+
+    async def _insert_chunks(
+        self,
+        db: asyncpg.Connection,
+        collection_id: int,
+        document_ids: Sequence[int],
+        documents: Sequence[DocumentChunks],
+        df_delta: Counter[str],
+    ) -> None:
+        total = sum(len(item.chunks) for item in documents)
+        if not total:
+            return
+        ids = [r[0] for r in await db.fetch(sql.NEXT_CHUNK_IDS, total)]
+        chunk_rows, postings = _chunk_rows(ids, collection_id, document_ids, documents, df_delta)
+        await db.copy_records_to_table("chunks", columns=sql.CHUNK_COLUMNS, records=chunk_rows)
+        await db.copy_records_to_table("postings", columns=sql.POSTING_COLUMNS, records=postings)
+
+    async def _apply_stats(
+        self,
+        db: asyncpg.Connection,
+        collection_id: int,
+        df_delta: Counter[str],
+        chunks: int,
+        tokens: int,
+    ) -> None:
+        changed = sorted(term for term, delta in df_delta.items() if delta)
+        if changed:
+            await db.execute(sql.APPLY_DF_DELTAS, changed, [df_delta[t] for t in changed])
+            shrunk = [t for t in changed if df_delta[t] < 0]
+            if shrunk:
+                await db.execute(sql.DROP_EMPTY_TERMS, shrunk)
+        await db.execute(sql.APPLY_CORPUS_DELTA, collection_id, chunks, tokens)
+
+    async def _remove_documents(
+        self, db: asyncpg.Connection, collection: Collection, document_ids: Sequence[int]
+    ) -> DeleteManyResult:
+        """Deletes documents with their chunks and clicks, in the caller's transaction."""
+        if not document_ids:
+            return DeleteManyResult(0, 0, 0)
+        clicks = int(await db.fetchval(sql.COUNT_CLICKS_OF_DOCUMENTS, document_ids))
+        df_delta, (chunk_count, token_count) = await self._drop_chunks(db, document_ids)
+        await self._apply_stats(db, collection.id, df_delta, -chunk_count, -token_count)
+        await db.execute(sql.DELETE_DOCUMENTS, document_ids)
+        return DeleteManyResult(len(document_ids), chunk_count, clicks)
+
+    async def delete_document(
+        self, path: str, *, collection: str = DEFAULT_COLLECTION
+    ) -> DeleteResult:
+        found = await self._collection(collection)
+        async with self._connections.acquire() as db, db.transaction():
+            await db.execute(sql.WRITE_LOCK)
+            document_id = await db.fetchval(sql.GET_DOCUMENT_ID, found.id, path)
+            if document_id is None:
+                raise NotFoundError(f"no document with path {path!r} in {collection!r}")
+            result = await self._remove_documents(db, found, [document_id])
+        return DeleteResult(path, result.chunks_deleted, result.clicks_deleted)
+
+    async def delete_documents(
+        self, where: Filter | None, *, collection: str = DEFAULT_COLLECTION
+    ) -> DeleteManyResult:
+        found = await self._collection(collection)
+        condition, params = compile_filter(where, alias="d", first_param=2)
+        async with self._connections.acquire() as db, db.transaction():
+            await db.execute(sql.WRITE_LOCK)
+            rows = await db.fetch(
+                sql.MATCHING_DOCUMENT_IDS.format(where=condition), found.id, *params
+            )
+            return await self._remove_documents(db, found, [r[0] for r in rows])
+
+    async def get_document(
+        self, path: str, *, collection: str = DEFAULT_COLLECTION
+    ) -> StoredDocument:
+        found = await self._collection(collection)
+        async with self._connections.acquire() as db:
+            row = await db.fetchrow(sql.GET_DOCUMENT, found.id, path)
+        if row is None:
+            raise NotFoundError(f"no document with path {path!r} in {collection!r}")
+        return _stored_document(collection, row)
+
+    async def list_documents(
+        self,
+        *,
+        collection: str = DEFAULT_COLLECTION,
+        where: Filter | None = None,
+        after: str = "",
+        limit: int,
+    ) -> list[StoredDocument]:
+        found = await self._collection(collection)
+        condition, params = compile_filter(where, alias="d", first_param=4)
+        query = sql.LIST_DOCUMENTS.format(where=condition)
+        async with self._connections.acquire() as db:
+            rows = await db.fetch(query, found.id, after, limit, *params)
+        return [_stored_document(collection, row) for row in rows]
+
+    # Search -----------------------------------------------------------------------------
+
+    async def search_fulltext(
+        self,
+        terms: Sequence[str],
+        *,
+        limit: int,
+        collection: str = DEFAULT_COLLECTION,
+        where: Filter | None = None,
+    ) -> list[StoredChunk]:
+        ranked = await self.rank_fulltext(terms, limit=limit, collection=collection, where=where)
+        return await self.chunks(ranked)
+
+    async def rank_fulltext(
+        self,
+        terms: Sequence[str],
+        *,
+        limit: int,
+        collection: str = DEFAULT_COLLECTION,
+        where: Filter | None = None,
+    ) -> list[ScoredId]:
+        found = await self._collection(collection)
+        if not terms:
+            return []
+        async with self._connections.acquire() as db:
+            only = None
+            if where is not None:
+                condition, params = compile_filter(where, alias="c", first_param=1)
+                query = sql.MATCHING_CHUNK_IDS.format(collection=found.id, where=condition)
+                only = np.fromiter((r[0] for r in await db.fetch(query, *params)), np.int64)
+            return await segments.rank(
+                db, terms, limit, self._segment_cache, collection_id=found.id, only=only
+            )
+
+    async def chunks(self, ranked: Sequence[ScoredId]) -> list[StoredChunk]:
+        if not ranked:
+            return []
+        async with self._connections.acquire() as db:
+            rows = await db.fetch(sql.CHUNKS_BY_IDS, [i for i, _ in ranked])
+        return ranked_chunks(ranked, rows)
+
+    async def search_vector(
+        self,
+        vector: Vector,
+        *,
+        limit: int,
+        collection: str = DEFAULT_COLLECTION,
+        where: Filter | None = None,
+    ) -> list[StoredChunk]:
+        rows = await self._nearest(vector, limit, collection, where, rows=True)
+        return [stored_chunk(row[:9], float(row[9])) for row in rows]
+
+    async def rank_vector(
+        self,
+        vector: Vector,
+        *,
+        limit: int,
+        collection: str = DEFAULT_COLLECTION,
+        where: Filter | None = None,
+    ) -> list[ScoredId]:
+        rows = await self._nearest(vector, limit, collection, where, rows=False)
+        return [(int(row[0]), float(row[1])) for row in rows]
+
+    async def _nearest(
+        self, vector: Vector, limit: int, collection: str, where: Filter | None, *, rows: bool
+    ) -> list[asyncpg.Record]:
+        """The index walk, with the filter applied as it goes (iterative scans); when a
+        selective filter leaves the walk short of `limit`, an exact search over the chunks
+        the filter admits, which then are few. So `limit` hits come back whenever that many
+        match, and an unfiltered search never pays for the check."""
+        found = await self._collection(collection)
+        condition, params = compile_filter(where, alias="c", first_param=3)
+        walk = sql.nearest(found.id, found.dimension, condition, rows=rows)
+        async with self._connections.acquire() as db:
+            result = await self._walk(db, walk, vector, limit, params)
+            if where is None or len(result) >= limit or self.config.vector_index == "none":
+                return result
+            exact = sql.nearest(found.id, found.dimension, condition, rows=rows, exact=True)
+            exact_rows: list[asyncpg.Record] = await db.fetch(exact, vector, limit, *params)
+            return exact_rows
+
+    async def _walk(
+        self, db: asyncpg.Connection, query: str, vector: Vector, limit: int, params: list[Any]
+    ) -> list[asyncpg.Record]:
+        if limit <= self.config.hnsw_ef_search:
+            rows: list[asyncpg.Record] = await db.fetch(query, vector, limit, *params)
+            return rows
+        # HNSW returns at most ef_search rows per scan: widen it for this query only.
+        async with db.transaction():
+            await db.execute(f"SET LOCAL hnsw.ef_search = {min(int(limit), 1000)}")
+            rows = await db.fetch(query, vector, limit, *params)
+            return rows
+
+    # Compaction -------------------------------------------------------------------------
+
+    async def compact(self) -> segments.Compaction | None:
+        """Packs the postings written since the last compaction (see `segments`); None if
+        another server is compacting the same database."""
+        async with self._connections.own() as db:
+            return await segments.compact(db)
+
+    async def _compact_periodically(self) -> None:
+        previous: segments.Backlog | None = None
+        while True:
+            await asyncio.sleep(self.config.compact_interval)
+            try:
+                async with self._connections.acquire() as db:
+                    backlog = await segments.backlog(db)
+                if backlog.due(previous):
+                    await self.compact()
+                    async with self._connections.acquire() as db:
+                        backlog = await segments.backlog(db)
+                previous = backlog
+            except (StoreUnavailableError, StoreBusyError) as exc:
+                log.warning("postings compaction skipped: %s", exc)
+            except Exception:
+                log.exception("postings compaction failed")
+
+    # Clicks -----------------------------------------------------------------------------
+
+    async def record_click(self, click: ClickEvent, *, query_key: str) -> int:
+        async with self._connections.acquire() as db:
+            document_id = await db.fetchval(sql.DOCUMENT_OF_CHUNK, click.chunk_id)
+            if document_id is None:
+                raise NotFoundError(f"no chunk with id {click.chunk_id}")
+            try:
+                click_id = await db.fetchval(
+                    sql.INSERT_CLICK,
+                    click.query,
+                    query_key,
+                    click.chunk_id,
+                    document_id,
+                    click.position,
+                    click.session_id,
+                    click.user_id,
+                    click.dwell_time,
+                )
+            except asyncpg.ForeignKeyViolationError:
+                raise NotFoundError(f"no chunk with id {click.chunk_id}") from None
+        return int(click_id)
+
+    async def has_clicks(self, query_key: str) -> bool:
+        async with self._connections.acquire() as db:
+            return bool(await db.fetchval(sql.HAS_CLICKS, query_key))
+
+    async def document_clicks(
+        self, query_key: str, chunk_ids: Sequence[int]
+    ) -> dict[int, DocumentClicks]:
+        if not chunk_ids:
+            return {}
+        async with self._connections.acquire() as db:
+            rows = await db.fetch(sql.DOCUMENT_CLICKS, query_key, list(chunk_ids))
+        return {int(r[0]): DocumentClicks(int(r[1]), int(r[2])) for r in rows}
+
+    # Migration and health ---------------------------------------------------------------
+
+    async def export_documents(self) -> AsyncIterator[tuple[str, Document, list[Chunk]]]:
+        async with self._connections.acquire() as db:
+            for row in await db.fetch(sql.EXPORT_DOCUMENTS):
+                document_id, collection, path, title, source_url, digest, metadata = row
+                chunks = [
+                    Chunk(
+                        heading,
+                        anchor,
+                        text,
+                        chunk_tokens(title, heading, text),
+                        embedding.to_numpy().astype(np.float32),
+                    )
+                    for heading, anchor, text, embedding in await db.fetch(
+                        sql.EXPORT_CHUNKS, document_id
+                    )
+                ]
+                document = Document(path, title, source_url, digest, metadata_from_json(metadata))
+                yield str(collection), document, chunks
+
+    async def export_clicks(self) -> AsyncIterator[StoredClick]:
+        async with self._connections.acquire() as db:
+            for row in await db.fetch(sql.EXPORT_CLICKS):
+                yield StoredClick(*row)
+
+    async def import_clicks(self, clicks: Sequence[StoredClick]) -> int:
+        if not clicks:
+            return 0
+        columns = list(
+            zip(
+                *(
+                    (
+                        c.id,
+                        c.query,
+                        c.query_key,
+                        c.collection,
+                        c.document_path,
+                        c.chunk_ordinal,
+                        c.position,
+                        c.session_id,
+                        c.user_id,
+                        c.dwell_time,
+                        c.created_at,
+                    )
+                    for c in clicks
+                ),
+                strict=True,
+            )
+        )
+        async with self._connections.acquire() as db, db.transaction():
+            status = await db.execute(sql.IMPORT_CLICKS, *map(list, columns))
+            await db.fetchval(sql.SYNC_CLICK_SEQUENCE)
+        return int(status.rsplit(" ", 1)[-1])
+
+    async def stats(self) -> StoreStats:
+        async with self._connections.acquire() as db:
+            documents, chunks, clicks = await db.fetchrow(sql.COUNTS)
+            scans = {row[0]: float(row[1]) for row in await db.fetch(sql.INDEX_SCANS)}
+            backlog = await segments.backlog(db)
+        return StoreStats(
+            documents=int(documents),
+            chunks=int(chunks or 0),
+            clicks=int(clicks),
+            schema_version=SCHEMA_VERSION,
+            embedding_dimension=self.dimension,
+            pool=self.pool_stats(),
+            extra=scans,
+            fulltext_backlog=backlog.size,
+            fulltext_cache=self._segment_cache.stats(),
+        )
+
+    def pool_stats(self) -> PoolStats | None:
+        return self._connections.pool_stats()
+
+    async def ping(self) -> None:
+        async with self._connections.acquire() as db:
+            await asyncio.wait_for(db.fetchval("SELECT 1"), timeout=5)
+
+
+def _with_counts(collection: Collection, documents: int, chunks: int) -> Collection:
+    return replace(collection, documents=documents, chunks=chunks)
+
+
+def _stored_document(collection: str, row: asyncpg.Record) -> StoredDocument:
+    path, title, source_url, digest, metadata, chunks, updated_at = row
+    return StoredDocument(
+        collection,
+        path,
+        title,
+        source_url,
+        digest,
+        metadata_from_json(metadata),
+        int(chunks),
+        str(updated_at),
+    )
+
+
+def _chunk_rows(
+    ids: Sequence[int],
+    collection_id: int,
+    document_ids: Sequence[int],
+    documents: Sequence[DocumentChunks],
+    df_delta: Counter[str],
+) -> tuple[list[tuple[Any, ...]], list[tuple[str, int, int, int]]]:
+    """Rows of `chunks` and `postings` for the documents' chunks, which take `ids` in order;
+    counts each chunk's distinct terms (as the collection stores them) into `df_delta`."""
+    chunk_rows: list[tuple[Any, ...]] = []
+    postings: list[tuple[str, int, int, int]] = []
+    next_id = iter(ids)
+    for document_id, item in zip(document_ids, documents, strict=True):
+        path, metadata = item.document.path, metadata_json(item.document.metadata)
+        for ordinal, chunk in enumerate(item.chunks):
+            chunk_id, dl = next(next_id), len(chunk.tokens)
+            chunk_rows.append(
+                (
+                    chunk_id,
+                    document_id,
+                    collection_id,
+                    metadata,
+                    path,
+                    ordinal,
+                    chunk.heading,
+                    chunk.anchor,
+                    chunk.text,
+                    dl,
+                    chunk.embedding,
+                )
+            )
+            frequencies = Counter(segments.term_key(collection_id, t) for t in chunk.tokens)
+            df_delta.update(frequencies.keys())
+            postings.extend((term, chunk_id, tf, dl) for term, tf in frequencies.items())
+    return chunk_rows, postings
