@@ -162,6 +162,7 @@ class Harness:
     search: pb_grpc.SearchServiceStub
     index: pb_grpc.IndexServiceStub
     health: health_pb2_grpc.HealthStub
+    collections: pb_grpc.CollectionServiceStub
     registry: CollectorRegistry
 
     @property
@@ -184,6 +185,7 @@ async def start_harness(
         pb_grpc.SearchServiceStub(channel),
         pb_grpc.IndexServiceStub(channel),
         health_pb2_grpc.HealthStub(channel),
+        pb_grpc.CollectionServiceStub(channel),
         registry,
     )
 

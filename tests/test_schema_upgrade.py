@@ -136,7 +136,8 @@ async def test_the_upgraded_postgresql_default_collection_has_its_own_vector_ind
         connection = await asyncpg.connect(dsn)
         try:
             indexes = await connection.fetch(
-                "SELECT indexname, indexdef FROM pg_indexes WHERE indexname LIKE 'chunks_embedding%'"
+                "SELECT indexname, indexdef FROM pg_indexes "
+                "WHERE indexname LIKE 'chunks_embedding%'"
             )
             column = await connection.fetchval(
                 "SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
