@@ -14,11 +14,13 @@ run: setup
 
 test: setup-dev
 	scripts/install-prometheus.sh
+	.tools/node_modules/.bin/buf lint
 	.venv/bin/ruff check .
 	.venv/bin/mypy docfoundry_grpc client bench
 	.venv/bin/python -m pytest
 
 lint: setup-dev
+	.tools/node_modules/.bin/buf lint
 	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy docfoundry_grpc client bench
 
 eval: setup-dev

@@ -26,7 +26,7 @@ _CHANNEL_OPTIONS = [("grpc.max_send_message_length", 64 * 1024 * 1024)]
 
 def index_requests(
     documents: Sequence[BenchDocument], vectors: F32 | None
-) -> list[pb.IndexDocumentRequest]:
+) -> list[pb.IndexDocumentsRequest]:
     """One request per document; chunks carry their vector when `vectors` is given."""
     requests = []
     row = 0
@@ -41,7 +41,7 @@ def index_requests(
             )
             row += 1
         requests.append(
-            pb.IndexDocumentRequest(
+            pb.IndexDocumentsRequest(
                 document=pb.Document(
                     path=document.path,
                     title=document.title,
@@ -52,11 +52,11 @@ def index_requests(
     return requests
 
 
-async def send_documents(target: str, requests: Sequence[pb.IndexDocumentRequest]) -> float:
+async def send_documents(target: str, requests: Sequence[pb.IndexDocumentsRequest]) -> float:
     """Streams `requests` through one IndexDocuments call; returns the seconds it took.
     Raises if any document was not created (the database must start empty)."""
 
-    async def stream() -> AsyncIterator[pb.IndexDocumentRequest]:
+    async def stream() -> AsyncIterator[pb.IndexDocumentsRequest]:
         for request in requests:
             yield request
 
@@ -65,7 +65,7 @@ async def send_documents(target: str, requests: Sequence[pb.IndexDocumentRequest
         started = time.perf_counter()
         results = [result async for result in stub.IndexDocuments(stream())]
         seconds = time.perf_counter() - started
-    created = sum(r.outcome == pb.IndexDocumentResult.CREATED for r in results)
+    created = sum(r.outcome == pb.IndexDocumentsResponse.OUTCOME_CREATED for r in results)
     if created != len(requests):
         raise RuntimeError(f"{created} of {len(requests)} documents created")
     return seconds

@@ -73,7 +73,7 @@ class LevelOutcome:
 async def _call(method: Any, query: str, k: int, outcome: LevelOutcome, *, timed: bool) -> None:
     started = time.perf_counter()
     try:
-        await method(pb.SearchRequest(q=query, k=k), timeout=REQUEST_TIMEOUT_SECONDS)
+        await method(query, k, timeout=REQUEST_TIMEOUT_SECONDS)
     except grpc.aio.AioRpcError as exc:
         outcome.errors[exc.code().name] += 1
         return
@@ -109,7 +109,12 @@ async def _run_job(job: LevelJob, queries: Sequence[str], connection: Connection
     async with grpc.aio.insecure_channel(job.target) as channel:
         await asyncio.wait_for(channel.channel_ready(), CONNECT_TIMEOUT_SECONDS)
         stub = pb_grpc.SearchServiceStub(channel)  # type: ignore[no-untyped-call]
-        method = getattr(stub, job.rpc)
+        rpc, request = getattr(stub, job.rpc), getattr(pb, f"{job.rpc}Request")
+
+        def method(query: str, k: int, *, timeout: float) -> Any:
+            """The job's RPC with its own request type (FulltextRequest, …)."""
+            return rpc(request(q=query, k=k), timeout=timeout)
+
         await asyncio.gather(
             *(
                 _caller(

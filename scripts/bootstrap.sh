@@ -9,6 +9,10 @@ python="${PYTHON:-python3}"
 pip=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
 if [ "${1:-}" = "dev" ]; then
   "${pip[@]}" -e '.[dev]'
+  # buf lints the .proto files (STANDARD rules); npm installs it into .tools/, once.
+  if [ ! -x .tools/node_modules/.bin/buf ]; then
+    npm install --prefix .tools --no-audit --no-fund --silent "@bufbuild/buf@1.75.0"
+  fi
 else
   "${pip[@]}" -e .
 fi

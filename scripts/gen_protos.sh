@@ -5,4 +5,5 @@ cd "$(dirname "$0")/.."
 out="${1:-.}"
 "${PYTHON:-$(dirname "$0")/../.venv/bin/python}" -m grpc_tools.protoc -Iprotos \
   --python_out="$out" --pyi_out="$out" --grpc_python_out="$out" \
+  --descriptor_set_out="$out/docfoundry/v1/search.binpb" --include_source_info --include_imports \
   protos/docfoundry/v1/search.proto

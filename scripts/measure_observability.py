@@ -47,7 +47,7 @@ async def bare_server(database: DatabaseConfig, embedder: MiniLMEmbedder) -> tup
 
 async def timed(stub: pb_grpc.SearchServiceStub, method: str, q: str) -> float:
     started = time.perf_counter()
-    await getattr(stub, method)(pb.SearchRequest(q=q, k=10))
+    await getattr(stub, method)(getattr(pb, f"{method}Request")(q=q, k=10))
     return (time.perf_counter() - started) * 1000
 
 

@@ -64,5 +64,5 @@ def documents() -> list[pb.Document]:
     return docs
 
 
-def requests(docs: list[pb.Document]) -> list[pb.IndexDocumentRequest]:
-    return [pb.IndexDocumentRequest(document=d) for d in docs]
+def requests(docs: list[pb.Document]) -> list[pb.IndexDocumentsRequest]:
+    return [pb.IndexDocumentsRequest(document=d) for d in docs]

@@ -16,16 +16,16 @@ from docfoundry_grpc.embedding import MiniLMEmbedder
 from .conftest import Harness, start_harness, stop_harness
 from .corpus import documents, requests
 
-OUTCOME = pb.IndexDocumentResult
+OUTCOME = pb.IndexDocumentsResponse
 
 
-async def index(harness: Harness, docs: list[pb.Document]) -> list[pb.IndexDocumentResult]:
+async def index(harness: Harness, docs: list[pb.Document]) -> list[pb.IndexDocumentsResponse]:
     return [r async for r in harness.index.IndexDocuments(requests(docs))]
 
 
 async def indexed(harness: Harness) -> Harness:
     results = await index(harness, documents())
-    assert [r.outcome for r in results] == [OUTCOME.CREATED] * len(results)
+    assert [r.outcome for r in results] == [OUTCOME.OUTCOME_CREATED] * len(results)
     return harness
 
 
@@ -41,17 +41,17 @@ async def expect_status(call: object, code: grpc.StatusCode) -> str:
 async def test_index_is_idempotent_and_replaces(server: Harness) -> None:
     await indexed(server)
     again = await index(server, documents())
-    assert [r.outcome for r in again] == [OUTCOME.UNCHANGED] * len(again)
+    assert [r.outcome for r in again] == [OUTCOME.OUTCOME_UNCHANGED] * len(again)
     health = await server.search.Health(pb.HealthRequest())
     chunks_before = health.chunk_count
     changed = pb.Document(path="notes/cooking.txt", title="Cooking", content="Boil pasta.")
     [result] = await index(server, [changed])
-    assert (result.outcome, result.chunk_count) == (OUTCOME.REPLACED, 1)
+    assert (result.outcome, result.chunk_count) == (OUTCOME.OUTCOME_REPLACED, 1)
     health = await server.search.Health(pb.HealthRequest())
     assert health.chunk_count == chunks_before
     assert health.document_count == len(documents())
-    assert (await server.search.Fulltext(pb.SearchRequest(q="pasta"))).hits
-    assert not (await server.search.Fulltext(pb.SearchRequest(q="bread dough"))).hits
+    assert (await server.search.Fulltext(pb.FulltextRequest(q="pasta"))).hits
+    assert not (await server.search.Fulltext(pb.FulltextRequest(q="bread dough"))).hits
 
 
 async def test_a_path_sent_twice_in_one_stream_ends_as_its_last_version(server: Harness) -> None:
@@ -61,18 +61,22 @@ async def test_a_path_sent_twice_in_one_stream_ends_as_its_last_version(server: 
     other = pb.Document(path="notes/other.txt", title="Other", content="Water the plants.")
     second = pb.Document(path="notes/twice.txt", title="Twice", content="Boil the pasta.")
     results = await index(server, [first, other, second])
-    assert [r.outcome for r in results] == [OUTCOME.CREATED, OUTCOME.CREATED, OUTCOME.REPLACED]
+    assert [r.outcome for r in results] == [
+        OUTCOME.OUTCOME_CREATED,
+        OUTCOME.OUTCOME_CREATED,
+        OUTCOME.OUTCOME_REPLACED,
+    ]
     assert [r.path for r in results] == ["notes/twice.txt", "notes/other.txt", "notes/twice.txt"]
     health = await server.search.Health(pb.HealthRequest())
     assert (health.document_count, health.chunk_count) == (2, 2)
-    [hit] = (await server.search.Fulltext(pb.SearchRequest(q="pasta"))).hits
+    [hit] = (await server.search.Fulltext(pb.FulltextRequest(q="pasta"))).hits
     assert hit.document_path == "notes/twice.txt"
-    assert not (await server.search.Fulltext(pb.SearchRequest(q="dough"))).hits
+    assert not (await server.search.Fulltext(pb.FulltextRequest(q="dough"))).hits
 
 
 async def test_search_modes_return_deep_links(server: Harness) -> None:
     await indexed(server)
-    request = pb.SearchRequest(q="which port does the server use", k=3)
+    request = pb.FulltextRequest(q="which port does the server use", k=3)
     fulltext = await server.search.Fulltext(request)
     assert fulltext.search_type == pb.SEARCH_TYPE_FULLTEXT
     top = fulltext.hits[0]
@@ -83,10 +87,10 @@ async def test_search_modes_return_deep_links(server: Harness) -> None:
     )
     assert top.source_url == "https://docs.example/guides/install.md"
     assert "port" in top.snippet.lower()
-    semantic = await server.search.Semantic(pb.SearchRequest(q="kittens napping", k=2))
+    semantic = await server.search.Semantic(pb.SemanticRequest(q="kittens napping", k=2))
     assert semantic.search_type == pb.SEARCH_TYPE_SEMANTIC
     assert (semantic.hits[0].document_path, semantic.hits[0].anchor) == ("blog/pets.html", "cats")
-    hybrid = await server.search.Hybrid(pb.SearchRequest(q="combine rankings fusion", k=3))
+    hybrid = await server.search.Hybrid(pb.HybridRequest(q="combine rankings fusion", k=3))
     assert hybrid.search_type == pb.SEARCH_TYPE_HYBRID
     assert hybrid.hits[0].anchor == "hybrid-search"
     assert hybrid.hits[0].HasField("fulltext") and hybrid.hits[0].HasField("semantic")
@@ -95,14 +99,14 @@ async def test_search_modes_return_deep_links(server: Harness) -> None:
 async def test_hybrid_is_reciprocal_rank_fusion_of_the_legs(server: Harness) -> None:
     await indexed(server)
     q, rrf_k, window = "how do I configure search on the server", 10, 100
-    fulltext = await server.search.Fulltext(pb.SearchRequest(q=q, k=window))
-    semantic = await server.search.Semantic(pb.SearchRequest(q=q, k=window))
+    fulltext = await server.search.Fulltext(pb.FulltextRequest(q=q, k=window))
+    semantic = await server.search.Semantic(pb.SemanticRequest(q=q, k=window))
     expected: dict[int, float] = {}
     for leg, weight in ((fulltext, 1.0), (semantic, 0.5)):
         for rank, hit in enumerate(leg.hits, start=1):
             expected[hit.chunk_id] = expected.get(hit.chunk_id, 0.0) + weight / (rrf_k + rank)
     hybrid = await server.search.Hybrid(
-        pb.SearchRequest(q=q, k=5, rrf_k=rrf_k, semantic_weight=0.5, fusion=pb.FUSION_RRF)
+        pb.HybridRequest(q=q, k=5, rrf_k=rrf_k, semantic_weight=0.5, fusion=pb.FUSION_RRF)
     )
     assert len(hybrid.hits) == 5
     scores = [h.score for h in hybrid.hits]
@@ -116,15 +120,15 @@ async def test_hybrid_is_reciprocal_rank_fusion_of_the_legs(server: Harness) -> 
 async def test_hybrid_default_is_score_fusion_of_the_legs(server: Harness) -> None:
     await indexed(server)
     q = "how do I configure search on the server"
-    fulltext = await server.search.Fulltext(pb.SearchRequest(q=q, k=100))
-    semantic = await server.search.Semantic(pb.SearchRequest(q=q, k=100))
+    fulltext = await server.search.Fulltext(pb.FulltextRequest(q=q, k=100))
+    semantic = await server.search.Semantic(pb.SemanticRequest(q=q, k=100))
     expected: dict[int, float] = {}
     for leg, weight in ((fulltext, 2.0), (semantic, 1.0)):
         best = leg.hits[0].score
         for hit in leg.hits:
             part = weight * max(hit.score, 0) / best
             expected[hit.chunk_id] = expected.get(hit.chunk_id, 0.0) + part
-    hybrid = await server.search.Hybrid(pb.SearchRequest(q=q, k=4, fulltext_weight=2.0))
+    hybrid = await server.search.Hybrid(pb.HybridRequest(q=q, k=4, fulltext_weight=2.0))
     assert [h.score for h in hybrid.hits] == pytest.approx(
         sorted(expected.values(), reverse=True)[:4]
     )
@@ -152,10 +156,10 @@ async def test_hybrid_default_is_score_fusion_of_the_legs(server: Harness) -> No
 )
 async def test_any_typed_text_is_a_valid_query(server: Harness, q: str) -> None:
     await indexed(server)
-    for method in (server.search.Fulltext, server.search.Semantic, server.search.Hybrid):
-        response = await method(pb.SearchRequest(q=q, k=5))
+    for mode in ("Fulltext", "Semantic", "Hybrid"):
+        response = await getattr(server.search, mode)(getattr(pb, f"{mode}Request")(q=q, k=5))
         assert len(response.hits) <= 5
-    operators = await server.search.Fulltext(pb.SearchRequest(q="port AND NOT server", k=5))
+    operators = await server.search.Fulltext(pb.FulltextRequest(q="port AND NOT server", k=5))
     assert any(h.anchor == "configuration" for h in operators.hits)
 
 
@@ -164,16 +168,16 @@ async def test_filters_min_similarity_and_query_vector(
 ) -> None:
     await indexed(server)
     only_guides = await server.search.Hybrid(
-        pb.SearchRequest(q="errors", k=10, path_prefix="guides/")
+        pb.HybridRequest(q="errors", k=10, path_prefix="guides/")
     )
     assert only_guides.hits
     assert all(h.document_path.startswith("guides/") for h in only_guides.hits)
-    strict = await server.search.Semantic(pb.SearchRequest(q="kittens", k=10, min_similarity=0.3))
+    strict = await server.search.Semantic(pb.SemanticRequest(q="kittens", k=10, min_similarity=0.3))
     assert strict.hits and all(h.score >= 0.3 for h in strict.hits)
-    loose = await server.search.Semantic(pb.SearchRequest(q="kittens", k=10))
+    loose = await server.search.Semantic(pb.SemanticRequest(q="kittens", k=10))
     assert len(loose.hits) > len(strict.hits)
     vector = embedder.embed(["kittens"])[0]
-    by_vector = await server.search.Semantic(pb.SearchRequest(query_vector=vector.tolist(), k=3))
+    by_vector = await server.search.Semantic(pb.SemanticRequest(query_vector=vector.tolist(), k=3))
     assert [h.chunk_id for h in by_vector.hits] == [h.chunk_id for h in loose.hits[:3]]
 
 
@@ -192,8 +196,8 @@ async def test_pre_chunked_documents_with_vectors(
         ],
     )
     [result] = await index(server, [doc])
-    assert (result.outcome, result.chunk_count) == (OUTCOME.CREATED, 2)
-    found = await server.search.Semantic(pb.SearchRequest(query_vector=vector.tolist(), k=1))
+    assert (result.outcome, result.chunk_count) == (OUTCOME.OUTCOME_CREATED, 2)
+    found = await server.search.Semantic(pb.SemanticRequest(query_vector=vector.tolist(), k=1))
     assert found.hits[0].anchor == "lava"
     assert found.hits[0].score == pytest.approx(1.0, abs=1e-5)
 
@@ -202,24 +206,24 @@ async def test_invalid_requests_get_clear_statuses(server: Harness) -> None:
     await indexed(server)
     invalid = grpc.StatusCode.INVALID_ARGUMENT
     search = server.search
-    assert "empty" in await expect_status(search.Fulltext(pb.SearchRequest(q="  ")), invalid)
-    await expect_status(search.Semantic(pb.SearchRequest(q="")), invalid)
-    await expect_status(search.Hybrid(pb.SearchRequest(q="x" * 5000)), invalid)
-    await expect_status(search.Fulltext(pb.SearchRequest(q="port", k=-1)), invalid)
-    await expect_status(search.Fulltext(pb.SearchRequest(q="port", k=100000)), invalid)
+    assert "empty" in await expect_status(search.Fulltext(pb.FulltextRequest(q="  ")), invalid)
+    await expect_status(search.Semantic(pb.SemanticRequest(q="")), invalid)
+    await expect_status(search.Hybrid(pb.HybridRequest(q="x" * 5000)), invalid)
+    await expect_status(search.Fulltext(pb.FulltextRequest(q="port", k=-1)), invalid)
+    await expect_status(search.Fulltext(pb.FulltextRequest(q="port", k=100000)), invalid)
     details = await expect_status(
-        search.Semantic(pb.SearchRequest(q="port", query_vector=[0.1] * 3)), invalid
+        search.Semantic(pb.SemanticRequest(q="port", query_vector=[0.1] * 3)), invalid
     )
     assert "384" in details
-    await expect_status(search.Semantic(pb.SearchRequest(query_vector=[math.nan] * 384)), invalid)
+    await expect_status(search.Semantic(pb.SemanticRequest(query_vector=[math.nan] * 384)), invalid)
     await expect_status(
-        search.Hybrid(pb.SearchRequest(q="port", query_vector=[math.inf] * 384)), invalid
+        search.Hybrid(pb.HybridRequest(q="port", query_vector=[math.inf] * 384)), invalid
     )
-    await expect_status(search.Hybrid(pb.SearchRequest(q="port", rrf_k=-5)), invalid)
-    await expect_status(search.Semantic(pb.SearchRequest(q="a", min_similarity=2)), invalid)
+    await expect_status(search.Hybrid(pb.HybridRequest(q="port", rrf_k=-5)), invalid)
+    await expect_status(search.Semantic(pb.SemanticRequest(q="a", min_similarity=2)), invalid)
     both = pb.Document(path="x.md", content="a", chunks=[pb.ChunkInput(text="b")])
     rejected = await index(server, [both, pb.Document(path="", content="a")])
-    assert [r.outcome for r in rejected] == [OUTCOME.REJECTED] * 2
+    assert [r.outcome for r in rejected] == [OUTCOME.OUTCOME_REJECTED] * 2
     assert [r.error.field for r in rejected] == ["document.content", "document.path"]
     assert all(r.error.code == invalid.value[0] for r in rejected)
     not_found = grpc.StatusCode.NOT_FOUND
@@ -237,7 +241,7 @@ async def test_invalid_requests_get_clear_statuses(server: Harness) -> None:
 async def test_clicks_lift_results_and_delete_removes_them(server: Harness) -> None:
     await indexed(server)
     q = "search"
-    before = await server.search.Hybrid(pb.SearchRequest(q=q, k=5))
+    before = await server.search.Hybrid(pb.HybridRequest(q=q, k=5))
     target = before.hits[-1]
     for position in range(3):
         await server.search.RecordClick(
@@ -245,20 +249,20 @@ async def test_clicks_lift_results_and_delete_removes_them(server: Harness) -> N
                 query=q, chunk_id=target.chunk_id, position=5, session_id=f"s{position}"
             )
         )
-    after = await server.search.Hybrid(pb.SearchRequest(q=q, k=5))
+    after = await server.search.Hybrid(pb.HybridRequest(q=q, k=5))
     ranks = [h.chunk_id for h in after.hits]
     assert target.chunk_id in ranks and ranks.index(target.chunk_id) < 4
     deleted = await server.index.DeleteDocument(pb.DeleteDocumentRequest(path=target.document_path))
     assert deleted.clicks_deleted == 3 and deleted.chunks_deleted >= 1
     health = await server.search.Health(pb.HealthRequest())
     assert health.click_count == 0
-    gone = await server.search.Hybrid(pb.SearchRequest(q=q, k=10))
+    gone = await server.search.Hybrid(pb.HybridRequest(q=q, k=10))
     assert all(h.document_path != target.document_path for h in gone.hits)
 
 
 async def test_clicks_survive_restart(database: DatabaseConfig, embedder: MiniLMEmbedder) -> None:
     first = await indexed(await start_harness(database, embedder))
-    hit = (await first.search.Fulltext(pb.SearchRequest(q="purr", k=1))).hits[0]
+    hit = (await first.search.Fulltext(pb.FulltextRequest(q="purr", k=1))).hits[0]
     click = await first.search.RecordClick(
         pb.RecordClickRequest(
             query="purr",
@@ -276,7 +280,7 @@ async def test_clicks_survive_restart(database: DatabaseConfig, embedder: MiniLM
         health = await second.search.Health(pb.HealthRequest())
         assert (health.click_count, health.document_count) == (1, len(documents()))
         again = await index(second, documents())
-        assert {r.outcome for r in again} == {OUTCOME.UNCHANGED}
+        assert {r.outcome for r in again} == {OUTCOME.OUTCOME_UNCHANGED}
     finally:
         await stop_harness(second)
 
@@ -284,7 +288,7 @@ async def test_clicks_survive_restart(database: DatabaseConfig, embedder: MiniLM
 async def test_health_reports_detail_and_standard_health(server: Harness) -> None:
     await indexed(server)
     health = await server.search.Health(pb.HealthRequest())
-    assert health.status == pb.HealthResponse.SERVING
+    assert health.status == pb.HealthResponse.STATUS_SERVING
     assert health.database_type == server.app.store.backend
     assert health.schema_version == 2
     assert (health.embedding_model, health.embedding_dimension) == (

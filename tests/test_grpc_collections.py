@@ -28,10 +28,10 @@ def text(value: str) -> pb.MetadataValue:
 
 async def index_into(
     harness: Harness, collection: str, docs: list[pb.Document]
-) -> list[pb.IndexDocumentResult]:
+) -> list[pb.IndexDocumentsResponse]:
     async def stream():  # type: ignore[no-untyped-def]
         for doc in docs:
-            yield pb.IndexDocumentRequest(document=doc, collection=collection)
+            yield pb.IndexDocumentsRequest(document=doc, collection=collection)
 
     return [r async for r in harness.index.IndexDocuments(stream())]
 
@@ -49,10 +49,11 @@ def numbered(n: int) -> pb.Document:
 
 async def test_following_page_tokens_gives_each_result_once_in_order(server: Harness) -> None:
     await index(server, [numbered(n) for n in range(23)])
-    for call in (server.search.Fulltext, server.search.Semantic, server.search.Hybrid):
-        whole = await call(pb.SearchRequest(q="note about ports", k=23))
+    for mode in ("Fulltext", "Semantic", "Hybrid"):
+        call, request_type = getattr(server.search, mode), getattr(pb, f"{mode}Request")
+        whole = await call(request_type(q="note about ports", k=23))
         paged: list[int] = []
-        request = pb.SearchRequest(q="note about ports", k=5)
+        request = request_type(q="note about ports", k=5)
         while True:
             page = await call(request)
             paged += [h.chunk_id for h in page.hits]
@@ -65,34 +66,34 @@ async def test_following_page_tokens_gives_each_result_once_in_order(server: Har
 
 async def test_page_tokens_are_bound_to_their_query(server: Harness) -> None:
     await index(server, [numbered(n) for n in range(12)])
-    first = await server.search.Fulltext(pb.SearchRequest(q="ports", k=3))
+    first = await server.search.Fulltext(pb.FulltextRequest(q="ports", k=3))
     token = first.next_page_token
     assert token
     await expect_status(
-        server.search.Fulltext(pb.SearchRequest(q="servers", k=3, page_token=token)), INVALID
+        server.search.Fulltext(pb.FulltextRequest(q="servers", k=3, page_token=token)), INVALID
     )
     await expect_status(
-        server.search.Hybrid(pb.SearchRequest(q="ports", k=3, page_token=token)), INVALID
+        server.search.Hybrid(pb.HybridRequest(q="ports", k=3, page_token=token)), INVALID
     )
     other = pb.Filter(path_prefix="notes/0")
     await expect_status(
-        server.search.Fulltext(pb.SearchRequest(q="ports", k=3, filter=other, page_token=token)),
+        server.search.Fulltext(pb.FulltextRequest(q="ports", k=3, filter=other, page_token=token)),
         INVALID,
     )
     raw = bytearray(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
     raw[3] = ord("9") if raw[3] != ord("9") else ord("8")  # the offset's digit
     tampered = base64.urlsafe_b64encode(bytes(raw)).decode().rstrip("=")
     details = await expect_status(
-        server.search.Fulltext(pb.SearchRequest(q="ports", k=3, page_token=tampered)), INVALID
+        server.search.Fulltext(pb.FulltextRequest(q="ports", k=3, page_token=tampered)), INVALID
     )
     assert "page_token" in details
     await expect_status(
-        server.search.Fulltext(pb.SearchRequest(q="ports", k=3, page_token="%%")), INVALID
+        server.search.Fulltext(pb.FulltextRequest(q="ports", k=3, page_token="%%")), INVALID
     )
     await server.collections.CreateCollection(pb.CreateCollectionRequest(name="elsewhere"))
     await expect_status(
         server.search.Fulltext(
-            pb.SearchRequest(q="ports", k=3, collection="elsewhere", page_token=token)
+            pb.FulltextRequest(q="ports", k=3, collection="elsewhere", page_token=token)
         ),
         INVALID,
     )
@@ -119,15 +120,16 @@ async def test_list_documents_pages_and_filters(server: Harness) -> None:
     deleted = await server.index.DeleteDocuments(pb.DeleteDocumentsRequest(filter=odd))
     assert deleted.documents_deleted == 3
     await expect_status(server.index.DeleteDocuments(pb.DeleteDocumentsRequest()), INVALID)
-    hits = await server.search.Hybrid(pb.SearchRequest(q="note", k=10))
+    hits = await server.search.Hybrid(pb.HybridRequest(q="note", k=10))
     assert {h.metadata["parity"].string_value for h in hits.hits} == {"even"}
 
 
 async def test_a_filtered_search_returns_k_hits_whenever_k_match(server: Harness) -> None:
     await index(server, [numbered(n) for n in range(30)])
     band = pb.Filter(range=pb.FieldRange(field="n", gte=10, lt=14))
-    for call in (server.search.Fulltext, server.search.Semantic, server.search.Hybrid):
-        found = await call(pb.SearchRequest(q="note about ports", k=4, filter=band))
+    for mode in ("Fulltext", "Semantic", "Hybrid"):
+        request = getattr(pb, f"{mode}Request")(q="note about ports", k=4, filter=band)
+        found = await getattr(server.search, mode)(request)
         assert sorted(h.metadata["n"].number_value for h in found.hits) == [10, 11, 12, 13]
     notes = pb.Filter(
         all=pb.FilterList(
@@ -139,7 +141,7 @@ async def test_a_filtered_search_returns_k_hits_whenever_k_match(server: Harness
             ]
         )
     )
-    found = await server.search.Semantic(pb.SearchRequest(q="servers", k=15, filter=notes))
+    found = await server.search.Semantic(pb.SemanticRequest(q="servers", k=15, filter=notes))
     assert len(found.hits) == 15
     assert {h.metadata["parity"].string_value for h in found.hits} == {"even"}
 
@@ -157,9 +159,9 @@ async def test_one_bad_document_does_not_abort_its_stream(server: Harness) -> No
     ]
     results = await index(server, [good[0], *bad, good[1]])
     assert [r.outcome for r in results] == [
-        OUTCOME.CREATED,
-        *[OUTCOME.REJECTED] * len(bad),
-        OUTCOME.CREATED,
+        OUTCOME.OUTCOME_CREATED,
+        *[OUTCOME.OUTCOME_REJECTED] * len(bad),
+        OUTCOME.OUTCOME_CREATED,
     ]
     fields = [r.error.field for r in results[1:-1]]
     assert fields == [
@@ -193,26 +195,26 @@ async def test_one_server_serves_a_model_and_a_1536_dimension_collection(
         for n in range(12)
     ]
     results = await index_into(server, "openai", docs)
-    assert {r.outcome for r in results} == {OUTCOME.CREATED}
+    assert {r.outcome for r in results} == {OUTCOME.OUTCOME_CREATED}
 
     mine = await server.search.Semantic(
-        pb.SearchRequest(collection="openai", query_vector=unit(7, 1536), k=3)
+        pb.SemanticRequest(collection="openai", query_vector=unit(7, 1536), k=3)
     )
     assert mine.hits[0].document_path == "v/7.md"
     assert mine.hits[0].score == pytest.approx(1.0, abs=1e-5)
     hybrid = await server.search.Hybrid(
-        pb.SearchRequest(collection="openai", q="vector document", query_vector=unit(3, 1536))
+        pb.HybridRequest(collection="openai", q="vector document", query_vector=unit(3, 1536))
     )
     assert hybrid.hits[0].document_path == "v/3.md"
-    default = await server.search.Semantic(pb.SearchRequest(q="how do I change the port", k=3))
+    default = await server.search.Semantic(pb.SemanticRequest(q="how do I change the port", k=3))
     assert default.hits[0].document_path == "guides/install.md"
     assert not {h.document_path for h in default.hits} & {d.path for d in docs}
     details = await expect_status(
-        server.search.Semantic(pb.SearchRequest(collection="openai", q="vector")), INVALID
+        server.search.Semantic(pb.SemanticRequest(collection="openai", q="vector")), INVALID
     )
     assert "query_vector" in details
     wrong = await index_into(server, "openai", [pb.Document(path="w.md", content="text only")])
-    assert wrong[0].outcome == OUTCOME.REJECTED
+    assert wrong[0].outcome == OUTCOME.OUTCOME_REJECTED
     listed = await server.collections.ListCollections(pb.ListCollectionsRequest())
     assert [(c.name, c.document_count) for c in listed.collections] == [
         ("default", 5),
@@ -248,14 +250,14 @@ async def test_collection_calls_answer_with_clear_statuses(server: Harness) -> N
     )
     await expect_status(calls.DeleteCollection(pb.DeleteCollectionRequest(name="default")), INVALID)
     await expect_status(
-        server.search.Fulltext(pb.SearchRequest(q="x", collection="nope")),
+        server.search.Fulltext(pb.FulltextRequest(q="x", collection="nope")),
         grpc.StatusCode.NOT_FOUND,
     )
     await index_into(server, "team-a", [numbered(1)])
     gone = await calls.DeleteCollection(pb.DeleteCollectionRequest(name="team-a"))
     assert (gone.documents_deleted, gone.chunks_deleted) == (1, 1)
     empty = pb.Filter(equals=pb.FieldEquals(field="x"))
-    await expect_status(server.search.Fulltext(pb.SearchRequest(q="x", filter=empty)), INVALID)
+    await expect_status(server.search.Fulltext(pb.FulltextRequest(q="x", filter=empty)), INVALID)
     await expect_status(
-        server.search.Fulltext(pb.SearchRequest(q="x", filter=pb.Filter())), INVALID
+        server.search.Fulltext(pb.FulltextRequest(q="x", filter=pb.Filter())), INVALID
     )

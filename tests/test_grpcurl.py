@@ -43,10 +43,18 @@ async def test_list_and_describe_through_reflection(server: Harness) -> None:
         "docfoundry.v1.SearchService",
         "docfoundry.v1.IndexService",
         "grpc.health.v1.Health",
+        "docfoundry.v1.CollectionService",
         "grpc.reflection.v1alpha.ServerReflection",
+        "grpc.reflection.v1.ServerReflection",
     } <= set(services)
     described = await grpcurl(server.target, "describe", "docfoundry.v1.SearchService")
-    assert "rpc Hybrid ( .docfoundry.v1.SearchRequest )" in described
+    assert "rpc Hybrid ( .docfoundry.v1.HybridRequest )" in described
+    # The .proto's comments reach reflection clients.
+    assert "// Fusion of the full-text and semantic legs" in described
+    field = await grpcurl(server.target, "describe", "docfoundry.v1.Filter.negate")
+    assert "The condition does not hold" in field
+    health = await grpcurl(server.target, "describe", "grpc.health.v1.Health")
+    assert "rpc Check" in health
 
 
 async def test_hybrid_search_and_health_check(server: Harness) -> None:

@@ -16,7 +16,7 @@ from docfoundry_grpc.service.interceptors import ServiceInterceptor
 
 
 class BrokenServicer(pb_grpc.SearchServiceServicer):
-    async def Fulltext(self, request: pb.SearchRequest, context: Any) -> pb.SearchResponse:
+    async def Fulltext(self, request: pb.FulltextRequest, context: Any) -> pb.FulltextResponse:
         raise RuntimeError("connection to db failed: password=hunter2")
 
 
@@ -33,7 +33,7 @@ async def test_unknown_errors_become_internal_without_details(
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             with pytest.raises(grpc.aio.AioRpcError) as info:
-                await pb_grpc.SearchServiceStub(channel).Fulltext(pb.SearchRequest(q="x"))
+                await pb_grpc.SearchServiceStub(channel).Fulltext(pb.FulltextRequest(q="x"))
     finally:
         await server.stop(None)
     assert info.value.code() == grpc.StatusCode.INTERNAL

@@ -37,7 +37,7 @@ def test_json_formatter_writes_one_object_with_extras() -> None:
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 async def test_one_info_line_per_rpc(server: Harness, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="docfoundry_grpc.rpc")
-    await server.search.Fulltext(pb.SearchRequest(q="port"))
+    await server.search.Fulltext(pb.FulltextRequest(q="port"))
     [record] = [r for r in caplog.records if r.name == "docfoundry_grpc.rpc"]
     assert (record.levelno, record.rpc_method, record.grpc_code) == (  # type: ignore[attr-defined]
         logging.INFO,
@@ -61,7 +61,7 @@ async def test_sql_logging_without_values_or_password(
         )
         harness = await indexed(await start_harness(database, embedder))
         try:
-            await harness.search.Fulltext(pb.SearchRequest(q="zebracorn"))
+            await harness.search.Fulltext(pb.FulltextRequest(q="zebracorn"))
         finally:
             await stop_harness(harness)
     statements = [r.getMessage() for r in caplog.records if r.name == "docfoundry_grpc.sql"]

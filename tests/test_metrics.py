@@ -35,9 +35,9 @@ async def scraped(harness: Harness, name: str, **labels: str) -> float | None:
 async def test_rpc_counts_codes_and_latency(server: Harness) -> None:
     await indexed(server)
     for _ in range(7):
-        await server.search.Fulltext(pb.SearchRequest(q="port"))
+        await server.search.Fulltext(pb.FulltextRequest(q="port"))
     await expect_status(
-        server.search.Fulltext(pb.SearchRequest(q="")), grpc.StatusCode.INVALID_ARGUMENT
+        server.search.Fulltext(pb.FulltextRequest(q="")), grpc.StatusCode.INVALID_ARGUMENT
     )
     await expect_status(
         server.search.RecordClick(pb.RecordClickRequest(chunk_id=99999)), grpc.StatusCode.NOT_FOUND
@@ -56,7 +56,7 @@ async def test_search_storage_and_embedding_metrics(server: Harness) -> None:
     await indexed(server)
     backend = server.app.store.backend
     for _ in range(3):
-        await server.search.Hybrid(pb.SearchRequest(q="rank fusion"))
+        await server.search.Hybrid(pb.HybridRequest(q="rank fusion"))
     assert (
         sample(server, "docfoundry_search_duration_seconds_count", mode="hybrid", backend=backend)
         == 3
@@ -74,11 +74,11 @@ async def test_search_storage_and_embedding_metrics(server: Harness) -> None:
     # Nobody clicked for this query, so no Hybrid looked the candidates' clicks up.
     storage_count = "docfoundry_storage_operation_duration_seconds_count"
     assert sample(server, storage_count, operation="document_clicks", backend=backend) == 0
-    [hit, *_] = (await server.search.Hybrid(pb.SearchRequest(q="rank fusion"))).hits
+    [hit, *_] = (await server.search.Hybrid(pb.HybridRequest(q="rank fusion"))).hits
     await server.search.RecordClick(
         pb.RecordClickRequest(query="rank fusion", chunk_id=hit.chunk_id, position=1)
     )
-    await server.search.Hybrid(pb.SearchRequest(q="rank fusion"))
+    await server.search.Hybrid(pb.HybridRequest(q="rank fusion"))
     assert sample(server, storage_count, operation="document_clicks", backend=backend) == 1
     assert (
         sample(
@@ -109,7 +109,7 @@ async def test_index_gauges_at_scrape_time(server: Harness) -> None:
     assert await scraped(server, "docfoundry_index_documents", backend=backend) == 5
     chunks = await scraped(server, "docfoundry_index_chunks", backend=backend)
     assert chunks is not None and chunks >= 5
-    hit = (await server.search.Fulltext(pb.SearchRequest(q="purr"))).hits[0]
+    hit = (await server.search.Fulltext(pb.FulltextRequest(q="purr"))).hits[0]
     await server.search.RecordClick(pb.RecordClickRequest(query="purr", chunk_id=hit.chunk_id))
     assert await scraped(server, "docfoundry_click_events", backend=backend) == 1
     backlog = await scraped(server, "docfoundry_fulltext_backlog_chunks", backend=backend)
@@ -135,7 +135,7 @@ async def test_fulltext_cache_counts_fetched_and_reused_segments(server: Harness
     await indexed(server)
     assert await server.app.store.inner.compact() is not None  # type: ignore[attr-defined]
     for _ in range(2):
-        await server.search.Fulltext(pb.SearchRequest(q="purr"))  # one term, one segment
+        await server.search.Fulltext(pb.FulltextRequest(q="purr"))  # one term, one segment
     lookups = "docfoundry_fulltext_cache_lookups_total"
     assert await scraped(server, lookups, backend="postgresql", result="miss") == 1
     assert await scraped(server, lookups, backend="postgresql", result="hit") == 1
@@ -165,7 +165,7 @@ async def check_pool_gauges(server: Harness, vector: list[float]) -> None:
     assert before == 1
     await asyncio.gather(
         *(
-            server.search.Hybrid(pb.SearchRequest(q=f"port {i}", query_vector=vector))
+            server.search.Hybrid(pb.HybridRequest(q=f"port {i}", query_vector=vector))
             for i in range(30)
         )
     )

@@ -25,7 +25,8 @@ async def answers(harness: object) -> dict[str, list[tuple[str, str]]]:
     result = {}
     for q in QUERIES:
         for mode in ("Fulltext", "Semantic", "Hybrid"):
-            response = await getattr(harness.search, mode)(pb.SearchRequest(q=q, k=5))  # type: ignore[attr-defined]
+            request = getattr(pb, f"{mode}Request")(q=q, k=5)
+            response = await getattr(harness.search, mode)(request)  # type: ignore[attr-defined]
             result[f"{mode}:{q}"] = [(h.document_path, h.anchor) for h in response.hits]
     return result
 
@@ -35,7 +36,7 @@ async def test_migrate_sqlite_to_postgres(
 ) -> None:
     sqlite = DatabaseConfig(type="sqlite", sqlite_path=tmp_path / "source.db")
     source = await indexed(await start_harness(sqlite, embedder))
-    hit = (await source.search.Fulltext(pb.SearchRequest(q="purr", k=1))).hits[0]
+    hit = (await source.search.Fulltext(pb.FulltextRequest(q="purr", k=1))).hits[0]
     for session in ("a", "b"):
         await source.search.RecordClick(
             pb.RecordClickRequest(

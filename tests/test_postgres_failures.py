@@ -58,14 +58,14 @@ async def test_starts_without_database_and_recovers_when_it_comes(
     try:
         assert not (await health_is(harness, SERVING)())
         await expect_status(
-            harness.search.Fulltext(pb.SearchRequest(q="port")), grpc.StatusCode.UNAVAILABLE
+            harness.search.Fulltext(pb.FulltextRequest(q="port")), grpc.StatusCode.UNAVAILABLE
         )
         detail = await harness.search.Health(pb.HealthRequest())
-        assert detail.status == pb.HealthResponse.NOT_SERVING and detail.detail
+        assert detail.status == pb.HealthResponse.STATUS_NOT_SERVING and detail.detail
         own_postgres.start()
         await eventually(health_is(harness, SERVING))
         await indexed(harness)
-        assert (await harness.search.Fulltext(pb.SearchRequest(q="port"))).hits
+        assert (await harness.search.Fulltext(pb.FulltextRequest(q="port"))).hits
     finally:
         await stop_harness(harness)
 
@@ -79,11 +79,11 @@ async def test_recovers_after_database_restart(
         await asyncio.to_thread(own_postgres.stop)
         await eventually(health_is(harness, NOT_SERVING))
         await expect_status(
-            harness.search.Hybrid(pb.SearchRequest(q="port")), grpc.StatusCode.UNAVAILABLE
+            harness.search.Hybrid(pb.HybridRequest(q="port")), grpc.StatusCode.UNAVAILABLE
         )
         await asyncio.to_thread(own_postgres.start)
         await eventually(health_is(harness, SERVING))
-        response = await harness.search.Hybrid(pb.SearchRequest(q="which port", k=3))
+        response = await harness.search.Hybrid(pb.HybridRequest(q="which port", k=3))
         assert response.hits[0].document_path == "guides/install.md"
     finally:
         await stop_harness(harness)
@@ -105,11 +105,11 @@ async def test_exhausted_pool_answers_resource_exhausted(
         held = await pool.acquire()
         started = time.monotonic()
         await expect_status(
-            harness.search.Fulltext(pb.SearchRequest(q="port")),
+            harness.search.Fulltext(pb.FulltextRequest(q="port")),
             grpc.StatusCode.RESOURCE_EXHAUSTED,
         )
         assert time.monotonic() - started < 5
         await pool.release(held)
-        assert (await harness.search.Fulltext(pb.SearchRequest(q="port"))).hits
+        assert (await harness.search.Fulltext(pb.FulltextRequest(q="port"))).hits
     finally:
         await stop_harness(harness)

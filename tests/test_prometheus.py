@@ -57,7 +57,7 @@ async def test_prometheus_scrapes_requests_and_latency(
 ) -> None:
     await indexed(server)
     for i in range(HYBRID_CALLS):
-        await server.search.Hybrid(pb.SearchRequest(q=f"which port {i}"))
+        await server.search.Hybrid(pb.HybridRequest(q=f"which port {i}"))
     config = tmp_path / "prometheus.yml"
     config.write_text(
         "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"

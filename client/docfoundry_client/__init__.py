@@ -4,7 +4,12 @@ from .client import DocFoundryClient
 from .files import ChunkSpec, DocumentSpec, count_files, iter_documents
 from .models import (
     DEFAULT_TARGET,
+    CollectionInfo,
+    DeletedCount,
     DeleteOutcome,
+    DocumentInfo,
+    DocumentPage,
+    FilterLike,
     HealthInfo,
     IndexOutcome,
     LegScore,
@@ -19,7 +24,12 @@ from .sync import SyncDocFoundryClient
 __all__ = [
     "DEFAULT_TARGET",
     "ChunkSpec",
+    "CollectionInfo",
     "DeleteOutcome",
+    "DeletedCount",
+    "DocumentInfo",
+    "DocumentPage",
+    "FilterLike",
     "DocFoundryClient",
     "DocumentSpec",
     "HealthInfo",

@@ -20,8 +20,13 @@ from google.protobuf.message import Message
 from docfoundry.v1 import search_pb2 as pb
 
 from .convert import (
+    SearchResponse,
     _method_path,
+    collection_from_pb,
+    deleted_from_pb,
+    document_info_from_pb,
     document_to_pb,
+    filter_to_pb,
     health_from_pb,
     index_outcome_from_pb,
     search_request,
@@ -29,18 +34,27 @@ from .convert import (
 )
 from .models import (
     DEFAULT_TARGET,
+    CollectionInfo,
+    DeletedCount,
     DeleteOutcome,
+    DocumentInfo,
     DocumentLike,
+    DocumentPage,
+    FilterLike,
     HealthInfo,
     IndexOutcome,
     SearchMode,
     SearchOptions,
     SearchResult,
+    VectorSource,
 )
 
 _T = TypeVar("_T")
 _Req = TypeVar("_Req", bound=Message)
 _Resp = TypeVar("_Resp", bound=Message)
+
+
+Unary = grpc.aio.UnaryUnaryMultiCallable
 
 
 @dataclass(frozen=True)
@@ -51,48 +65,78 @@ class _Rpcs:
     here keeps request and response types checked without a second copy of the paths.
     """
 
-    fulltext: grpc.aio.UnaryUnaryMultiCallable[pb.SearchRequest, pb.SearchResponse]
-    semantic: grpc.aio.UnaryUnaryMultiCallable[pb.SearchRequest, pb.SearchResponse]
-    hybrid: grpc.aio.UnaryUnaryMultiCallable[pb.SearchRequest, pb.SearchResponse]
-    record_click: grpc.aio.UnaryUnaryMultiCallable[pb.RecordClickRequest, pb.RecordClickResponse]
-    health: grpc.aio.UnaryUnaryMultiCallable[pb.HealthRequest, pb.HealthResponse]
+    fulltext: Unary[pb.FulltextRequest, pb.FulltextResponse]
+    semantic: Unary[pb.SemanticRequest, pb.SemanticResponse]
+    hybrid: Unary[pb.HybridRequest, pb.HybridResponse]
+    record_click: Unary[pb.RecordClickRequest, pb.RecordClickResponse]
+    health: Unary[pb.HealthRequest, pb.HealthResponse]
     index_documents: grpc.aio.StreamStreamMultiCallable[
-        pb.IndexDocumentRequest, pb.IndexDocumentResult
+        pb.IndexDocumentsRequest, pb.IndexDocumentsResponse
     ]
-    delete_document: grpc.aio.UnaryUnaryMultiCallable[
-        pb.DeleteDocumentRequest, pb.DeleteDocumentResponse
-    ]
+    delete_document: Unary[pb.DeleteDocumentRequest, pb.DeleteDocumentResponse]
+    delete_documents: Unary[pb.DeleteDocumentsRequest, pb.DeleteDocumentsResponse]
+    get_document: Unary[pb.GetDocumentRequest, pb.GetDocumentResponse]
+    list_documents: Unary[pb.ListDocumentsRequest, pb.ListDocumentsResponse]
+    create_collection: Unary[pb.CreateCollectionRequest, pb.CreateCollectionResponse]
+    get_collection: Unary[pb.GetCollectionRequest, pb.GetCollectionResponse]
+    list_collections: Unary[pb.ListCollectionsRequest, pb.ListCollectionsResponse]
+    delete_collection: Unary[pb.DeleteCollectionRequest, pb.DeleteCollectionResponse]
 
     @classmethod
     def bind(cls, channel: grpc.aio.Channel) -> _Rpcs:
         def unary(
             service: str, method: str, request: type[_Req], response: type[_Resp]
-        ) -> grpc.aio.UnaryUnaryMultiCallable[_Req, _Resp]:
+        ) -> Unary[_Req, _Resp]:
             return channel.unary_unary(
                 _method_path(service, method),
                 request_serializer=request.SerializeToString,
                 response_deserializer=response.FromString,
             )
 
-        search = "SearchService"
+        search, index, collections = "SearchService", "IndexService", "CollectionService"
         return cls(
-            fulltext=unary(search, "Fulltext", pb.SearchRequest, pb.SearchResponse),
-            semantic=unary(search, "Semantic", pb.SearchRequest, pb.SearchResponse),
-            hybrid=unary(search, "Hybrid", pb.SearchRequest, pb.SearchResponse),
+            fulltext=unary(search, "Fulltext", pb.FulltextRequest, pb.FulltextResponse),
+            semantic=unary(search, "Semantic", pb.SemanticRequest, pb.SemanticResponse),
+            hybrid=unary(search, "Hybrid", pb.HybridRequest, pb.HybridResponse),
             record_click=unary(
                 search, "RecordClick", pb.RecordClickRequest, pb.RecordClickResponse
             ),
             health=unary(search, "Health", pb.HealthRequest, pb.HealthResponse),
             index_documents=channel.stream_stream(
-                _method_path("IndexService", "IndexDocuments"),
-                request_serializer=pb.IndexDocumentRequest.SerializeToString,
-                response_deserializer=pb.IndexDocumentResult.FromString,
+                _method_path(index, "IndexDocuments"),
+                request_serializer=pb.IndexDocumentsRequest.SerializeToString,
+                response_deserializer=pb.IndexDocumentsResponse.FromString,
             ),
             delete_document=unary(
-                "IndexService",
-                "DeleteDocument",
-                pb.DeleteDocumentRequest,
-                pb.DeleteDocumentResponse,
+                index, "DeleteDocument", pb.DeleteDocumentRequest, pb.DeleteDocumentResponse
+            ),
+            delete_documents=unary(
+                index, "DeleteDocuments", pb.DeleteDocumentsRequest, pb.DeleteDocumentsResponse
+            ),
+            get_document=unary(index, "GetDocument", pb.GetDocumentRequest, pb.GetDocumentResponse),
+            list_documents=unary(
+                index, "ListDocuments", pb.ListDocumentsRequest, pb.ListDocumentsResponse
+            ),
+            create_collection=unary(
+                collections,
+                "CreateCollection",
+                pb.CreateCollectionRequest,
+                pb.CreateCollectionResponse,
+            ),
+            get_collection=unary(
+                collections, "GetCollection", pb.GetCollectionRequest, pb.GetCollectionResponse
+            ),
+            list_collections=unary(
+                collections,
+                "ListCollections",
+                pb.ListCollectionsRequest,
+                pb.ListCollectionsResponse,
+            ),
+            delete_collection=unary(
+                collections,
+                "DeleteCollection",
+                pb.DeleteCollectionRequest,
+                pb.DeleteCollectionResponse,
             ),
         )
 
@@ -137,26 +181,33 @@ class DocFoundryClient:
             await channel.close()
 
     async def fulltext(self, q: str, **options: Unpack[SearchOptions]) -> SearchResult:
-        """BM25 search; `query_vector` and the fusion options are ignored by the server."""
-        return await self._search(self._bound().fulltext, q, options)
+        """BM25 search; the vector and fusion options do not apply and are left out."""
+        return await self.search(q, "fulltext", **options)
 
     async def semantic(self, q: str, **options: Unpack[SearchOptions]) -> SearchResult:
         """Embedding search; `query_vector` skips the server-side embedding of `q`."""
-        return await self._search(self._bound().semantic, q, options)
+        return await self.search(q, "semantic", **options)
 
     async def hybrid(self, q: str, **options: Unpack[SearchOptions]) -> SearchResult:
-        """Reciprocal rank fusion of both legs; hits carry each leg's rank and score."""
-        return await self._search(self._bound().hybrid, q, options)
+        """Fusion of both legs; hits carry each leg's rank and score."""
+        return await self.search(q, "hybrid", **options)
 
     async def search(
         self, q: str, mode: SearchMode = "hybrid", **options: Unpack[SearchOptions]
     ) -> SearchResult:
-        """Dispatches to `fulltext`, `semantic` or `hybrid`; any other mode: ValueError."""
+        """One page of hits (`k` of them; pass the result's `next_page_token` as
+        `page_token` for the next). Any mode but the three: ValueError."""
         rpcs = self._bound()
-        methods = {"fulltext": rpcs.fulltext, "semantic": rpcs.semantic, "hybrid": rpcs.hybrid}
-        if mode not in methods:
-            raise ValueError(f"unknown search mode {mode!r}; expected one of {sorted(methods)}")
-        return await self._search(methods[mode], q, options)
+        if mode not in ("fulltext", "semantic", "hybrid"):
+            raise ValueError(f"unknown search mode {mode!r}; expected fulltext, semantic or hybrid")
+        request = search_request(mode, q, **options)
+        if isinstance(request, pb.FulltextRequest):
+            response: SearchResponse = await rpcs.fulltext(request, timeout=self.timeout)
+        elif isinstance(request, pb.SemanticRequest):
+            response = await rpcs.semantic(request, timeout=self.timeout)
+        else:
+            response = await rpcs.hybrid(request, timeout=self.timeout)
+        return search_result_from_pb(response)
 
     async def record_click(
         self,
@@ -184,16 +235,79 @@ class DocFoundryClient:
         response = await self._bound().health(pb.HealthRequest(), timeout=self.timeout)
         return health_from_pb(response)
 
-    async def delete_document(self, path: str) -> DeleteOutcome:
+    async def delete_document(self, path: str, *, collection: str = "") -> DeleteOutcome:
         """Removes a document with its chunks and clicks; unknown path raises NOT_FOUND."""
-        request = pb.DeleteDocumentRequest(path=path)
+        request = pb.DeleteDocumentRequest(path=path, collection=collection)
         response = await self._bound().delete_document(request, timeout=self.timeout)
         return DeleteOutcome(response.path, response.chunks_deleted, response.clicks_deleted)
+
+    async def delete_documents(self, filter: FilterLike, *, collection: str = "") -> DeletedCount:
+        """Removes every document matching `filter` ({"all": {}} matches them all)."""
+        request = pb.DeleteDocumentsRequest(collection=collection, filter=filter_to_pb(filter))
+        return deleted_from_pb(await self._bound().delete_documents(request, timeout=self.timeout))
+
+    async def get_document(self, path: str, *, collection: str = "") -> DocumentInfo:
+        request = pb.GetDocumentRequest(path=path, collection=collection)
+        response = await self._bound().get_document(request, timeout=self.timeout)
+        return document_info_from_pb(response.document)
+
+    async def list_documents(
+        self,
+        *,
+        collection: str = "",
+        filter: FilterLike | None = None,
+        page_size: int = 0,
+        page_token: str = "",
+    ) -> DocumentPage:
+        """One page of documents by path; follow `next_page_token` for the rest."""
+        request = pb.ListDocumentsRequest(
+            collection=collection,
+            filter=filter_to_pb(filter),
+            page_size=page_size,
+            page_token=page_token,
+        )
+        response = await self._bound().list_documents(request, timeout=self.timeout)
+        return DocumentPage(
+            [document_info_from_pb(d) for d in response.documents], response.next_page_token
+        )
+
+    async def create_collection(
+        self,
+        name: str,
+        *,
+        vectors: VectorSource = "model",
+        dimension: int = 0,
+        description: str = "",
+    ) -> CollectionInfo:
+        """A new collection: the server's model, or caller vectors of `dimension`."""
+        request = pb.CreateCollectionRequest(
+            name=name,
+            vectors=pb.VECTOR_SOURCE_CALLER if vectors == "caller" else pb.VECTOR_SOURCE_MODEL,
+            dimension=dimension,
+            description=description,
+        )
+        response = await self._bound().create_collection(request, timeout=self.timeout)
+        return collection_from_pb(response.collection)
+
+    async def get_collection(self, name: str) -> CollectionInfo:
+        request = pb.GetCollectionRequest(name=name)
+        response = await self._bound().get_collection(request, timeout=self.timeout)
+        return collection_from_pb(response.collection)
+
+    async def list_collections(self) -> list[CollectionInfo]:
+        request = pb.ListCollectionsRequest()
+        response = await self._bound().list_collections(request, timeout=self.timeout)
+        return [collection_from_pb(c) for c in response.collections]
+
+    async def delete_collection(self, name: str) -> DeletedCount:
+        request = pb.DeleteCollectionRequest(name=name)
+        return deleted_from_pb(await self._bound().delete_collection(request, timeout=self.timeout))
 
     async def index_documents(
         self,
         documents: AsyncIterable[DocumentLike] | Iterable[DocumentLike],
         *,
+        collection: str = "",
         timeout: float | None = None,
     ) -> AsyncIterator[IndexOutcome]:
         """Streams documents to IndexDocuments and yields one outcome per document, in order.
@@ -204,7 +318,7 @@ class DocFoundryClient:
         the stream and is re-raised here instead of surfacing as a bare cancellation.
         """
         call = self._bound().index_documents(timeout=timeout)
-        writer = asyncio.create_task(_send_documents(call, documents))
+        writer = asyncio.create_task(_send_documents(call, documents, collection))
         try:
             try:
                 async for result in call:
@@ -231,35 +345,31 @@ class DocFoundryClient:
             self._rpcs = _Rpcs.bind(self._channel)
         return self._rpcs
 
-    async def _search(
-        self,
-        method: grpc.aio.UnaryUnaryMultiCallable[pb.SearchRequest, pb.SearchResponse],
-        q: str,
-        options: SearchOptions,
-    ) -> SearchResult:
-        response = await method(search_request(q, **options), timeout=self.timeout)
-        return search_result_from_pb(response)
-
 
 async def _send_documents(
-    call: grpc.aio.StreamStreamCall[pb.IndexDocumentRequest, pb.IndexDocumentResult],
+    call: grpc.aio.StreamStreamCall[pb.IndexDocumentsRequest, pb.IndexDocumentsResponse],
     documents: AsyncIterable[DocumentLike] | Iterable[DocumentLike],
+    collection: str,
 ) -> None:
     """Writes every document then half-closes; stops quietly once the call has failed,
     since the reader reports that status."""
     try:
         if isinstance(documents, AsyncIterable):
             async for document in documents:
-                await call.write(pb.IndexDocumentRequest(document=document_to_pb(document)))
+                await call.write(_index_request(document, collection))
         else:
             for document in documents:
-                await call.write(pb.IndexDocumentRequest(document=document_to_pb(document)))
+                await call.write(_index_request(document, collection))
         await call.done_writing()
     except grpc.aio.AioRpcError:
         return
     except BaseException:
         call.cancel()
         raise
+
+
+def _index_request(document: DocumentLike, collection: str) -> pb.IndexDocumentsRequest:
+    return pb.IndexDocumentsRequest(document=document_to_pb(document), collection=collection)
 
 
 def _writer_failure(writer: asyncio.Task[None]) -> BaseException | None:

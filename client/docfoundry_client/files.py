@@ -10,8 +10,8 @@ from __future__ import annotations
 import html
 import os
 import re
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from docfoundry.v1 import search_pb2 as pb
@@ -24,6 +24,8 @@ CONTENT_TYPES: dict[str, pb.ContentType] = {
     ".txt": pb.CONTENT_TYPE_PLAIN_TEXT,
 }
 SKIPPED_DIRS = frozenset({"node_modules", "__pycache__"})
+# A document's metadata value: a string, a number, a boolean or a list of strings.
+MetadataValue = str | float | bool | Sequence[str]
 
 _ATX_H1 = re.compile(r"^ {0,3}#[ \t]+(.*?)(?:[ \t]+#+)?[ \t]*$")
 _SETEXT_H1 = re.compile(r"^ {0,3}=+[ \t]*$")
@@ -59,16 +61,23 @@ class DocumentSpec:
     content: str = ""
     content_type: pb.ContentType = pb.CONTENT_TYPE_UNSPECIFIED
     chunks: Sequence[ChunkSpec] = ()
+    metadata: Mapping[str, MetadataValue] = field(default_factory=dict)
 
 
-def iter_documents(paths: Sequence[Path], *, root: Path | None = None) -> Iterator[DocumentSpec]:
+def iter_documents(
+    paths: Sequence[Path],
+    *,
+    root: Path | None = None,
+    metadata: Mapping[str, MetadataValue] | None = None,
+) -> Iterator[DocumentSpec]:
     """Reads each file named or found under a named folder, lazily and in a stable order.
 
     Folders contribute their .md/.markdown/.html/.htm/.txt files, hidden and tool folders
     excluded; a file named explicitly is read whatever its extension. A document's path is
     relative to `root` when given, else to the folder's parent (so the folder's own name is
     kept), else, for a file argument, to the working directory or just its name.
-    Undecodable bytes become U+FFFD rather than failing a whole ingest.
+    Undecodable bytes become U+FFFD rather than failing a whole ingest. `metadata` is
+    given to every document.
     """
     for file, key in _iter_files(paths, root=root):
         content = file.read_text(encoding="utf-8-sig", errors="replace")
@@ -78,6 +87,7 @@ def iter_documents(paths: Sequence[Path], *, root: Path | None = None) -> Iterat
             title=extract_title(content, content_type) or file.stem,
             content=content,
             content_type=content_type,
+            metadata=dict(metadata or {}),
         )
 
 

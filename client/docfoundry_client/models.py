@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, TypedDict
+from typing import Any, Literal, TypedDict
 
 from docfoundry.v1 import search_pb2 as pb
 
-from .files import DocumentSpec
+from .files import DocumentSpec, MetadataValue
 
 DEFAULT_TARGET = "localhost:50051"
 SearchMode = Literal["fulltext", "semantic", "hybrid"]
 Fusion = Literal["score", "rrf"]
+VectorSource = Literal["model", "caller"]
 DocumentLike = pb.Document | DocumentSpec
+# A filter: the message, or its JSON form as a dict (e.g. {"equals": {"field": "product",
+# "value": {"string_value": "cli"}}}), exactly as grpcurl takes it.
+FilterLike = pb.Filter | Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,7 @@ class SearchHit:
     score: float
     fulltext: LegScore | None = None
     semantic: LegScore | None = None
+    metadata: dict[str, MetadataValue] = field(default_factory=dict)
 
     @property
     def link(self) -> str:
@@ -51,6 +56,7 @@ class SearchResult:
     search_type: str
     took_ms: float
     hits: list[SearchHit]
+    next_page_token: str = ""
 
 
 @dataclass(frozen=True)
@@ -89,11 +95,54 @@ class HealthInfo:
 
 @dataclass(frozen=True)
 class IndexOutcome:
-    """`outcome` is "created", "replaced" or "unchanged"."""
+    """`outcome` is "created", "replaced", "unchanged" or "rejected" (then `error_field`
+    and `error` say why; the stream's other documents are unaffected)."""
 
     path: str
     outcome: str
     chunk_count: int
+    error_field: str = ""
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class DocumentInfo:
+    """A stored document, without its content."""
+
+    collection: str
+    path: str
+    title: str
+    source_url: str
+    content_hash: str
+    metadata: dict[str, MetadataValue]
+    chunk_count: int
+    updated_at: datetime | None
+
+
+@dataclass(frozen=True)
+class DocumentPage:
+    documents: list[DocumentInfo]
+    next_page_token: str = ""
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    name: str
+    vectors: VectorSource
+    dimension: int
+    description: str
+    created_at: datetime | None
+    document_count: int
+    chunk_count: int
+
+
+@dataclass(frozen=True)
+class DeletedCount:
+    """What a delete of many documents (by filter, or a collection) removed."""
+
+    documents_deleted: int
+    chunks_deleted: int
+    clicks_deleted: int
 
 
 @dataclass(frozen=True)
@@ -114,3 +163,6 @@ class SearchOptions(TypedDict, total=False):
     fulltext_weight: float | None
     semantic_weight: float | None
     fusion: Fusion | None
+    collection: str
+    filter: FilterLike | None
+    page_token: str

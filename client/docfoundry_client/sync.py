@@ -14,13 +14,19 @@ import grpc.aio
 from .client import DocFoundryClient
 from .models import (
     DEFAULT_TARGET,
+    CollectionInfo,
+    DeletedCount,
     DeleteOutcome,
+    DocumentInfo,
     DocumentLike,
+    DocumentPage,
+    FilterLike,
     HealthInfo,
     IndexOutcome,
     SearchMode,
     SearchOptions,
     SearchResult,
+    VectorSource,
 )
 
 _T = TypeVar("_T")
@@ -106,13 +112,61 @@ class SyncDocFoundryClient:
         return self._run(self._client.health())
 
     def index_documents(
-        self, documents: Iterable[DocumentLike], *, timeout: float | None = None
+        self,
+        documents: Iterable[DocumentLike],
+        *,
+        collection: str = "",
+        timeout: float | None = None,
     ) -> list[IndexOutcome]:
         """All outcomes once the stream ends; `documents` is consumed on the client's thread."""
-        return self._run(_collect(self._client.index_documents(documents, timeout=timeout)))
+        outcomes = self._client.index_documents(documents, collection=collection, timeout=timeout)
+        return self._run(_collect(outcomes))
 
-    def delete_document(self, path: str) -> DeleteOutcome:
-        return self._run(self._client.delete_document(path))
+    def delete_document(self, path: str, *, collection: str = "") -> DeleteOutcome:
+        return self._run(self._client.delete_document(path, collection=collection))
+
+    def delete_documents(self, filter: FilterLike, *, collection: str = "") -> DeletedCount:
+        return self._run(self._client.delete_documents(filter, collection=collection))
+
+    def get_document(self, path: str, *, collection: str = "") -> DocumentInfo:
+        return self._run(self._client.get_document(path, collection=collection))
+
+    def list_documents(
+        self,
+        *,
+        collection: str = "",
+        filter: FilterLike | None = None,
+        page_size: int = 0,
+        page_token: str = "",
+    ) -> DocumentPage:
+        return self._run(
+            self._client.list_documents(
+                collection=collection, filter=filter, page_size=page_size, page_token=page_token
+            )
+        )
+
+    def create_collection(
+        self,
+        name: str,
+        *,
+        vectors: VectorSource = "model",
+        dimension: int = 0,
+        description: str = "",
+    ) -> CollectionInfo:
+        return self._run(
+            self._client.create_collection(
+                name, vectors=vectors, dimension=dimension, description=description
+            )
+        )
+
+    def get_collection(self, name: str) -> CollectionInfo:
+        return self._run(self._client.get_collection(name))
+
+    def list_collections(self) -> list[CollectionInfo]:
+        return self._run(self._client.list_collections())
+
+    def delete_collection(self, name: str) -> DeletedCount:
+        return self._run(self._client.delete_collection(name))
 
     def _run(self, coroutine: Coroutine[Any, Any, _T]) -> _T:
         if self._loop.is_closed():

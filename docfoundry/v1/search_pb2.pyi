@@ -50,7 +50,43 @@ VECTOR_SOURCE_UNSPECIFIED: VectorSource
 VECTOR_SOURCE_MODEL: VectorSource
 VECTOR_SOURCE_CALLER: VectorSource
 
-class SearchRequest(_message.Message):
+class FulltextRequest(_message.Message):
+    __slots__ = ("q", "k", "path_prefix", "collection", "filter", "page_token")
+    Q_FIELD_NUMBER: _ClassVar[int]
+    K_FIELD_NUMBER: _ClassVar[int]
+    PATH_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    q: str
+    k: int
+    path_prefix: str
+    collection: str
+    filter: Filter
+    page_token: str
+    def __init__(self, q: _Optional[str] = ..., k: _Optional[int] = ..., path_prefix: _Optional[str] = ..., collection: _Optional[str] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class SemanticRequest(_message.Message):
+    __slots__ = ("q", "k", "query_vector", "min_similarity", "path_prefix", "collection", "filter", "page_token")
+    Q_FIELD_NUMBER: _ClassVar[int]
+    K_FIELD_NUMBER: _ClassVar[int]
+    QUERY_VECTOR_FIELD_NUMBER: _ClassVar[int]
+    MIN_SIMILARITY_FIELD_NUMBER: _ClassVar[int]
+    PATH_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    q: str
+    k: int
+    query_vector: _containers.RepeatedScalarFieldContainer[float]
+    min_similarity: float
+    path_prefix: str
+    collection: str
+    filter: Filter
+    page_token: str
+    def __init__(self, q: _Optional[str] = ..., k: _Optional[int] = ..., query_vector: _Optional[_Iterable[float]] = ..., min_similarity: _Optional[float] = ..., path_prefix: _Optional[str] = ..., collection: _Optional[str] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class HybridRequest(_message.Message):
     __slots__ = ("q", "k", "query_vector", "min_similarity", "rrf_k", "path_prefix", "fulltext_weight", "semantic_weight", "fusion", "collection", "filter", "page_token")
     Q_FIELD_NUMBER: _ClassVar[int]
     K_FIELD_NUMBER: _ClassVar[int]
@@ -199,7 +235,31 @@ class Hit(_message.Message):
     metadata: _containers.MessageMap[str, MetadataValue]
     def __init__(self, chunk_id: _Optional[int] = ..., document_path: _Optional[str] = ..., title: _Optional[str] = ..., source_url: _Optional[str] = ..., heading: _Optional[str] = ..., anchor: _Optional[str] = ..., snippet: _Optional[str] = ..., score: _Optional[float] = ..., fulltext: _Optional[_Union[LegResult, _Mapping]] = ..., semantic: _Optional[_Union[LegResult, _Mapping]] = ..., metadata: _Optional[_Mapping[str, MetadataValue]] = ...) -> None: ...
 
-class SearchResponse(_message.Message):
+class FulltextResponse(_message.Message):
+    __slots__ = ("search_type", "hits", "took_ms", "next_page_token")
+    SEARCH_TYPE_FIELD_NUMBER: _ClassVar[int]
+    HITS_FIELD_NUMBER: _ClassVar[int]
+    TOOK_MS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    search_type: SearchType
+    hits: _containers.RepeatedCompositeFieldContainer[Hit]
+    took_ms: float
+    next_page_token: str
+    def __init__(self, search_type: _Optional[_Union[SearchType, str]] = ..., hits: _Optional[_Iterable[_Union[Hit, _Mapping]]] = ..., took_ms: _Optional[float] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class SemanticResponse(_message.Message):
+    __slots__ = ("search_type", "hits", "took_ms", "next_page_token")
+    SEARCH_TYPE_FIELD_NUMBER: _ClassVar[int]
+    HITS_FIELD_NUMBER: _ClassVar[int]
+    TOOK_MS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    search_type: SearchType
+    hits: _containers.RepeatedCompositeFieldContainer[Hit]
+    took_ms: float
+    next_page_token: str
+    def __init__(self, search_type: _Optional[_Union[SearchType, str]] = ..., hits: _Optional[_Iterable[_Union[Hit, _Mapping]]] = ..., took_ms: _Optional[float] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class HybridResponse(_message.Message):
     __slots__ = ("search_type", "hits", "took_ms", "next_page_token")
     SEARCH_TYPE_FIELD_NUMBER: _ClassVar[int]
     HITS_FIELD_NUMBER: _ClassVar[int]
@@ -258,11 +318,11 @@ class HealthResponse(_message.Message):
     class Status(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         STATUS_UNSPECIFIED: _ClassVar[HealthResponse.Status]
-        SERVING: _ClassVar[HealthResponse.Status]
-        NOT_SERVING: _ClassVar[HealthResponse.Status]
+        STATUS_SERVING: _ClassVar[HealthResponse.Status]
+        STATUS_NOT_SERVING: _ClassVar[HealthResponse.Status]
     STATUS_UNSPECIFIED: HealthResponse.Status
-    SERVING: HealthResponse.Status
-    NOT_SERVING: HealthResponse.Status
+    STATUS_SERVING: HealthResponse.Status
+    STATUS_NOT_SERVING: HealthResponse.Status
     STATUS_FIELD_NUMBER: _ClassVar[int]
     DATABASE_TYPE_FIELD_NUMBER: _ClassVar[int]
     SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -328,7 +388,7 @@ class Document(_message.Message):
     metadata: _containers.MessageMap[str, MetadataValue]
     def __init__(self, path: _Optional[str] = ..., title: _Optional[str] = ..., source_url: _Optional[str] = ..., content: _Optional[str] = ..., content_type: _Optional[_Union[ContentType, str]] = ..., chunks: _Optional[_Iterable[_Union[ChunkInput, _Mapping]]] = ..., metadata: _Optional[_Mapping[str, MetadataValue]] = ...) -> None: ...
 
-class IndexDocumentRequest(_message.Message):
+class IndexDocumentsRequest(_message.Message):
     __slots__ = ("document", "collection")
     DOCUMENT_FIELD_NUMBER: _ClassVar[int]
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
@@ -336,29 +396,29 @@ class IndexDocumentRequest(_message.Message):
     collection: str
     def __init__(self, document: _Optional[_Union[Document, _Mapping]] = ..., collection: _Optional[str] = ...) -> None: ...
 
-class IndexDocumentResult(_message.Message):
+class IndexDocumentsResponse(_message.Message):
     __slots__ = ("path", "outcome", "chunk_count", "error")
     class Outcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
-        OUTCOME_UNSPECIFIED: _ClassVar[IndexDocumentResult.Outcome]
-        CREATED: _ClassVar[IndexDocumentResult.Outcome]
-        REPLACED: _ClassVar[IndexDocumentResult.Outcome]
-        UNCHANGED: _ClassVar[IndexDocumentResult.Outcome]
-        REJECTED: _ClassVar[IndexDocumentResult.Outcome]
-    OUTCOME_UNSPECIFIED: IndexDocumentResult.Outcome
-    CREATED: IndexDocumentResult.Outcome
-    REPLACED: IndexDocumentResult.Outcome
-    UNCHANGED: IndexDocumentResult.Outcome
-    REJECTED: IndexDocumentResult.Outcome
+        OUTCOME_UNSPECIFIED: _ClassVar[IndexDocumentsResponse.Outcome]
+        OUTCOME_CREATED: _ClassVar[IndexDocumentsResponse.Outcome]
+        OUTCOME_REPLACED: _ClassVar[IndexDocumentsResponse.Outcome]
+        OUTCOME_UNCHANGED: _ClassVar[IndexDocumentsResponse.Outcome]
+        OUTCOME_REJECTED: _ClassVar[IndexDocumentsResponse.Outcome]
+    OUTCOME_UNSPECIFIED: IndexDocumentsResponse.Outcome
+    OUTCOME_CREATED: IndexDocumentsResponse.Outcome
+    OUTCOME_REPLACED: IndexDocumentsResponse.Outcome
+    OUTCOME_UNCHANGED: IndexDocumentsResponse.Outcome
+    OUTCOME_REJECTED: IndexDocumentsResponse.Outcome
     PATH_FIELD_NUMBER: _ClassVar[int]
     OUTCOME_FIELD_NUMBER: _ClassVar[int]
     CHUNK_COUNT_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     path: str
-    outcome: IndexDocumentResult.Outcome
+    outcome: IndexDocumentsResponse.Outcome
     chunk_count: int
     error: DocumentError
-    def __init__(self, path: _Optional[str] = ..., outcome: _Optional[_Union[IndexDocumentResult.Outcome, str]] = ..., chunk_count: _Optional[int] = ..., error: _Optional[_Union[DocumentError, _Mapping]] = ...) -> None: ...
+    def __init__(self, path: _Optional[str] = ..., outcome: _Optional[_Union[IndexDocumentsResponse.Outcome, str]] = ..., chunk_count: _Optional[int] = ..., error: _Optional[_Union[DocumentError, _Mapping]] = ...) -> None: ...
 
 class DocumentError(_message.Message):
     __slots__ = ("code", "field", "message")
@@ -377,6 +437,16 @@ class DeleteDocumentRequest(_message.Message):
     path: str
     collection: str
     def __init__(self, path: _Optional[str] = ..., collection: _Optional[str] = ...) -> None: ...
+
+class DeleteDocumentResponse(_message.Message):
+    __slots__ = ("path", "chunks_deleted", "clicks_deleted")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    CHUNKS_DELETED_FIELD_NUMBER: _ClassVar[int]
+    CLICKS_DELETED_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    chunks_deleted: int
+    clicks_deleted: int
+    def __init__(self, path: _Optional[str] = ..., chunks_deleted: _Optional[int] = ..., clicks_deleted: _Optional[int] = ...) -> None: ...
 
 class DeleteDocumentsRequest(_message.Message):
     __slots__ = ("collection", "filter")
@@ -530,13 +600,3 @@ class DeleteCollectionResponse(_message.Message):
     chunks_deleted: int
     clicks_deleted: int
     def __init__(self, documents_deleted: _Optional[int] = ..., chunks_deleted: _Optional[int] = ..., clicks_deleted: _Optional[int] = ...) -> None: ...
-
-class DeleteDocumentResponse(_message.Message):
-    __slots__ = ("path", "chunks_deleted", "clicks_deleted")
-    PATH_FIELD_NUMBER: _ClassVar[int]
-    CHUNKS_DELETED_FIELD_NUMBER: _ClassVar[int]
-    CLICKS_DELETED_FIELD_NUMBER: _ClassVar[int]
-    path: str
-    chunks_deleted: int
-    clicks_deleted: int
-    def __init__(self, path: _Optional[str] = ..., chunks_deleted: _Optional[int] = ..., clicks_deleted: _Optional[int] = ...) -> None: ...

@@ -26,7 +26,8 @@ if _version_not_supported:
 
 
 class SearchServiceStub:
-    """Missing associated documentation comment in .proto file."""
+    """Searches a collection's documents and records what users click.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -36,18 +37,18 @@ class SearchServiceStub:
         """
         self.Fulltext = channel.unary_unary(
                 '/docfoundry.v1.SearchService/Fulltext',
-                request_serializer=docfoundry_dot_v1_dot_search__pb2.SearchRequest.SerializeToString,
-                response_deserializer=docfoundry_dot_v1_dot_search__pb2.SearchResponse.FromString,
+                request_serializer=docfoundry_dot_v1_dot_search__pb2.FulltextRequest.SerializeToString,
+                response_deserializer=docfoundry_dot_v1_dot_search__pb2.FulltextResponse.FromString,
                 _registered_method=True)
         self.Semantic = channel.unary_unary(
                 '/docfoundry.v1.SearchService/Semantic',
-                request_serializer=docfoundry_dot_v1_dot_search__pb2.SearchRequest.SerializeToString,
-                response_deserializer=docfoundry_dot_v1_dot_search__pb2.SearchResponse.FromString,
+                request_serializer=docfoundry_dot_v1_dot_search__pb2.SemanticRequest.SerializeToString,
+                response_deserializer=docfoundry_dot_v1_dot_search__pb2.SemanticResponse.FromString,
                 _registered_method=True)
         self.Hybrid = channel.unary_unary(
                 '/docfoundry.v1.SearchService/Hybrid',
-                request_serializer=docfoundry_dot_v1_dot_search__pb2.SearchRequest.SerializeToString,
-                response_deserializer=docfoundry_dot_v1_dot_search__pb2.SearchResponse.FromString,
+                request_serializer=docfoundry_dot_v1_dot_search__pb2.HybridRequest.SerializeToString,
+                response_deserializer=docfoundry_dot_v1_dot_search__pb2.HybridResponse.FromString,
                 _registered_method=True)
         self.RecordClick = channel.unary_unary(
                 '/docfoundry.v1.SearchService/RecordClick',
@@ -62,7 +63,8 @@ class SearchServiceStub:
 
 
 class SearchServiceServicer:
-    """Missing associated documentation comment in .proto file."""
+    """Searches a collection's documents and records what users click.
+    """
 
     def Fulltext(self, request, context):
         """BM25 full-text search over title, heading and text.
@@ -73,7 +75,7 @@ class SearchServiceServicer:
 
     def Semantic(self, request, context):
         """Cosine similarity of embeddings; the query is embedded by the server unless
-        the request carries query_vector.
+        the request carries query_vector (which a caller-vector collection requires).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -105,18 +107,18 @@ def add_SearchServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Fulltext': grpc.unary_unary_rpc_method_handler(
                     servicer.Fulltext,
-                    request_deserializer=docfoundry_dot_v1_dot_search__pb2.SearchRequest.FromString,
-                    response_serializer=docfoundry_dot_v1_dot_search__pb2.SearchResponse.SerializeToString,
+                    request_deserializer=docfoundry_dot_v1_dot_search__pb2.FulltextRequest.FromString,
+                    response_serializer=docfoundry_dot_v1_dot_search__pb2.FulltextResponse.SerializeToString,
             ),
             'Semantic': grpc.unary_unary_rpc_method_handler(
                     servicer.Semantic,
-                    request_deserializer=docfoundry_dot_v1_dot_search__pb2.SearchRequest.FromString,
-                    response_serializer=docfoundry_dot_v1_dot_search__pb2.SearchResponse.SerializeToString,
+                    request_deserializer=docfoundry_dot_v1_dot_search__pb2.SemanticRequest.FromString,
+                    response_serializer=docfoundry_dot_v1_dot_search__pb2.SemanticResponse.SerializeToString,
             ),
             'Hybrid': grpc.unary_unary_rpc_method_handler(
                     servicer.Hybrid,
-                    request_deserializer=docfoundry_dot_v1_dot_search__pb2.SearchRequest.FromString,
-                    response_serializer=docfoundry_dot_v1_dot_search__pb2.SearchResponse.SerializeToString,
+                    request_deserializer=docfoundry_dot_v1_dot_search__pb2.HybridRequest.FromString,
+                    response_serializer=docfoundry_dot_v1_dot_search__pb2.HybridResponse.SerializeToString,
             ),
             'RecordClick': grpc.unary_unary_rpc_method_handler(
                     servicer.RecordClick,
@@ -137,7 +139,8 @@ def add_SearchServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class SearchService:
-    """Missing associated documentation comment in .proto file."""
+    """Searches a collection's documents and records what users click.
+    """
 
     @staticmethod
     def Fulltext(request,
@@ -154,8 +157,8 @@ class SearchService:
             request,
             target,
             '/docfoundry.v1.SearchService/Fulltext',
-            docfoundry_dot_v1_dot_search__pb2.SearchRequest.SerializeToString,
-            docfoundry_dot_v1_dot_search__pb2.SearchResponse.FromString,
+            docfoundry_dot_v1_dot_search__pb2.FulltextRequest.SerializeToString,
+            docfoundry_dot_v1_dot_search__pb2.FulltextResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -181,8 +184,8 @@ class SearchService:
             request,
             target,
             '/docfoundry.v1.SearchService/Semantic',
-            docfoundry_dot_v1_dot_search__pb2.SearchRequest.SerializeToString,
-            docfoundry_dot_v1_dot_search__pb2.SearchResponse.FromString,
+            docfoundry_dot_v1_dot_search__pb2.SemanticRequest.SerializeToString,
+            docfoundry_dot_v1_dot_search__pb2.SemanticResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -208,8 +211,8 @@ class SearchService:
             request,
             target,
             '/docfoundry.v1.SearchService/Hybrid',
-            docfoundry_dot_v1_dot_search__pb2.SearchRequest.SerializeToString,
-            docfoundry_dot_v1_dot_search__pb2.SearchResponse.FromString,
+            docfoundry_dot_v1_dot_search__pb2.HybridRequest.SerializeToString,
+            docfoundry_dot_v1_dot_search__pb2.HybridResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -276,7 +279,8 @@ class SearchService:
 
 
 class IndexServiceStub:
-    """Missing associated documentation comment in .proto file."""
+    """Adds, replaces, reads, lists and deletes documents.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -286,8 +290,8 @@ class IndexServiceStub:
         """
         self.IndexDocuments = channel.stream_stream(
                 '/docfoundry.v1.IndexService/IndexDocuments',
-                request_serializer=docfoundry_dot_v1_dot_search__pb2.IndexDocumentRequest.SerializeToString,
-                response_deserializer=docfoundry_dot_v1_dot_search__pb2.IndexDocumentResult.FromString,
+                request_serializer=docfoundry_dot_v1_dot_search__pb2.IndexDocumentsRequest.SerializeToString,
+                response_deserializer=docfoundry_dot_v1_dot_search__pb2.IndexDocumentsResponse.FromString,
                 _registered_method=True)
         self.DeleteDocument = channel.unary_unary(
                 '/docfoundry.v1.IndexService/DeleteDocument',
@@ -312,12 +316,15 @@ class IndexServiceStub:
 
 
 class IndexServiceServicer:
-    """Missing associated documentation comment in .proto file."""
+    """Adds, replaces, reads, lists and deletes documents.
+    """
 
     def IndexDocuments(self, request_iterator, context):
-        """Adds or replaces documents, one result per request in the same order. A document
-        whose content hash is unchanged is not re-processed (outcome UNCHANGED). Documents
-        are stored in batches, one transaction each; results arrive as each batch is stored.
+        """Adds or replaces documents, one response per request in the same order. A document
+        whose content hash is unchanged is not re-processed (OUTCOME_UNCHANGED); one that
+        cannot be stored is rejected on its own (OUTCOME_REJECTED, with the field at fault)
+        while the others are stored. Documents are stored in batches, one transaction each;
+        responses arrive as each batch is stored, and a stored document is durable.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -356,8 +363,8 @@ def add_IndexServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'IndexDocuments': grpc.stream_stream_rpc_method_handler(
                     servicer.IndexDocuments,
-                    request_deserializer=docfoundry_dot_v1_dot_search__pb2.IndexDocumentRequest.FromString,
-                    response_serializer=docfoundry_dot_v1_dot_search__pb2.IndexDocumentResult.SerializeToString,
+                    request_deserializer=docfoundry_dot_v1_dot_search__pb2.IndexDocumentsRequest.FromString,
+                    response_serializer=docfoundry_dot_v1_dot_search__pb2.IndexDocumentsResponse.SerializeToString,
             ),
             'DeleteDocument': grpc.unary_unary_rpc_method_handler(
                     servicer.DeleteDocument,
@@ -388,7 +395,8 @@ def add_IndexServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class IndexService:
-    """Missing associated documentation comment in .proto file."""
+    """Adds, replaces, reads, lists and deletes documents.
+    """
 
     @staticmethod
     def IndexDocuments(request_iterator,
@@ -405,8 +413,8 @@ class IndexService:
             request_iterator,
             target,
             '/docfoundry.v1.IndexService/IndexDocuments',
-            docfoundry_dot_v1_dot_search__pb2.IndexDocumentRequest.SerializeToString,
-            docfoundry_dot_v1_dot_search__pb2.IndexDocumentResult.FromString,
+            docfoundry_dot_v1_dot_search__pb2.IndexDocumentsRequest.SerializeToString,
+            docfoundry_dot_v1_dot_search__pb2.IndexDocumentsResponse.FromString,
             options,
             channel_credentials,
             insecure,

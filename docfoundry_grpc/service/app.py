@@ -15,7 +15,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection_pb2
 from prometheus_client import CollectorRegistry
 
 from docfoundry.v1 import search_pb2 as pb
@@ -30,6 +30,7 @@ from ..metrics import ServiceMetrics, TimedEmbedder, stats_from_loop
 from ..storage import StorageAdapter, build_store
 from ..storage.instrumented import instrumented
 from .interceptors import ServiceInterceptor
+from .reflection import enable_reflection
 from .servicer import CollectionServicer, IndexServicer, SearchServicer
 
 log = logging.getLogger(__name__)
@@ -156,13 +157,10 @@ def build_app(
     )
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
-    reflection.enable_server_reflection(
-        (
-            *SERVICE_NAMES,
-            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-            reflection.SERVICE_NAME,
-        ),
+    enable_reflection(
         server,
+        (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name),
+        extra=(health_pb2.DESCRIPTOR, reflection_pb2.DESCRIPTOR),
     )
     address = f"{settings.grpc_host}:{settings.grpc_port}"
     try:

@@ -49,10 +49,10 @@ _CONTENT_TYPES = {
 _FUSIONS: dict[int, Fusion | None] = {pb.FUSION_SCORE: Fusion.SCORE, pb.FUSION_RRF: Fusion.RRF}
 _CONTENT_FUSIONS = {pb.FUSION_UNSPECIFIED: None, **_FUSIONS}
 _OUTCOMES = {
-    UpsertOutcome.CREATED.value: pb.IndexDocumentResult.CREATED,
-    UpsertOutcome.REPLACED.value: pb.IndexDocumentResult.REPLACED,
-    UpsertOutcome.UNCHANGED.value: pb.IndexDocumentResult.UNCHANGED,
-    UpsertOutcome.REJECTED.value: pb.IndexDocumentResult.REJECTED,
+    UpsertOutcome.CREATED.value: pb.IndexDocumentsResponse.OUTCOME_CREATED,
+    UpsertOutcome.REPLACED.value: pb.IndexDocumentsResponse.OUTCOME_REPLACED,
+    UpsertOutcome.UNCHANGED.value: pb.IndexDocumentsResponse.OUTCOME_UNCHANGED,
+    UpsertOutcome.REJECTED.value: pb.IndexDocumentsResponse.OUTCOME_REJECTED,
 }
 
 
@@ -74,28 +74,61 @@ def _enum(table: Mapping[Any, object], value: int, field: str) -> None:
         raise InvalidArgumentError(f"{field} has no value {value}", field=field)
 
 
-def search_query_from_pb(
-    request: pb.SearchRequest, config: SearchConfig, *, with_vector: bool
-) -> SearchQuery:
-    """Validated query; full-text search ignores query_vector and needs text. The vector's
-    dimension is checked against the collection by the engine."""
+def fulltext_query_from_pb(request: pb.FulltextRequest, config: SearchConfig) -> SearchQuery:
+    """A checked full-text query."""
+    return search_query(
+        q=request.q,
+        k=request.k,
+        config=config,
+        dimension=None,
+        path_prefix=request.path_prefix,
+        **_scope_from_pb(request),
+    )
+
+
+def semantic_query_from_pb(request: pb.SemanticRequest, config: SearchConfig) -> SearchQuery:
+    """A checked semantic query; the vector's dimension is checked against the collection by
+    the engine."""
+    return search_query(
+        q=request.q,
+        k=request.k,
+        config=config,
+        dimension=None,
+        vector=list(request.query_vector),
+        min_similarity=(request.min_similarity if request.HasField("min_similarity") else None),
+        path_prefix=request.path_prefix,
+        **_scope_from_pb(request),
+    )
+
+
+def hybrid_query_from_pb(request: pb.HybridRequest, config: SearchConfig) -> SearchQuery:
+    """A checked hybrid query; the vector's dimension is checked by the engine."""
     _enum(_CONTENT_FUSIONS, request.fusion, "fusion")
     return search_query(
         q=request.q,
         k=request.k,
         config=config,
         dimension=None,
-        vector=list(request.query_vector) if with_vector else (),
+        vector=list(request.query_vector),
         min_similarity=(request.min_similarity if request.HasField("min_similarity") else None),
         rrf_k=request.rrf_k,
         path_prefix=request.path_prefix,
         fulltext_weight=(request.fulltext_weight if request.HasField("fulltext_weight") else None),
         semantic_weight=(request.semantic_weight if request.HasField("semantic_weight") else None),
         fusion=_FUSIONS.get(request.fusion),
-        collection=request.collection,
-        where=filter_from_pb(request.filter) if request.HasField("filter") else None,
-        page_token=request.page_token,
+        **_scope_from_pb(request),
     )
+
+
+def _scope_from_pb(
+    request: pb.FulltextRequest | pb.SemanticRequest | pb.HybridRequest,
+) -> dict[str, Any]:
+    """The fields every search shares: collection, filter and page token."""
+    return {
+        "collection": request.collection,
+        "where": filter_from_pb(request.filter) if request.HasField("filter") else None,
+        "page_token": request.page_token,
+    }
 
 
 def filter_from_pb(node: pb.Filter, field: str = "filter") -> Filter:
@@ -190,17 +223,6 @@ def hit_to_pb(hit: Hit) -> pb.Hit:
     )
 
 
-def search_response_to_pb(
-    search_type: pb.SearchType, hits: list[Hit], took_ms: float, next_page_token: str = ""
-) -> pb.SearchResponse:
-    return pb.SearchResponse(
-        search_type=search_type,
-        hits=[hit_to_pb(h) for h in hits],
-        took_ms=took_ms,
-        next_page_token=next_page_token,
-    )
-
-
 def click_from_pb(request: pb.RecordClickRequest) -> ClickEvent:
     return ClickEvent(
         query=request.query,
@@ -229,8 +251,8 @@ def document_from_pb(document: pb.Document) -> DocumentInput:
     )
 
 
-def index_result_to_pb(result: UpsertResult) -> pb.IndexDocumentResult:
-    message = pb.IndexDocumentResult(
+def index_result_to_pb(result: UpsertResult) -> pb.IndexDocumentsResponse:
+    message = pb.IndexDocumentsResponse(
         path=result.path, outcome=_OUTCOMES[result.outcome.value], chunk_count=result.chunk_count
     )
     if result.rejection is not None:
@@ -244,10 +266,10 @@ def index_result_to_pb(result: UpsertResult) -> pb.IndexDocumentResult:
     return message
 
 
-def rejected_to_pb(path: str, error: InvalidArgumentError) -> pb.IndexDocumentResult:
-    return pb.IndexDocumentResult(
+def rejected_to_pb(path: str, error: InvalidArgumentError) -> pb.IndexDocumentsResponse:
+    return pb.IndexDocumentsResponse(
         path=path,
-        outcome=pb.IndexDocumentResult.REJECTED,
+        outcome=pb.IndexDocumentsResponse.OUTCOME_REJECTED,
         error=pb.DocumentError(
             code=INVALID_ARGUMENT_CODE, field=error.field or "document", message=str(error)
         ),
@@ -344,7 +366,11 @@ def health_to_pb(report: HealthReport) -> pb.HealthResponse:
     timestamp = Timestamp()
     timestamp.GetCurrentTime()
     response = pb.HealthResponse(
-        status=pb.HealthResponse.SERVING if report.serving else pb.HealthResponse.NOT_SERVING,
+        status=(
+            pb.HealthResponse.STATUS_SERVING
+            if report.serving
+            else pb.HealthResponse.STATUS_NOT_SERVING
+        ),
         database_type=report.backend,
         embedding_model=report.embedding_model,
         embedding_dimension=report.embedding_dimension,

@@ -12,11 +12,11 @@ import grpc
 from docfoundry.v1 import search_pb2 as pb
 from docfoundry.v1 import search_pb2_grpc as pb_grpc
 
+from ..config import SearchConfig
 from ..engine import SearchEngine, SearchPage
 from ..errors import InvalidArgumentError
 from ..ingest import DocumentInput
 from ..validation import (
-    SearchQuery,
     check_collection_name,
     check_filter,
     check_page_size,
@@ -32,23 +32,24 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
     def __init__(self, engine: SearchEngine) -> None:
         self.engine = engine
 
-    def _query(self, request: pb.SearchRequest, *, with_vector: bool = True) -> SearchQuery:
-        return convert.search_query_from_pb(request, self.engine.config, with_vector=with_vector)
-
-    async def Fulltext(self, request: pb.SearchRequest, context: Context) -> pb.SearchResponse:
+    async def Fulltext(self, request: pb.FulltextRequest, context: Context) -> pb.FulltextResponse:
         started = time.perf_counter()
-        page = await self.engine.fulltext(self._query(request, with_vector=False))
-        return _response(pb.SEARCH_TYPE_FULLTEXT, page, started)
+        page = await self.engine.fulltext(convert.fulltext_query_from_pb(request, self._config))
+        return pb.FulltextResponse(**_response(pb.SEARCH_TYPE_FULLTEXT, page, started))
 
-    async def Semantic(self, request: pb.SearchRequest, context: Context) -> pb.SearchResponse:
+    async def Semantic(self, request: pb.SemanticRequest, context: Context) -> pb.SemanticResponse:
         started = time.perf_counter()
-        page = await self.engine.semantic(self._query(request))
-        return _response(pb.SEARCH_TYPE_SEMANTIC, page, started)
+        page = await self.engine.semantic(convert.semantic_query_from_pb(request, self._config))
+        return pb.SemanticResponse(**_response(pb.SEARCH_TYPE_SEMANTIC, page, started))
 
-    async def Hybrid(self, request: pb.SearchRequest, context: Context) -> pb.SearchResponse:
+    async def Hybrid(self, request: pb.HybridRequest, context: Context) -> pb.HybridResponse:
         started = time.perf_counter()
-        page = await self.engine.hybrid(self._query(request))
-        return _response(pb.SEARCH_TYPE_HYBRID, page, started)
+        page = await self.engine.hybrid(convert.hybrid_query_from_pb(request, self._config))
+        return pb.HybridResponse(**_response(pb.SEARCH_TYPE_HYBRID, page, started))
+
+    @property
+    def _config(self) -> SearchConfig:
+        return self.engine.config
 
     async def RecordClick(
         self, request: pb.RecordClickRequest, context: Context
@@ -66,9 +67,9 @@ class IndexServicer(pb_grpc.IndexServiceServicer):
 
     async def IndexDocuments(
         self,
-        request_iterator: AsyncIterator[pb.IndexDocumentRequest],
+        request_iterator: AsyncIterator[pb.IndexDocumentsRequest],
         context: Context,
-    ) -> AsyncIterator[pb.IndexDocumentResult]:
+    ) -> AsyncIterator[pb.IndexDocumentsResponse]:
         """Groups the stream into small batches of one collection each, so the model embeds
         many chunks per call. A document that cannot be read is rejected on its own."""
         batch: list[DocumentInput] = []
@@ -94,7 +95,7 @@ class IndexServicer(pb_grpc.IndexServiceServicer):
 
     async def _flush(
         self, batch: list[DocumentInput], collection: str
-    ) -> list[pb.IndexDocumentResult]:
+    ) -> list[pb.IndexDocumentsResponse]:
         if not batch:
             return []
         results = await self.engine.index(batch, collection=collection)
@@ -171,8 +172,14 @@ class CollectionServicer(pb_grpc.CollectionServiceServicer):
         return convert.delete_collection_to_pb(await self.engine.delete_collection(name))
 
 
-def _response(search_type: pb.SearchType, page: SearchPage, started: float) -> pb.SearchResponse:
-    return convert.search_response_to_pb(search_type, page.hits, _ms(started), page.next_page_token)
+def _response(search_type: pb.SearchType, page: SearchPage, started: float) -> dict[str, Any]:
+    """The fields every search response shares."""
+    return {
+        "search_type": search_type,
+        "hits": [convert.hit_to_pb(h) for h in page.hits],
+        "took_ms": _ms(started),
+        "next_page_token": page.next_page_token,
+    }
 
 
 def _ms(started: float) -> float:
