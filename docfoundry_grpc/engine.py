@@ -59,6 +59,15 @@ class SearchPage:
 
 
 @dataclass(frozen=True)
+class _Page:
+    """A search page: results offset … end − 1 of a ranking of `ranked` results."""
+
+    offset: int
+    end: int
+    ranked: int
+
+
+@dataclass(frozen=True)
 class DocumentPage:
     documents: list[StoredDocument]
     next_page_token: str = ""
@@ -171,66 +180,65 @@ class SearchEngine:
     async def fulltext(self, query: SearchQuery) -> SearchPage:
         with self.timer("fulltext"):
             await self.collection(query.collection)
-            offset, depth = self._page(query, "fulltext")
+            page = self._page(query, "fulltext")
             terms = query_terms(query.q)
             found = await self.store.search_fulltext(
-                terms, limit=depth, collection=query.collection, where=query.where
+                terms, limit=page.ranked, collection=query.collection, where=query.where
             )
-            hits = [self._hit(c, c.score, terms) for c in found[offset:]]
-            return self._search_page(query, "fulltext", offset, hits, len(found) == depth)
+            hits = [self._hit(c, c.score, terms) for c in found[page.offset : page.end]]
+            return self._search_page(query, "fulltext", page, hits, len(found) > page.end)
 
     async def semantic(self, query: SearchQuery) -> SearchPage:
         with self.timer("semantic"):
             collection = await self.collection(query.collection)
-            offset, depth = self._page(query, "semantic")
+            page = self._page(query, "semantic")
             vector = await self._query_vector(query, collection)
             if vector is None:
                 return SearchPage([])
             found = await self.store.search_vector(
-                vector, limit=depth, collection=query.collection, where=query.where
+                vector, limit=page.ranked, collection=query.collection, where=query.where
             )
+            similar = [c for c in found if _similar_enough(c.score, query)]
             terms = query_terms(query.q)
-            hits = [
-                self._hit(c, c.score, terms)
-                for c in found[offset:]
-                if _similar_enough(c.score, query)
-            ]
-            full = len(found) == depth and _similar_enough(found[-1].score, query)
-            return self._search_page(query, "semantic", offset, hits, full)
+            hits = [self._hit(c, c.score, terms) for c in similar[page.offset : page.end]]
+            return self._search_page(query, "semantic", page, hits, len(similar) > page.end)
 
     async def hybrid(self, query: SearchQuery) -> SearchPage:
         with self.timer("hybrid"):
             collection = await self.collection(query.collection)
-            offset, depth = self._page(query, "hybrid")
-            hits = await self._hybrid(query, collection, depth)
-            return self._search_page(query, "hybrid", offset, hits[offset:], len(hits) == depth)
+            page = self._page(query, "hybrid")
+            hits, more = await self._hybrid(query, collection, page)
+            return self._search_page(query, "hybrid", page, hits, more)
 
-    def _page(self, query: SearchQuery, mode: str) -> tuple[int, int]:
-        """(offset, how many results to rank) for the query's page: pages are slices of one
-        ranking, so following the tokens gives each result once while the index is still."""
+    def _page(self, query: SearchQuery, mode: str) -> _Page:
+        """Which slice of the ranking the query's page is: pages are slices of one ranking,
+        so following the tokens gives each result once while the index is still."""
         offset = 0
         if query.page_token:
             position = self._pages.decode(query.page_token, _fingerprint(mode, query))
             if not isinstance(position, int) or not 0 < position < self.config.max_k:
                 raise InvalidArgumentError("page_token is out of range", field="page_token")
             offset = position
-        return offset, min(offset + query.k, self.config.max_k)
+        end = min(offset + query.k, self.config.max_k)
+        # One past the page tells whether there is another, unless the page ends the depth.
+        return _Page(offset, end, end + 1 if end < self.config.max_k else end)
 
     def _search_page(
-        self, query: SearchQuery, mode: str, offset: int, hits: list[Hit], full: bool
+        self, query: SearchQuery, mode: str, page: _Page, hits: list[Hit], more: bool
     ) -> SearchPage:
-        """A page, with a token for the next one if this one was full and the ranking can
-        go deeper (at most SEARCH_MAX_K results in all)."""
-        following = offset + len(hits)
-        if not full or not hits or following >= self.config.max_k:
+        """A page, with a token for the next one if the ranking has more (at most
+        SEARCH_MAX_K results in all)."""
+        if not more:
             return SearchPage(hits)
-        return SearchPage(hits, self._pages.encode(_fingerprint(mode, query), following))
+        return SearchPage(hits, self._pages.encode(_fingerprint(mode, query), page.end))
 
-    async def _hybrid(self, query: SearchQuery, collection: Collection, depth: int) -> list[Hit]:
+    async def _hybrid(
+        self, query: SearchQuery, collection: Collection, page: _Page
+    ) -> tuple[list[Hit], bool]:
         """Both legs rank a window of chunk ids side by side, while the store says whether
-        the query has clicks at all; rows are read only for the `depth` fused results, not
-        for the whole window."""
-        window = max(self.config.candidate_window, 2 * depth)
+        the query has clicks at all; rows are read only for the page's fused results, not
+        for the whole window. Returns the page's hits and whether more follow."""
+        window = max(self.config.candidate_window, 2 * page.ranked)
         terms = query_terms(query.q)
         fulltext, semantic, clicked = await asyncio.gather(
             self.store.rank_fulltext(
@@ -251,10 +259,11 @@ class SearchEngine:
             semantic_weight=query.semantic_weight,
             click_weight=self.config.click_weight,
         )
-        fused = fuse(fulltext, semantic, params, clicks=clicks, limit=depth)
-        chunks = await self.store.chunks([(f.chunk_id, f.score) for f in fused])
-        legs = {f.chunk_id: f for f in fused}
-        return [
+        fused = fuse(fulltext, semantic, params, clicks=clicks, limit=page.ranked)
+        shown = fused[page.offset : page.end]
+        chunks = await self.store.chunks([(f.chunk_id, f.score) for f in shown])
+        legs = {f.chunk_id: f for f in shown}
+        hits = [
             self._hit(
                 c,
                 c.score,
@@ -264,6 +273,7 @@ class SearchEngine:
             )
             for c in chunks
         ]
+        return hits, len(fused) > page.end
 
     async def _semantic_ranking(
         self, query: SearchQuery, collection: Collection, *, limit: int
@@ -386,11 +396,12 @@ class SearchEngine:
         if not isinstance(after, str):
             raise InvalidArgumentError("page_token is not a listing's token", field="page_token")
         found = await self.store.list_documents(
-            collection=collection, where=where, after=after, limit=page_size
+            collection=collection, where=where, after=after, limit=page_size + 1
         )
-        if len(found) < page_size:
+        if len(found) <= page_size:  # one past the page tells whether there is another
             return DocumentPage(found)
-        return DocumentPage(found, self._pages.encode(fingerprint, found[-1].path))
+        shown = found[:page_size]
+        return DocumentPage(shown, self._pages.encode(fingerprint, shown[-1].path))
 
     # Health -----------------------------------------------------------------------------
 

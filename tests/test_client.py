@@ -89,3 +89,105 @@ async def test_cli_commands(server: Harness, tmp_path: Path) -> None:
     missing = await run_cli("delete", "docs/guides/install.md", *target)
     assert missing.returncode == 1
     assert missing.stderr.startswith("error: NOT_FOUND") and "Traceback" not in missing.stderr
+
+
+async def test_client_collections_metadata_filters_and_pages(server: Harness) -> None:
+    async with DocFoundryClient(server.target) as client:
+        created = await client.create_collection("team-b", description="B's docs")
+        assert (created.name, created.vectors, created.dimension) == ("team-b", "model", 384)
+        docs = [
+            DocumentSpec(
+                path=f"{n}.md",
+                content=f"# Port {n}\n\nThe port setting, part {n}.",
+                metadata={"version": float(n), "tags": ["a", "b"] if n % 2 else ["c"]},
+            )
+            for n in range(5)
+        ]
+        outcomes = [o async for o in client.index_documents(docs, collection="team-b")]
+        assert {o.outcome for o in outcomes} == {"created"}
+        tagged = {"equals": {"field": "tags", "value": {"string_value": "a"}}}
+        result = await client.fulltext("port", collection="team-b", filter=tagged, k=1)
+        assert result.hits[0].metadata["tags"] == ["a", "b"] and result.next_page_token
+        following = await client.fulltext(
+            "port", collection="team-b", filter=tagged, k=1, page_token=result.next_page_token
+        )
+        assert [h.document_path for h in (*result.hits, *following.hits)] == ["1.md", "3.md"]
+        assert not following.next_page_token
+        assert not (await client.fulltext("port", k=5)).hits  # the default collection is empty
+        page = await client.list_documents(collection="team-b", page_size=2)
+        assert [d.path for d in page.documents] == ["0.md", "1.md"] and page.next_page_token
+        last = await client.list_documents(collection="team-b", page_size=3, page_token="")
+        tail = await client.list_documents(
+            collection="team-b", page_size=3, page_token=last.next_page_token
+        )
+        assert [d.path for d in tail.documents] == ["3.md", "4.md"]
+        assert not tail.next_page_token
+        document = await client.get_document("4.md", collection="team-b")
+        assert document.metadata == {"version": 4.0, "tags": ["c"]}
+        old = {"range": {"field": "version", "lt": 2}}
+        assert (await client.delete_documents(old, collection="team-b")).documents_deleted == 2
+        listed = await client.list_collections()
+        assert [(c.name, c.document_count) for c in listed] == [("default", 0), ("team-b", 3)]
+        rejected = [
+            o
+            async for o in client.index_documents(
+                [DocumentSpec(path="bad.md", content="x", metadata={"bad key": "v"})]
+            )
+        ]
+        assert rejected[0].outcome == "rejected" and rejected[0].error_field == "document.metadata"
+        assert (await client.delete_collection("team-b")).documents_deleted == 3
+        with pytest.raises(ValueError):
+            await client.fulltext("port", filter={"no_such_condition": {}})
+
+
+async def test_cli_collections_documents_and_filters(server: Harness, tmp_path: Path) -> None:
+    folder = write_docs(tmp_path / "docs")
+    target = ["--target", server.target]
+    created = await run_cli("collections", "create", "guides", *target)
+    assert created.returncode == 0 and "created guides: 384-d model vectors" in created.stdout
+    ingest = await run_cli(
+        "ingest",
+        str(folder),
+        "--collection",
+        "guides",
+        "--metadata",
+        "product=cli",
+        "--metadata",
+        "version=2",
+        *target,
+    )
+    assert ingest.returncode == 0, ingest.stderr
+    product = '{"equals": {"field": "product", "value": {"string_value": "cli"}}}'
+    search = await run_cli(
+        "search",
+        "port",
+        "--collection",
+        "guides",
+        "--filter",
+        product,
+        "-k",
+        "1",
+        "--json",
+        *target,
+    )
+    found = json.loads(search.stdout)
+    assert found["hits"][0]["metadata"] == {"product": "cli", "version": 2.0}
+    assert found["next_page_token"]
+    listing = await run_cli("documents", "list", "--collection", "guides", *target)
+    assert listing.stdout.splitlines()[0].startswith("docs/api/errors.md")
+    shown = await run_cli(
+        "documents", "get", "docs/api/errors.md", "--collection", "guides", *target
+    )
+    assert json.loads(shown.stdout)["metadata"]["product"] == "cli"
+    refused = await run_cli("documents", "delete", "--collection", "guides", *target)
+    assert refused.returncode == 1 and "--filter is required" in refused.stderr
+    purge = await run_cli(
+        "documents", "delete", "--collection", "guides", "--filter", '{"all": {}}', *target
+    )
+    assert "deleted 3 documents" in purge.stdout
+    bad = await run_cli("search", "x", "--filter", "[1]", *target)
+    assert bad.returncode == 2 and "JSON object" in bad.stderr
+    listed = await run_cli("collections", "list", *target)
+    assert "guides: 384-d model vectors, 0 documents" in listed.stdout
+    dropped = await run_cli("collections", "delete", "guides", *target)
+    assert dropped.returncode == 0 and "deleted guides" in dropped.stdout

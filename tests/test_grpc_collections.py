@@ -8,6 +8,7 @@ import base64
 import grpc
 import numpy as np
 import pytest
+from google.rpc import error_details_pb2, status_pb2
 
 from docfoundry.v1 import search_pb2 as pb
 
@@ -261,3 +262,24 @@ async def test_collection_calls_answer_with_clear_statuses(server: Harness) -> N
     await expect_status(
         server.search.Fulltext(pb.FulltextRequest(q="x", filter=pb.Filter())), INVALID
     )
+
+
+async def test_errors_carry_google_rpc_details(server: Harness) -> None:
+    """A caller in any language reads the reason and the field from the status details."""
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await server.search.Fulltext(pb.FulltextRequest(q="port", k=-3))
+    details = dict(info.value.trailing_metadata() or ())["grpc-status-details-bin"]
+    status = status_pb2.Status.FromString(details)
+    assert status.code == INVALID.value[0] and "k must be" in status.message
+    reason, violations = error_details_pb2.ErrorInfo(), error_details_pb2.BadRequest()
+    assert status.details[0].Unpack(reason) and status.details[1].Unpack(violations)
+    assert (reason.reason, reason.domain) == ("INVALID_ARGUMENT", "docfoundry.dev")
+    assert [v.field for v in violations.field_violations] == ["k"]
+
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await server.collections.GetCollection(pb.GetCollectionRequest(name="nope"))
+    status = status_pb2.Status.FromString(
+        dict(info.value.trailing_metadata() or ())["grpc-status-details-bin"]
+    )
+    assert status.details[0].Unpack(reason) and reason.reason == "NOT_FOUND"
+    assert len(status.details) == 1

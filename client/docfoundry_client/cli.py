@@ -1,4 +1,5 @@
-"""Client subcommands of the `docfoundry` command: ingest, search, click, health, delete.
+"""Client subcommands of the `docfoundry` command: ingest, search, click, health, delete,
+documents and collections.
 
 They are registered on the parser the main command builds, so the server and client
 commands share one entry point. Every command runs one async client and reports a failed
@@ -25,8 +26,15 @@ import grpc.aio
 from tqdm import tqdm
 
 from .client import DocFoundryClient
-from .files import count_files, iter_documents
-from .models import DEFAULT_TARGET, HealthInfo, SearchResult
+from .files import MetadataValue, count_files, iter_documents
+from .models import (
+    DEFAULT_TARGET,
+    CollectionInfo,
+    DocumentInfo,
+    FilterLike,
+    HealthInfo,
+    SearchResult,
+)
 
 _T = TypeVar("_T")
 Command = Callable[[argparse.Namespace, DocFoundryClient], Awaitable[int]]
@@ -48,8 +56,22 @@ def add_client_commands(subparsers: argparse._SubParsersAction[argparse.Argument
         help="deadline of each call; an ingest stream has none (default: %(default)s)",
     )
 
+    scoped = argparse.ArgumentParser(add_help=False, parents=[common])
+    scoped.add_argument(
+        "--collection", default="", metavar="NAME", help="collection (default: default)"
+    )
+    filtered = argparse.ArgumentParser(add_help=False)
+    filtered.add_argument(
+        "--filter",
+        type=_filter,
+        default=None,
+        metavar="JSON",
+        help='a filter as JSON, e.g. \'{"equals": {"field": "product", "value": '
+        '{"string_value": "cli"}}}\' (see docs/api.md)',
+    )
+
     ingest = subparsers.add_parser(
-        "ingest", parents=[common], help="index files and folders (.md, .html, .txt)"
+        "ingest", parents=[scoped], help="index files and folders (.md, .html, .txt)"
     )
     ingest.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     ingest.add_argument(
@@ -66,13 +88,25 @@ def add_client_commands(subparsers: argparse._SubParsersAction[argparse.Argument
         metavar="DIR",
         help="make document paths relative to DIR instead of each folder's parent",
     )
+    ingest.add_argument(
+        "--metadata",
+        type=_metadata_pair,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help='metadata for every document; a JSON value (3, true, ["a","b"]) or a string;'
+        " repeat for more keys",
+    )
     ingest.set_defaults(func=_runner(_ingest))
 
-    search = subparsers.add_parser("search", parents=[common], help="search the index")
+    search = subparsers.add_parser("search", parents=[scoped, filtered], help="search the index")
     search.add_argument("query", metavar="QUERY")
     search.add_argument("--mode", choices=("fulltext", "semantic", "hybrid"), default="hybrid")
-    search.add_argument("-k", type=int, default=10, metavar="N", help="number of hits")
+    search.add_argument("-k", type=int, default=10, metavar="N", help="hits per page")
     search.add_argument("--path-prefix", default="", metavar="P")
+    search.add_argument(
+        "--page-token", default="", metavar="TOKEN", help="continue from a previous page"
+    )
     search.add_argument(
         "--fusion", choices=("score", "rrf"), help="hybrid fusion (default: the server's)"
     )
@@ -95,10 +129,68 @@ def add_client_commands(subparsers: argparse._SubParsersAction[argparse.Argument
     health.set_defaults(func=_runner(_health))
 
     delete = subparsers.add_parser(
-        "delete", parents=[common], help="delete a document with its chunks and clicks"
+        "delete", parents=[scoped], help="delete a document with its chunks and clicks"
     )
     delete.add_argument("path", metavar="PATH", help="document path as stored in the index")
     delete.set_defaults(func=_runner(_delete))
+
+    _add_document_commands(subparsers, scoped, filtered)
+    _add_collection_commands(subparsers, common)
+
+
+def _add_document_commands(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+    scoped: argparse.ArgumentParser,
+    filtered: argparse.ArgumentParser,
+) -> None:
+    documents = subparsers.add_parser("documents", help="list, show or delete stored documents")
+    actions = documents.add_subparsers(dest="action", required=True)
+    listing = actions.add_parser(
+        "list", parents=[scoped, filtered], help="documents by path, a page at a time"
+    )
+    listing.add_argument("--page-size", type=_non_negative, default=0, metavar="N")
+    listing.add_argument("--page-token", default="", metavar="TOKEN")
+    listing.add_argument("--json", action="store_true", help="print the page as JSON")
+    listing.set_defaults(func=_runner(_documents_list))
+    show = actions.add_parser("get", parents=[scoped], help="one document with its metadata")
+    show.add_argument("path", metavar="PATH")
+    show.set_defaults(func=_runner(_documents_get))
+    purge = actions.add_parser(
+        "delete", parents=[scoped, filtered], help="delete every document matching --filter"
+    )
+    purge.set_defaults(func=_runner(_documents_delete))
+
+
+def _add_collection_commands(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+    common: argparse.ArgumentParser,
+) -> None:
+    collections = subparsers.add_parser("collections", help="create, list, show or delete")
+    actions = collections.add_subparsers(dest="action", required=True)
+    listing = actions.add_parser("list", parents=[common], help="every collection")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(func=_runner(_collections_list))
+    create = actions.add_parser("create", parents=[common], help="a new, empty collection")
+    create.add_argument("name", metavar="NAME")
+    create.add_argument(
+        "--vectors",
+        choices=("model", "caller"),
+        default="model",
+        help="the server's model, or vectors the caller sends (default: %(default)s)",
+    )
+    create.add_argument(
+        "--dimension", type=_non_negative, default=0, help="caller vectors' dimension"
+    )
+    create.add_argument("--description", default="")
+    create.set_defaults(func=_runner(_collections_create))
+    show = actions.add_parser("get", parents=[common], help="one collection with its counts")
+    show.add_argument("name", metavar="NAME")
+    show.set_defaults(func=_runner(_collections_get))
+    drop = actions.add_parser(
+        "delete", parents=[common], help="delete a collection and everything it holds"
+    )
+    drop.add_argument("name", metavar="NAME")
+    drop.set_defaults(func=_runner(_collections_delete))
 
 
 def _runner(command: Command) -> Callable[[argparse.Namespace], int]:
@@ -123,32 +215,120 @@ async def _with_client(command: Command, args: argparse.Namespace) -> int:
 
 async def _ingest(args: argparse.Namespace, client: DocFoundryClient) -> int:
     total = count_files(args.paths, root=args.root)
-    documents = iter_documents(args.paths, root=args.root)
+    documents = iter_documents(args.paths, root=args.root, metadata=dict(args.metadata))
     outcomes: Counter[str] = Counter()
     chunks = 0
     started = time.perf_counter()
     with tqdm(total=total, unit="file", file=sys.stderr, dynamic_ncols=True) as progress:
         for batch in _batches(documents, args.batch):
-            async for outcome in client.index_documents(batch):
+            async for outcome in client.index_documents(batch, collection=args.collection):
                 outcomes[outcome.outcome] += 1
                 chunks += outcome.chunk_count
                 progress.update(1)
+                if outcome.outcome == "rejected":
+                    progress.write(f"rejected {outcome.path}: {outcome.error}", file=sys.stderr)
     elapsed = time.perf_counter() - started
     rate = chunks / elapsed if elapsed > 0 else 0.0
     print(
         f"indexed {sum(outcomes.values())} documents: {outcomes['created']} created, "
         f"{outcomes['replaced']} replaced, {outcomes['unchanged']} unchanged, "
+        f"{outcomes['rejected']} rejected, "
         f"{chunks} chunks in {elapsed:.1f} s ({rate:.1f} chunks/s)"
     )
-    return 0
+    return 1 if outcomes["rejected"] else 0
 
 
 async def _search(args: argparse.Namespace, client: DocFoundryClient) -> int:
     result = await client.search(
-        args.query, args.mode, k=args.k, path_prefix=args.path_prefix, fusion=args.fusion
+        args.query,
+        args.mode,
+        k=args.k,
+        path_prefix=args.path_prefix,
+        fusion=args.fusion,
+        collection=args.collection,
+        filter=args.filter,
+        page_token=args.page_token,
     )
     print(_search_json(result) if args.json else _search_text(result))
     return 0
+
+
+async def _documents_list(args: argparse.Namespace, client: DocFoundryClient) -> int:
+    page = await client.list_documents(
+        collection=args.collection,
+        filter=args.filter,
+        page_size=args.page_size,
+        page_token=args.page_token,
+    )
+    if args.json:
+        print(_to_json(dataclasses.asdict(page)))
+        return 0
+    for document in page.documents:
+        print(_document_line(document))
+    if page.next_page_token:
+        print(f"next page: --page-token {page.next_page_token}")
+    return 0
+
+
+async def _documents_get(args: argparse.Namespace, client: DocFoundryClient) -> int:
+    document = await client.get_document(args.path, collection=args.collection)
+    print(_to_json(dataclasses.asdict(document)))
+    return 0
+
+
+async def _documents_delete(args: argparse.Namespace, client: DocFoundryClient) -> int:
+    if args.filter is None:
+        raise ValueError("--filter is required; '{\"all\": {}}' deletes every document")
+    deleted = await client.delete_documents(args.filter, collection=args.collection)
+    print(
+        f"deleted {deleted.documents_deleted} documents: {deleted.chunks_deleted} chunks, "
+        f"{deleted.clicks_deleted} clicks"
+    )
+    return 0
+
+
+async def _collections_list(args: argparse.Namespace, client: DocFoundryClient) -> int:
+    found = await client.list_collections()
+    if args.json:
+        print(_to_json([dataclasses.asdict(c) for c in found]))
+    else:
+        for collection in found:
+            print(_collection_line(collection))
+    return 0
+
+
+async def _collections_create(args: argparse.Namespace, client: DocFoundryClient) -> int:
+    created = await client.create_collection(
+        args.name, vectors=args.vectors, dimension=args.dimension, description=args.description
+    )
+    print(f"created {_collection_line(created)}")
+    return 0
+
+
+async def _collections_get(args: argparse.Namespace, client: DocFoundryClient) -> int:
+    print(_to_json(dataclasses.asdict(await client.get_collection(args.name))))
+    return 0
+
+
+async def _collections_delete(args: argparse.Namespace, client: DocFoundryClient) -> int:
+    deleted = await client.delete_collection(args.name)
+    print(
+        f"deleted {args.name}: {deleted.documents_deleted} documents, "
+        f"{deleted.chunks_deleted} chunks, {deleted.clicks_deleted} clicks"
+    )
+    return 0
+
+
+def _document_line(document: DocumentInfo) -> str:
+    metadata = json.dumps(document.metadata, ensure_ascii=False) if document.metadata else ""
+    return f"{document.path}  {document.chunk_count} chunks  {metadata}".rstrip()
+
+
+def _collection_line(collection: CollectionInfo) -> str:
+    return (
+        f"{collection.name}: {collection.dimension}-d {collection.vectors} vectors, "
+        f"{collection.document_count} documents, {collection.chunk_count} chunks"
+    )
 
 
 async def _click(args: argparse.Namespace, client: DocFoundryClient) -> int:
@@ -180,6 +360,8 @@ async def _delete(args: argparse.Namespace, client: DocFoundryClient) -> int:
 
 def _search_text(result: SearchResult) -> str:
     lines = [f"{result.search_type}: {len(result.hits)} hits in {result.took_ms:.1f} ms"]
+    if result.next_page_token:
+        lines[0] += f" (next page: --page-token {result.next_page_token})"
     for rank, hit in enumerate(result.hits, start=1):
         lines.append(f"{rank:>3}. {hit.score:.4f}  {hit.link}")
         label = hit.title
@@ -235,6 +417,32 @@ def _batches(items: Iterator[_T], size: int) -> Iterator[Iterator[_T]]:
         return
     for first in items:
         yield itertools.chain([first], itertools.islice(items, size - 1))
+
+
+def _filter(text: str) -> FilterLike:
+    """A filter's JSON form; checked when the request is built (a ValueError then)."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"--filter is not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("--filter must be a JSON object")
+    return value
+
+
+def _metadata_pair(text: str) -> tuple[str, MetadataValue]:
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        return key, raw
+    if isinstance(value, str | bool | int | float) or (
+        isinstance(value, list) and all(isinstance(v, str) for v in value)
+    ):
+        return key, value
+    return key, raw
 
 
 def _non_negative(text: str) -> int:

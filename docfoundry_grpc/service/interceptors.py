@@ -1,6 +1,11 @@
 """One interceptor at the gRPC boundary: domain errors → status codes (one table), metrics,
 and one log line per RPC. Unknown exceptions become INTERNAL with a generic message; the
-traceback goes to the log, never to the client."""
+traceback goes to the log, never to the client.
+
+A domain error's status also carries google.rpc details (through grpcio-status, in the
+standard `grpc-status-details-bin` trailer), so callers in any language can act on it
+without parsing messages: an ErrorInfo with a stable reason, and for a bad field a
+BadRequest naming it."""
 
 from __future__ import annotations
 
@@ -11,6 +16,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeAlias
 
 import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
 
 from .. import errors
 from ..metrics import ServiceMetrics
@@ -27,6 +35,44 @@ STATUS_OF_ERROR: dict[type[errors.DocFoundryError], grpc.StatusCode] = {
     errors.StoreBusyError: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errors.SchemaMismatchError: grpc.StatusCode.FAILED_PRECONDITION,
 }
+
+
+ERROR_DOMAIN = "docfoundry.dev"
+# ErrorInfo reasons: stable, UPPER_SNAKE_CASE, one per kind of domain error.
+REASON_OF_ERROR: dict[type[errors.DocFoundryError], str] = {
+    errors.InvalidArgumentError: "INVALID_ARGUMENT",
+    errors.NotFoundError: "NOT_FOUND",
+    errors.AlreadyExistsError: "ALREADY_EXISTS",
+    errors.StoreUnavailableError: "STORE_UNAVAILABLE",
+    errors.StoreBusyError: "STORE_BUSY",
+    errors.SchemaMismatchError: "SCHEMA_MISMATCH",
+}
+
+
+def rich_status(exc: BaseException) -> grpc.Status:
+    """The status of an exception, with google.rpc details for a domain error."""
+    code, message = status_for(exc)
+    details: list[any_pb2.Any] = []
+    reason = next((r for t, r in REASON_OF_ERROR.items() if isinstance(exc, t)), None)
+    if reason is not None:
+        details.append(_packed(error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN)))
+    if isinstance(exc, errors.InvalidArgumentError) and exc.field:
+        violation = error_details_pb2.BadRequest.FieldViolation(
+            field=exc.field, description=message
+        )
+        details.append(_packed(error_details_pb2.BadRequest(field_violations=[violation])))
+    status = status_pb2.Status(code=_CODES[code], message=message, details=details)
+    converted: grpc.Status = rpc_status.to_status(status)
+    return converted
+
+
+_CODES = {code: code_pb2.Code.Value(code.name) for code in grpc.StatusCode}
+
+
+def _packed(message: Any) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(message)
+    return packed
 
 
 def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
@@ -60,11 +106,11 @@ class _RpcScope:
         elif isinstance(exc, asyncio.CancelledError):
             self._finish(grpc.StatusCode.CANCELLED)
         elif isinstance(exc, Exception):
-            code, message = status_for(exc)
-            if code is grpc.StatusCode.INTERNAL:
+            status = rich_status(exc)
+            if status.code is grpc.StatusCode.INTERNAL:
                 log.error("unhandled error in %s", self.method, exc_info=exc)
-            self._finish(code)
-            await self.context.abort(code, message)
+            self._finish(status.code)
+            await self.context.abort(status.code, status.details, status.trailing_metadata)
 
     def _finish(self, code: grpc.StatusCode) -> None:
         elapsed = time.perf_counter() - self.started
