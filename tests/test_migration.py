@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from docfoundry.v1 import search_pb2 as pb
 from docfoundry_grpc.config import DatabaseConfig
 from docfoundry_grpc.embedding import MiniLMEmbedder
@@ -17,6 +19,7 @@ from .conftest import (
     stop_harness,
 )
 from .test_grpc import indexed
+from .test_grpc_collections import index_into
 
 QUERIES = ["which port does the server use", "kittens", "rank fusion", "errors NOT_FOUND"]
 
@@ -43,28 +46,56 @@ async def test_migrate_sqlite_to_postgres(
                 query="purr", chunk_id=hit.chunk_id, position=1, session_id=session
             )
         )
+    await source.collections.CreateCollection(
+        pb.CreateCollectionRequest(name="extra", vectors=pb.VECTOR_SOURCE_CALLER, dimension=4)
+    )
+    extra = pb.Document(
+        path="x.md",
+        title="Extra",
+        chunks=[pb.ChunkInput(text="extra purring", embedding=[0.5, 0.5, 0.5, 0.5])],
+        metadata={"team": pb.MetadataValue(string_value="b")},
+    )
+    [stored] = await index_into(source, "extra", [extra])
+    assert stored.outcome == pb.IndexDocumentsResponse.OUTCOME_CREATED
+    extra_hit = (
+        await source.search.Fulltext(pb.FulltextRequest(q="purring", collection="extra"))
+    ).hits[0]
+    await source.search.RecordClick(
+        pb.RecordClickRequest(query="purring", chunk_id=extra_hit.chunk_id, position=1)
+    )
     expected = await answers(source)
     await stop_harness(source)
 
     async with fresh_database(postgres_server) as dsn:
         first = await run_cli("migrate", "--from", f"sqlite:{sqlite.sqlite_path}", "--to", dsn)
         assert first.returncode == 0, first.stderr
-        assert "5 documents copied, 0 already present, 2 clicks copied" in first.stdout
-        assert "click_feedback           2         2" in first.stdout
+        assert "6 documents copied, 0 already present, 3 clicks copied" in first.stdout
+        assert "click_feedback           3         3" in first.stdout
 
         again = await run_cli("migrate", "--from", f"sqlite:{sqlite.sqlite_path}", "--to", dsn)
         assert again.returncode == 0, again.stderr
-        assert "0 documents copied, 5 already present, 0 clicks copied" in again.stdout
+        assert "0 documents copied, 6 already present, 0 clicks copied" in again.stdout
 
         target = await start_harness(postgres_config(dsn), embedder)
         try:
             assert await answers(target) == expected
             health = await target.search.Health(pb.HealthRequest())
-            assert (health.document_count, health.click_count) == (5, 2)
+            assert (health.document_count, health.click_count) == (6, 3)
             click = await target.search.RecordClick(
                 pb.RecordClickRequest(query="purr", chunk_id=hit.chunk_id, position=1)
             )
-            assert click.click_id == 3
+            assert click.click_id == 4
+            copied = await target.collections.GetCollection(pb.GetCollectionRequest(name="extra"))
+            assert (copied.collection.vectors, copied.collection.dimension) == (
+                pb.VECTOR_SOURCE_CALLER,
+                4,
+            )
+            found = await target.search.Semantic(
+                pb.SemanticRequest(collection="extra", query_vector=[1, 1, 1, 1])
+            )
+            assert [h.document_path for h in found.hits] == ["x.md"]
+            assert found.hits[0].metadata["team"].string_value == "b"
+            assert found.hits[0].score == pytest.approx(1.0, abs=1e-6)
         finally:
             await stop_harness(target)
 

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 
 from docfoundry_grpc.config import PostgresConfig
+from docfoundry_grpc.filters import Range
 from docfoundry_grpc.models import Chunk, Document, DocumentChunks
-from docfoundry_grpc.storage.postgres import PostgresAdapter, schema
+from docfoundry_grpc.storage.postgres import PostgresAdapter, filter_sql, schema, sql
 
 from .conftest import PostgresServer, fresh_database, own_local_postgres
 
@@ -144,5 +145,45 @@ async def test_build_progress_reporting_stops_cleanly_when_cancelled(
         progress.cancel()
         with pytest.raises(asyncio.CancelledError):
             await progress
+    finally:
+        await adapter.close()
+
+
+async def test_a_filter_that_starves_the_index_walk_still_gets_k_hits(
+    config: PostgresConfig,
+) -> None:
+    """With the walk cut short (hnsw.max_scan_tuples 40, as a selective filter would leave
+    it; sequential scans off, so the planner walks the index even over 600 rows), the few
+    chunks the filter admits are searched exactly: k hits, the exact ones."""
+    vectors, query = unit_vectors(600, seed=3), unit_vectors(1, seed=4)[0]
+    admin = await asyncpg.connect(config.dsn())
+    try:
+        database = await admin.fetchval("SELECT current_database()")
+        await admin.execute(f'ALTER DATABASE "{database}" SET hnsw.max_scan_tuples = 40')
+        await admin.execute(f'ALTER DATABASE "{database}" SET enable_seqscan = off')
+    finally:
+        await admin.close()
+    adapter = await opened(replace(config, hnsw_ef_search=10))
+    try:
+        await adapter.replace_documents(
+            [
+                DocumentChunks(
+                    Document(f"doc/{n}", "", "", f"h{n}", {"bucket": float(n % 100)}),
+                    [Chunk("", "", f"chunk {n}", ("chunk",), vector)],
+                )
+                for n, vector in enumerate(vectors)
+            ]
+        )
+        rare = Range("bucket", gte=7.0, lt=8.0)  # no index serves a range: the walk does
+        condition, params = filter_sql.compile_filter(rare, alias="c", first_param=3)
+        walk = sql.nearest(1, DIMENSION, condition, rows=False)
+        async with adapter._connections.acquire() as connection:
+            assert len(await connection.fetch(walk, query, 5, *params)) < 5  # starved
+        found = await adapter.search_vector(query, limit=5, where=rare)
+        admitted = np.arange(600) % 100 == 7
+        order = np.argsort(-(vectors @ query) + np.where(admitted, 0, 10), kind="stable")[:5]
+        assert [c.text for c in found] == [f"chunk {i}" for i in order]
+        ranked = await adapter.rank_vector(query, limit=6, where=rare)
+        assert len(ranked) == 6  # every admitted chunk, though the walk saw far fewer
     finally:
         await adapter.close()
