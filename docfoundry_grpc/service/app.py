@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
+from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection_pb2
@@ -160,7 +161,8 @@ def build_app(
     enable_reflection(
         server,
         (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name),
-        extra=(health_pb2.DESCRIPTOR, reflection_pb2.DESCRIPTOR),
+        # error_details: so reflection clients can decode the google.rpc status details.
+        extra=(health_pb2.DESCRIPTOR, reflection_pb2.DESCRIPTOR, error_details_pb2.DESCRIPTOR),
     )
     address = f"{settings.grpc_host}:{settings.grpc_port}"
     try:
