@@ -290,3 +290,26 @@ async def test_a_1536_dimension_collection_with_caller_vectors(store: StorageAda
         unit(5, 1536), limit=5, collection="openai", where=PathPrefix("doc-17")
     )
     assert only.document_path == "doc-17.md"
+
+
+async def test_a_repeated_filter_sees_every_write(store: StorageAdapter) -> None:
+    """Whatever a backend keeps of a filter between queries, writes are seen at once."""
+    await load_metadata_corpus(store)
+    cli = Equals("product", "cli")
+    before = await store.rank_fulltext(["guid"], limit=100, where=cli)
+    added = DocumentChunks(
+        Document("docs/cli/v4.md", "Guide", "", "h4", {"product": "cli"}),
+        [guide_chunk("docs/cli/v4.md", unit(50, 384))],
+    )
+    await store.replace_documents([added])
+    after_add = await store.rank_fulltext(["guid"], limit=100, where=cli)
+    near = await store.rank_vector(unit(50, 384), limit=100, where=cli)
+    assert len(after_add) == len(before) + 1 and len(near) == len(before) + 1
+    moved = DocumentChunks(
+        Document("docs/cli/v4.md", "Guide", "", "h5", {"product": "web"}),
+        [guide_chunk("docs/cli/v4.md", unit(50, 384))],
+    )
+    await store.replace_documents([moved])
+    assert len(await store.rank_fulltext(["guid"], limit=100, where=cli)) == len(before)
+    await store.delete_document("docs/cli/v3.md")
+    assert len(await store.rank_vector(unit(50, 384), limit=100, where=cli)) == len(before) - 1

@@ -155,10 +155,7 @@ WHERE d.collection_id = ? AND d.path > ? AND {where}
 ORDER BY d.path LIMIT ?
 """
 MATCHING_DOCUMENT_IDS = "SELECT d.id FROM documents d WHERE d.collection_id = ? AND {where}"
-MATCHING_CHUNK_IDS = """
-SELECT c.id FROM chunks c JOIN documents d ON d.id = c.document_id
-WHERE d.collection_id = ? AND {where}
-"""
+
 CHUNK_TERMS_OF_DOCUMENT = """
 SELECT rowid, terms FROM chunks_fts WHERE rowid IN (SELECT id FROM chunks WHERE document_id = ?)
 """
@@ -183,7 +180,8 @@ COUNT_CLICKS_OF_DOCUMENT = "SELECT COUNT(*) FROM click_feedback WHERE document_i
 DELETE_DOCUMENT = "DELETE FROM documents WHERE id = ?"
 
 ALL_EMBEDDINGS = """
-SELECT c.id, d.collection_id, c.embedding FROM chunks c JOIN documents d ON d.id = c.document_id
+SELECT c.id, d.collection_id, c.embedding, c.document_id
+FROM chunks c JOIN documents d ON d.id = c.document_id
 ORDER BY c.id
 """
 

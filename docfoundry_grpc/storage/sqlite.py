@@ -19,6 +19,8 @@ from typing import Any
 
 import aiosqlite
 import numpy as np
+import numpy.typing as npt
+from cachetools import LRUCache
 
 from ..errors import (
     AlreadyExistsError,
@@ -62,16 +64,49 @@ from .base import (
     ranked_chunks,
 )
 from .posting_index import PostingIndex
-from .vector_matrix import VectorMatrix
+from .vector_matrix import VectorMatrix, id_mask
+
+# Filters whose admitted chunk ids a collection keeps, per collection.
+ADMITTED_CACHE_ENTRIES = 64
 
 
 class _CollectionIndex:
-    """One collection's in-memory rankings: its own vectors and its own BM25 statistics."""
+    """One collection's in-memory rankings: its own vectors and its own BM25 statistics,
+    with each chunk's document, and the chunk ids of recent filters.
+
+    A filter is evaluated per document in SQL (a document's chunks share its metadata and
+    path, and there are several chunks per document), then mapped to chunk ids here. The
+    result is kept until the collection's next write, as a search engine keeps a filter's
+    bitset: repeated filters (a tenant, a product, a version) then cost nothing to apply.
+    """
 
     def __init__(self, collection: Collection) -> None:
         self.collection = collection
         self.matrix = VectorMatrix(collection.dimension)
         self.postings = PostingIndex()
+        self.document_of = np.zeros(1024, dtype=np.int64)  # by chunk id
+        self.generation = 0  # bumped by every committed write to the collection
+        self.admitted: LRUCache[str, tuple[int, npt.NDArray[np.int64]]] = LRUCache(
+            ADMITTED_CACHE_ENTRIES
+        )
+
+    def add(
+        self, chunk_ids: Sequence[int], document_ids: Sequence[int] | int, vectors: Vector
+    ) -> None:
+        """Adds chunks with their vectors and their document (one for all, or one each)."""
+        self.matrix.add(chunk_ids, vectors)
+        if chunk_ids:
+            top = max(chunk_ids)
+            if top >= len(self.document_of):
+                grown = np.zeros(max(top + 1, 2 * len(self.document_of)), dtype=np.int64)
+                grown[: len(self.document_of)] = self.document_of
+                self.document_of = grown
+            self.document_of[list(chunk_ids)] = document_ids
+
+    def chunks_of(self, document_ids: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        """Ids of the live chunks of these documents."""
+        live = self.matrix.live_ids()
+        return live[id_mask(document_ids, self.document_of[live])]
 
 
 class SQLiteAdapter:
@@ -174,9 +209,13 @@ class SQLiteAdapter:
             while batch := list(await cursor.fetchmany(4096)):
                 for collection_id in {int(r[1]) for r in batch}:
                     mine = [r for r in batch if r[1] == collection_id]
-                    matrix = by_id[collection_id].matrix
+                    index = by_id[collection_id]
                     vectors = np.frombuffer(b"".join(r[2] for r in mine), dtype=np.float32)
-                    matrix.add([r[0] for r in mine], vectors.reshape(len(mine), matrix.dimension))
+                    index.add(
+                        [r[0] for r in mine],
+                        [r[3] for r in mine],
+                        vectors.reshape(len(mine), index.collection.dimension),
+                    )
         async with self._read() as db:
             terms = await db.execute_fetchall(sql.ALL_CHUNK_TERMS)
         for collection_id, index in by_id.items():
@@ -286,7 +325,7 @@ class SQLiteAdapter:
     ) -> list[UpsertOutcome]:
         check_distinct_paths(documents)
         index = self._index(collection)
-        written: list[tuple[dict[int, list[str]] | None, list[int], DocumentChunks]] = []
+        written: list[tuple[dict[int, list[str]] | None, list[int], int, DocumentChunks]] = []
         async with self._transaction() as db:
             for item in documents:
                 document_id = await self._stored_id(db, index.collection.id, item.document.path)
@@ -295,15 +334,16 @@ class SQLiteAdapter:
                     db, index.collection.id, item.document, document_id
                 )
                 new_ids = await self._insert_chunks(db, document_id, item)
-                written.append((old, new_ids, item))
+                written.append((old, new_ids, document_id, item))
         # No await from the commit to here: the next writer sees these updates applied.
-        for old, new_ids, item in written:
+        index.generation += 1
+        for old, new_ids, document_id, item in written:
             _forget(index, old or {})
-            index.matrix.add(new_ids, _stack(item.chunks, index.collection.dimension))
+            index.add(new_ids, document_id, _stack(item.chunks, index.collection.dimension))
             for chunk_id, chunk in zip(new_ids, item.chunks, strict=True):
                 index.postings.add(chunk_id, chunk.tokens)
         index.postings.rebuild_if_due()
-        created = (old is None for old, _, _ in written)
+        created = (old is None for old, _, _, _ in written)
         return [UpsertOutcome.CREATED if new else UpsertOutcome.REPLACED for new in created]
 
     async def _write_document(
@@ -450,16 +490,26 @@ class SQLiteAdapter:
 
     # Search -----------------------------------------------------------------------------
 
-    async def _admitted(self, index: _CollectionIndex, where: Filter | None) -> np.ndarray | None:
-        """Ids of the collection's chunks that `where` admits (None: no filter)."""
+    async def _admitted(
+        self, index: _CollectionIndex, where: Filter | None
+    ) -> npt.NDArray[np.int64] | None:
+        """Ids of the collection's chunks that `where` admits (None: no filter); see
+        `_CollectionIndex` for how they are found and kept."""
         if where is None:
             return None
-        condition, params = compile_filter(where, metadata="d.metadata", path="c.path")
+        key, generation = repr(where), index.generation
+        cached = index.admitted.get(key)
+        if cached is not None and cached[0] == generation:
+            return cached[1]
+        condition, params = compile_filter(where, metadata="d.metadata", path="d.path")
         async with self._read() as db:
             rows = await db.execute_fetchall(
-                sql.MATCHING_CHUNK_IDS.format(where=condition), (index.collection.id, *params)
+                sql.MATCHING_DOCUMENT_IDS.format(where=condition), (index.collection.id, *params)
             )
-        return np.fromiter((r[0] for r in rows), dtype=np.int64)
+        admitted = index.chunks_of(np.fromiter((r[0] for r in rows), dtype=np.int64))
+        if generation == index.generation:  # else a write committed meanwhile: not kept
+            index.admitted[key] = (generation, admitted)
+        return admitted
 
     async def search_fulltext(
         self,
@@ -663,6 +713,7 @@ def _stored_document(collection: str, row: Sequence[Any]) -> StoredDocument:
 
 
 def _forget(index: _CollectionIndex, removed: dict[int, list[str]]) -> None:
+    index.generation += 1
     index.matrix.remove(list(removed))
     for chunk_id, tokens in removed.items():
         index.postings.remove(chunk_id, tokens)

@@ -52,6 +52,11 @@ class VectorMatrix:
             if self._size > 1024 and len(self._row_of) < self._size // 2:
                 self._compact()
 
+    def live_ids(self) -> npt.NDArray[np.int64]:
+        """Ids of the rows not removed."""
+        with self._lock:
+            return self._ids[: self._size][self._live[: self._size]].copy()
+
     def search(
         self, query: Vector, *, limit: int, only: npt.NDArray[np.int64] | None = None
     ) -> list[tuple[int, float]]:
