@@ -18,7 +18,8 @@ from typing import Any
 
 import asyncpg
 import numpy as np
-from cachetools import TTLCache
+import numpy.typing as npt
+from cachetools import LRUCache, TTLCache
 
 from ...config import PostgresConfig
 from ...errors import AlreadyExistsError, NotFoundError, StoreBusyError, StoreUnavailableError
@@ -64,6 +65,8 @@ log = logging.getLogger(__name__)
 # reused, so a stale copy can only name a collection that another server deleted: its
 # searches then find nothing, for at most this long.
 COLLECTION_CACHE_SECONDS = 5.0
+# Filters whose admitted chunk ids a server keeps (see `_admitted`).
+ADMITTED_CACHE_ENTRIES = 64
 
 
 class PostgresAdapter:
@@ -76,6 +79,9 @@ class PostgresAdapter:
         self._compactor: asyncio.Task[None] | None = None
         self._segment_cache = segments.SegmentCache(config.postings_cache_mb * 2**20)
         self._collections: TTLCache[str, Collection] = TTLCache(1024, COLLECTION_CACHE_SECONDS)
+        self._admitted_cache: LRUCache[tuple[int, str], tuple[int, npt.NDArray[np.int64]]] = (
+            LRUCache(ADMITTED_CACHE_ENTRIES)
+        )
 
     async def open(self) -> None:
         if self._connections.opened:
@@ -330,14 +336,28 @@ class PostgresAdapter:
         if not terms:
             return []
         async with self._connections.acquire() as db:
-            only = None
-            if where is not None:
-                condition, params = compile_filter(where, alias="c", first_param=1)
-                query = sql.MATCHING_CHUNK_IDS.format(collection=found.id, where=condition)
-                only = np.fromiter((r[0] for r in await db.fetch(query, *params)), np.int64)
+            only = None if where is None else await self._admitted(db, found, where)
             return await segments.rank(
                 db, terms, limit, self._segment_cache, collection_id=found.id, only=only
             )
+
+    async def _admitted(
+        self, db: asyncpg.Connection, collection: Collection, where: Filter
+    ) -> npt.NDArray[np.int64]:
+        """Ids of the chunks `where` admits, kept per filter until the collection's next
+        write by any server (its version in collection_stats), as a search engine keeps a
+        filter's bitset: a repeated filter then costs one small read instead of a scan."""
+        version = int(await db.fetchval(sql.COLLECTION_VERSION, collection.id))
+        key = (collection.id, repr(where))
+        kept = self._admitted_cache.get(key)
+        if kept is not None and kept[0] == version:
+            return kept[1]
+        condition, params = compile_filter(where, alias="d", first_param=2)
+        query = sql.MATCHING_CHUNK_IDS.format(where=condition)
+        rows = await db.fetch(query, collection.id, *params)
+        admitted = np.fromiter((r[0] for r in rows), np.int64, len(rows))
+        self._admitted_cache[key] = (version, admitted)
+        return admitted
 
     async def chunks(self, ranked: Sequence[ScoredId]) -> list[StoredChunk]:
         if not ranked:

@@ -39,7 +39,10 @@ CREATE TABLE IF NOT EXISTS collections (
 CREATE TABLE IF NOT EXISTS collection_stats (
     collection_id bigint PRIMARY KEY REFERENCES collections(id) ON DELETE CASCADE,
     chunk_count   bigint NOT NULL DEFAULT 0,
-    token_count   bigint NOT NULL DEFAULT 0
+    token_count   bigint NOT NULL DEFAULT 0,
+    -- Bumped by every write to the collection: what a server checks its kept filter results
+    -- against, whichever server wrote.
+    version       bigint NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS documents (
     id            bigserial PRIMARY KEY,
@@ -150,9 +153,10 @@ SELECT 1, 'default', 'model', value::int FROM meta WHERE key = 'embedding_dimens
 CREATE TABLE collection_stats (
     collection_id bigint PRIMARY KEY REFERENCES collections(id) ON DELETE CASCADE,
     chunk_count   bigint NOT NULL DEFAULT 0,
-    token_count   bigint NOT NULL DEFAULT 0
+    token_count   bigint NOT NULL DEFAULT 0,
+    version       bigint NOT NULL DEFAULT 0
 );
-INSERT INTO collection_stats SELECT 1, chunk_count, token_count FROM corpus_stats WHERE id = 1;
+INSERT INTO collection_stats SELECT 1, chunk_count, token_count, 0 FROM corpus_stats WHERE id = 1;
 DROP TABLE corpus_stats;
 ALTER TABLE documents
     ADD COLUMN collection_id bigint NOT NULL DEFAULT 1 REFERENCES collections(id) ON DELETE CASCADE,
@@ -248,7 +252,7 @@ INSERT_DEFAULT_COLLECTION = """
 INSERT INTO collections (id, name, vectors, dimension) VALUES (1, 'default', 'model', $1)
 ON CONFLICT DO NOTHING
 """
-INSERT_DEFAULT_STATS = "INSERT INTO collection_stats VALUES (1, 0, 0) ON CONFLICT DO NOTHING"
+INSERT_DEFAULT_STATS = "INSERT INTO collection_stats VALUES (1, 0, 0, 0) ON CONFLICT DO NOTHING"
 # The default collection's explicit id bypasses the sequence; new ones must start past it.
 SYNC_COLLECTION_SEQUENCE = """
 SELECT setval('collections_id_seq', greatest((SELECT max(id) FROM collections), 1))
@@ -298,7 +302,11 @@ ORDER BY d.path COLLATE "C" LIMIT $3
 MATCHING_DOCUMENT_IDS = """
 SELECT d.id FROM documents d WHERE d.collection_id = $1 AND {where} ORDER BY d.id FOR UPDATE
 """
-MATCHING_CHUNK_IDS = "SELECT c.id FROM chunks c WHERE c.collection_id = {collection} AND {where}"
+# A filter is evaluated once per document (its chunks share its metadata and path).
+MATCHING_CHUNK_IDS = """
+SELECT c.id FROM documents d JOIN chunks c ON c.document_id = d.id
+WHERE d.collection_id = $1 AND {where}
+"""
 # xmax = 0 only on a freshly inserted row: tells a create from a replace in one statement.
 # Sorted by path so concurrent batches lock document rows in one order.
 UPSERT_DOCUMENTS = """
@@ -345,9 +353,11 @@ ON CONFLICT (term) DO UPDATE SET df = t.df + excluded.df
 """
 DROP_EMPTY_TERMS = "DELETE FROM term_stats WHERE term = ANY($1::text[]) AND df <= 0"
 APPLY_CORPUS_DELTA = """
-UPDATE collection_stats SET chunk_count = chunk_count + $2, token_count = token_count + $3
+UPDATE collection_stats
+SET chunk_count = chunk_count + $2, token_count = token_count + $3, version = version + 1
 WHERE collection_id = $1
 """
+COLLECTION_VERSION = "SELECT version FROM collection_stats WHERE collection_id = $1"
 # Writers share this lock and compaction takes it alone for a moment, so the chunk ids it
 # is about to pack belong to committed writes only (see START_BUILD).
 WRITE_LOCK = "SELECT pg_advisory_xact_lock_shared(7240212)"
