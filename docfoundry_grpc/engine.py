@@ -16,7 +16,7 @@ from cachetools import TTLCache
 from . import __version__
 from .config import SearchConfig
 from .embedding import Embedder
-from .errors import DocFoundryError, InvalidArgumentError
+from .errors import DocFoundryError, InvalidArgumentError, NotFoundError
 from .filters import Filter
 from .ingest import DocumentInput, DocumentPreparer, check_document, content_hash
 from .models import (
@@ -31,6 +31,7 @@ from .models import (
     Hit,
     LegResult,
     Rejection,
+    RejectionCode,
     ScoredId,
     StoredChunk,
     StoredDocument,
@@ -341,8 +342,13 @@ class SearchEngine:
     ) -> list[UpsertResult]:
         """Adds or replaces documents in one transaction (a path that comes twice starts a
         second one). A document that fails validation is rejected on its own, with the field
-        at fault; the others are stored. Unchanged documents cost one lookup."""
-        target = await self.collection(collection)
+        at fault; the others are stored. Documents for a collection that does not exist are
+        rejected too (NOT_FOUND), not the stream. Unchanged documents cost one lookup."""
+        try:
+            target = await self.collection(collection)
+        except NotFoundError as exc:
+            missing = Rejection("collection", str(exc), RejectionCode.NOT_FOUND)
+            return [UpsertResult(d.path, UpsertOutcome.REJECTED, 0, missing) for d in docs]
         results: dict[int, UpsertResult] = {}
         valid: list[int] = []
         for i, doc in enumerate(docs):

@@ -103,6 +103,13 @@ class UpsertOutcome(enum.Enum):
     REJECTED = "rejected"
 
 
+class RejectionCode(enum.Enum):
+    """The gRPC status a rejected document would have had on its own."""
+
+    INVALID_ARGUMENT = "INVALID_ARGUMENT"
+    NOT_FOUND = "NOT_FOUND"  # the collection it names does not exist
+
+
 @dataclass(frozen=True)
 class Rejection:
     """Why one document of a batch was not stored: the request field at fault and a
@@ -110,6 +117,7 @@ class Rejection:
 
     field: str
     message: str
+    code: RejectionCode = RejectionCode.INVALID_ARGUMENT
 
 
 @dataclass(frozen=True)

@@ -216,6 +216,12 @@ async def test_one_server_serves_a_model_and_a_1536_dimension_collection(
     assert "query_vector" in details
     wrong = await index_into(server, "openai", [pb.Document(path="w.md", content="text only")])
     assert wrong[0].outcome == OUTCOME.OUTCOME_REJECTED
+    nowhere = await index_into(server, "nowhere", [pb.Document(path="n.md", content="text")])
+    assert (nowhere[0].outcome, nowhere[0].error.code, nowhere[0].error.field) == (
+        OUTCOME.OUTCOME_REJECTED,
+        grpc.StatusCode.NOT_FOUND.value[0],
+        "collection",
+    )
     listed = await server.collections.ListCollections(pb.ListCollectionsRequest())
     assert [(c.name, c.document_count) for c in listed.collections] == [
         ("default", 5),

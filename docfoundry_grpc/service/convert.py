@@ -26,6 +26,7 @@ from ..models import (
     LegResult,
     Metadata,
     MetadataValue,
+    RejectionCode,
     StoredDocument,
     UpsertOutcome,
     UpsertResult,
@@ -67,6 +68,7 @@ _VECTOR_SOURCES_PB = {
 }
 # google.rpc.Code of a rejected document.
 INVALID_ARGUMENT_CODE = 3
+_REJECTION_CODES = {RejectionCode.INVALID_ARGUMENT: 3, RejectionCode.NOT_FOUND: 5}
 
 
 def _enum(table: Mapping[Any, object], value: int, field: str) -> None:
@@ -258,7 +260,7 @@ def index_result_to_pb(result: UpsertResult) -> pb.IndexDocumentsResponse:
     if result.rejection is not None:
         message.error.CopyFrom(
             pb.DocumentError(
-                code=INVALID_ARGUMENT_CODE,
+                code=_REJECTION_CODES[result.rejection.code],
                 field=result.rejection.field,
                 message=result.rejection.message,
             )
