@@ -76,6 +76,7 @@ class PostgresConfig:
     log_queries: bool = False
     compact_interval: float = 5.0
     postings_cache_mb: int = 256
+    filter_exact_max: int = 2000
 
     def dsn(self) -> str:
         """The connection string; contains the password, so never log it (see `safe_dsn`)."""
@@ -158,6 +159,7 @@ class Settings:
             log_queries=_bool(env, "POSTGRES_LOG_QUERIES", False),
             compact_interval=_float(env, "POSTGRES_COMPACT_INTERVAL", 5.0),
             postings_cache_mb=_int(env, "POSTGRES_POSTINGS_CACHE_MB", 256, minimum=0),
+            filter_exact_max=_int(env, "POSTGRES_FILTER_EXACT_MAX", 2000, minimum=0),
         )
         database = DatabaseConfig(
             type=_choice(env, "DATABASE_TYPE", "sqlite", ("sqlite", "postgresql")),

@@ -13,7 +13,13 @@ import pytest
 
 from docfoundry_grpc.config import PostgresConfig
 from docfoundry_grpc.filters import Range
-from docfoundry_grpc.models import Chunk, Document, DocumentChunks
+from docfoundry_grpc.models import (
+    Chunk,
+    CollectionSpec,
+    Document,
+    DocumentChunks,
+    VectorSource,
+)
 from docfoundry_grpc.storage.postgres import PostgresAdapter, filter_sql, schema, sql
 
 from .conftest import PostgresServer, fresh_database, own_local_postgres
@@ -153,9 +159,12 @@ async def test_a_filter_that_starves_the_index_walk_still_gets_k_hits(
     config: PostgresConfig,
 ) -> None:
     """With the walk cut short (hnsw.max_scan_tuples 40, as a selective filter would leave
-    it; sequential scans off, so the planner walks the index even over 600 rows), the few
-    chunks the filter admits are searched exactly: k hits, the exact ones."""
-    vectors, query = unit_vectors(600, seed=3), unit_vectors(1, seed=4)[0]
+    it; sequential scans off, so the planner walks the index even over a small table), the
+    few chunks the filter admits are searched exactly: k hits, the exact ones."""
+    rng = np.random.default_rng(3)
+    vectors = rng.standard_normal((3000, 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    query = vectors[0]
     admin = await asyncpg.connect(config.dsn())
     try:
         database = await admin.fetchval("SELECT current_database()")
@@ -163,27 +172,33 @@ async def test_a_filter_that_starves_the_index_walk_still_gets_k_hits(
         await admin.execute(f'ALTER DATABASE "{database}" SET enable_seqscan = off')
     finally:
         await admin.close()
-    adapter = await opened(replace(config, hnsw_ef_search=10))
+    # filter_exact_max 0: every filter takes the walk, as a large collection's would.
+    adapter = await opened(replace(config, hnsw_ef_search=10, filter_exact_max=0))
     try:
+        await adapter.create_collection(CollectionSpec("small", VectorSource.CALLER, 8))
         await adapter.replace_documents(
             [
                 DocumentChunks(
-                    Document(f"doc/{n}", "", "", f"h{n}", {"bucket": float(n % 100)}),
+                    Document(f"doc/{n}", "", "", f"h{n}", {"bucket": float(n % 1000)}),
                     [Chunk("", "", f"chunk {n}", ("chunk",), vector)],
                 )
                 for n, vector in enumerate(vectors)
-            ]
+            ],
+            collection="small",
         )
-        rare = Range("bucket", gte=7.0, lt=8.0)  # no index serves a range: the walk does
+        collection = await adapter.get_collection("small")
+        rare = Range("bucket", gte=7.0, lt=8.0)  # 3 chunks; no index serves a range
         condition, params = filter_sql.compile_filter(rare, alias="c", first_param=3)
-        walk = sql.nearest(1, DIMENSION, condition, rows=False)
-        async with adapter._connections.acquire() as connection:
-            assert len(await connection.fetch(walk, query, 5, *params)) < 5  # starved
-        found = await adapter.search_vector(query, limit=5, where=rare)
-        admitted = np.arange(600) % 100 == 7
-        order = np.argsort(-(vectors @ query) + np.where(admitted, 0, 10), kind="stable")[:5]
+        walk = sql.nearest(collection.id, 8, condition, rows=False)
+        async with adapter._connections.acquire() as connection, connection.transaction():
+            await connection.execute("SET LOCAL hnsw.ef_search = 320")  # the adapter's breadth
+            assert len(await connection.fetch(walk, query, 3, *params)) < 3  # starved
+        found = await adapter.search_vector(query, limit=3, where=rare, collection="small")
+        admitted = np.arange(3000) % 1000 == 7
+        order = np.argsort(-(vectors @ query) + np.where(admitted, 0, 10), kind="stable")[:3]
         assert [c.text for c in found] == [f"chunk {i}" for i in order]
-        ranked = await adapter.rank_vector(query, limit=6, where=rare)
-        assert len(ranked) == 6  # every admitted chunk, though the walk saw far fewer
+        broad = Range("bucket", lt=500.0)
+        walked = await adapter.search_vector(query, limit=5, where=broad, collection="small")
+        assert len(walked) == 5 and all(int(c.text.split()[1]) % 1000 < 500 for c in walked)
     finally:
         await adapter.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
@@ -336,28 +337,29 @@ class PostgresAdapter:
         if not terms:
             return []
         async with self._connections.acquire() as db:
-            only = None if where is None else await self._admitted(db, found, where)
+            only = None if where is None else (await self._admitted(db, found, where))[0]
             return await segments.rank(
                 db, terms, limit, self._segment_cache, collection_id=found.id, only=only
             )
 
     async def _admitted(
         self, db: asyncpg.Connection, collection: Collection, where: Filter
-    ) -> npt.NDArray[np.int64]:
-        """Ids of the chunks `where` admits, kept per filter until the collection's next
-        write by any server (its version in collection_stats), as a search engine keeps a
-        filter's bitset: a repeated filter then costs one small read instead of a scan."""
-        version = int(await db.fetchval(sql.COLLECTION_VERSION, collection.id))
+    ) -> tuple[npt.NDArray[np.int64], int]:
+        """Ids of the chunks `where` admits, with the collection's chunk count. The ids are
+        kept per filter until the collection's next write by any server (its version in
+        collection_stats), as a search engine keeps a filter's bitset: a repeated filter
+        then costs one small read instead of a scan."""
+        version, chunk_count = await db.fetchrow(sql.COLLECTION_VERSION, collection.id)
         key = (collection.id, repr(where))
         kept = self._admitted_cache.get(key)
         if kept is not None and kept[0] == version:
-            return kept[1]
+            return kept[1], int(chunk_count)
         condition, params = compile_filter(where, alias="d", first_param=2)
         query = sql.MATCHING_CHUNK_IDS.format(where=condition)
         rows = await db.fetch(query, collection.id, *params)
         admitted = np.fromiter((r[0] for r in rows), np.int64, len(rows))
-        self._admitted_cache[key] = (version, admitted)
-        return admitted
+        self._admitted_cache[key] = (int(version), admitted)
+        return admitted, int(chunk_count)
 
     async def chunks(self, ranked: Sequence[ScoredId]) -> list[StoredChunk]:
         if not ranked:
@@ -391,30 +393,54 @@ class PostgresAdapter:
     async def _nearest(
         self, vector: Vector, limit: int, collection: str, where: Filter | None, *, rows: bool
     ) -> list[asyncpg.Record]:
-        """The index walk, with the filter applied as it goes (iterative scans); when a
-        selective filter leaves the walk short of `limit`, an exact search over the chunks
-        the filter admits, which then are few. So `limit` hits come back whenever that many
-        match, and an unfiltered search never pays for the check."""
+        """The `limit` chunks nearest to `vector`, `limit` of them whenever that many match.
+
+        Unfiltered: the collection's index walk. Filtered, by how many chunks the filter
+        admits (their ids are kept per filter, see `_admitted`): up to
+        POSTGRES_FILTER_EXACT_MAX, an exact search over those ids, which is both exact and
+        cheaper than a walk that must pass over a hundred rejected chunks for each one it
+        keeps; above it, the walk with the filter applied as it goes (iterative scans),
+        its breadth widened as the filter narrows (ef_search / √share: the walk's recall
+        falls with the share of chunks it may keep), and the exact search again should the
+        walk come back short.
+        """
         found = await self._collection(collection)
-        condition, params = compile_filter(where, alias="c", first_param=3)
-        walk = sql.nearest(found.id, found.dimension, condition, rows=rows)
         async with self._connections.acquire() as db:
-            result = await self._walk(db, walk, vector, limit, params)
-            if where is None or len(result) >= limit or self.config.vector_index == "none":
+            if where is None:
+                walk = sql.nearest(found.id, found.dimension, "true", rows=rows)
+                return await self._walk(db, walk, vector, limit, [], breadth=limit)
+            admitted, chunk_count = await self._admitted(db, found, where)
+            exact = sql.nearest_among(rows=rows)
+            if len(admitted) <= self.config.filter_exact_max or self.config.vector_index == "none":
+                found_rows: list[asyncpg.Record] = await db.fetch(exact, vector, limit, admitted)
+                return found_rows
+            condition, params = compile_filter(where, alias="c", first_param=3)
+            walk = sql.nearest(found.id, found.dimension, condition, rows=rows)
+            share = len(admitted) / max(chunk_count, 1)
+            breadth = max(limit, math.ceil(self.config.hnsw_ef_search / math.sqrt(share)))
+            result = await self._walk(db, walk, vector, limit, params, breadth=breadth)
+            if len(result) >= limit:
                 return result
-            exact = sql.nearest(found.id, found.dimension, condition, rows=rows, exact=True)
-            exact_rows: list[asyncpg.Record] = await db.fetch(exact, vector, limit, *params)
-            return exact_rows
+            found_rows = await db.fetch(exact, vector, limit, admitted)
+            return found_rows
 
     async def _walk(
-        self, db: asyncpg.Connection, query: str, vector: Vector, limit: int, params: list[Any]
+        self,
+        db: asyncpg.Connection,
+        query: str,
+        vector: Vector,
+        limit: int,
+        params: list[Any],
+        *,
+        breadth: int,
     ) -> list[asyncpg.Record]:
-        if limit <= self.config.hnsw_ef_search:
+        """Runs an index walk at least `breadth` wide (hnsw.ef_search, at most 1000)."""
+        if breadth <= self.config.hnsw_ef_search:
             rows: list[asyncpg.Record] = await db.fetch(query, vector, limit, *params)
             return rows
         # HNSW returns at most ef_search rows per scan: widen it for this query only.
         async with db.transaction():
-            await db.execute(f"SET LOCAL hnsw.ef_search = {min(int(limit), 1000)}")
+            await db.execute(f"SET LOCAL hnsw.ef_search = {min(int(breadth), 1000)}")
             rows = await db.fetch(query, vector, limit, *params)
             return rows
 

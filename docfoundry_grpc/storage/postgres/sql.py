@@ -357,7 +357,7 @@ UPDATE collection_stats
 SET chunk_count = chunk_count + $2, token_count = token_count + $3, version = version + 1
 WHERE collection_id = $1
 """
-COLLECTION_VERSION = "SELECT version FROM collection_stats WHERE collection_id = $1"
+COLLECTION_VERSION = "SELECT version, chunk_count FROM collection_stats WHERE collection_id = $1"
 # Writers share this lock and compaction takes it alone for a moment, so the chunk ids it
 # is about to pack belong to committed writes only (see START_BUILD).
 WRITE_LOCK = "SELECT pg_advisory_xact_lock_shared(7240212)"
@@ -490,13 +490,27 @@ ORDER BY nearest.distance, c.id
 _NEAREST_IDS = "SELECT id, 1 - distance FROM nearest ORDER BY distance, id"
 
 
-def nearest(
-    collection_id: int, dimension: int, where: str, *, rows: bool, exact: bool = False
-) -> str:
-    """The `limit` ($2) chunks nearest to $1 in a collection, as ids or as hit rows."""
-    distance = "c.embedding <=> $1" if exact else f"c.embedding::vector({int(dimension)}) <=> $1"
+def nearest(collection_id: int, dimension: int, where: str, *, rows: bool) -> str:
+    """The `limit` ($2) chunks nearest to $1 in a collection, as ids or as hit rows, by the
+    collection's vector index."""
+    distance = f"c.embedding::vector({int(dimension)}) <=> $1"
     head = _NEAREST.format(distance=distance, collection=int(collection_id), where=where)
     return head + (_NEAREST_ROWS if rows else _NEAREST_IDS)
+
+
+# Exact search among the chunk ids a filter admits ($3): found by primary key, every
+# distance computed (the bare column's order is one no index serves).
+_NEAREST_AMONG = """
+WITH nearest AS MATERIALIZED (
+    SELECT c.id, c.embedding <=> $1 AS distance FROM chunks c WHERE c.id = ANY($3::bigint[])
+    ORDER BY distance LIMIT $2
+)
+"""
+
+
+def nearest_among(*, rows: bool) -> str:
+    """The `limit` ($2) chunks nearest to $1 among the ids $3, exactly."""
+    return _NEAREST_AMONG + (_NEAREST_ROWS if rows else _NEAREST_IDS)
 
 
 DOCUMENT_OF_CHUNK = "SELECT document_id FROM chunks WHERE id = $1"
