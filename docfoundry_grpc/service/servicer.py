@@ -114,7 +114,7 @@ class IndexServicer(pb_grpc.IndexServiceServicer):
         collection = check_collection_name(request.collection)
         where = convert.delete_filter_from_pb(request)
         result = await self.engine.delete_documents(where, collection=collection)
-        return convert.delete_documents_to_pb(result)
+        return pb.DeleteDocumentsResponse(**convert.delete_many_fields(result))
 
     async def GetDocument(
         self, request: pb.GetDocumentRequest, context: Context
@@ -169,7 +169,8 @@ class CollectionServicer(pb_grpc.CollectionServiceServicer):
         self, request: pb.DeleteCollectionRequest, context: Context
     ) -> pb.DeleteCollectionResponse:
         name = check_collection_name(request.name, field="name")
-        return convert.delete_collection_to_pb(await self.engine.delete_collection(name))
+        result = await self.engine.delete_collection(name)
+        return pb.DeleteCollectionResponse(**convert.delete_many_fields(result))
 
 
 def _response(search_type: pb.SearchType, page: SearchPage, started: float) -> dict[str, Any]:

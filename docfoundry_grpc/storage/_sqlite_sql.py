@@ -14,9 +14,7 @@ CREATE TABLE IF NOT EXISTS meta (
 )
 """
 
-# Schema 2: documents belong to collections, carry JSON metadata, and are unique per
-# (collection, path). Schema 1 had one flat set of documents (see UPGRADE_FROM_1).
-SCHEMA = """
+_COLLECTIONS = """
 CREATE TABLE IF NOT EXISTS collections (
     id          INTEGER PRIMARY KEY,
     name        TEXT NOT NULL UNIQUE,
@@ -25,7 +23,9 @@ CREATE TABLE IF NOT EXISTS collections (
     description TEXT NOT NULL DEFAULT '',
     created_at  TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP
 );
-CREATE TABLE IF NOT EXISTS documents (
+"""
+_DOCUMENTS = """
+CREATE TABLE IF NOT EXISTS {name} (
     id            INTEGER PRIMARY KEY,
     collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
     path          TEXT NOT NULL,
@@ -37,6 +37,14 @@ CREATE TABLE IF NOT EXISTS documents (
     updated_at    TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP,
     UNIQUE (collection_id, path)
 );
+"""
+
+# Schema 2: documents belong to collections, carry JSON metadata, and are unique per
+# (collection, path). Schema 1 had one flat set of documents (see UPGRADE_FROM_1).
+SCHEMA = (
+    _COLLECTIONS
+    + _DOCUMENTS.replace("{name}", "documents")
+    + """
 CREATE TABLE IF NOT EXISTS chunks (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
     document_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
@@ -70,40 +78,27 @@ CREATE INDEX IF NOT EXISTS click_feedback_session_id ON click_feedback(session_i
 CREATE INDEX IF NOT EXISTS click_feedback_document_id ON click_feedback(document_id);
 CREATE INDEX IF NOT EXISTS click_feedback_chunk_id ON click_feedback(chunk_id);
 """
+)
 
 # Schema 1 → 2: SQLite cannot drop the old UNIQUE (path), so the documents table is rebuilt
 # under the same ids (SQLite's documented twelve-step ALTER). Run with foreign keys off, or
 # dropping the old table would cascade to every chunk and click; their REFERENCES documents
 # then name the new table.
-UPGRADE_FROM_1 = """
-CREATE TABLE collections (
-    id          INTEGER PRIMARY KEY,
-    name        TEXT NOT NULL UNIQUE,
-    vectors     TEXT NOT NULL,
-    dimension   INTEGER NOT NULL,
-    description TEXT NOT NULL DEFAULT '',
-    created_at  TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP
-);
+UPGRADE_FROM_1 = (
+    _COLLECTIONS
+    + """
 INSERT INTO collections (id, name, vectors, dimension)
 SELECT 1, 'default', 'model', CAST(value AS INTEGER) FROM meta WHERE key = 'embedding_dimension';
-CREATE TABLE documents_v2 (
-    id            INTEGER PRIMARY KEY,
-    collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
-    path          TEXT NOT NULL,
-    title         TEXT NOT NULL DEFAULT '',
-    source_url    TEXT NOT NULL DEFAULT '',
-    content_hash  TEXT NOT NULL,
-    metadata      TEXT NOT NULL DEFAULT '{}',
-    created_at    TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP,
-    updated_at    TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP,
-    UNIQUE (collection_id, path)
-);
+"""
+    + _DOCUMENTS.replace("{name}", "documents_v2")
+    + """
 INSERT INTO documents_v2 (id, collection_id, path, title, source_url, content_hash, created_at,
                           updated_at)
 SELECT id, 1, path, title, source_url, content_hash, created_at, updated_at FROM documents;
 DROP TABLE documents;
 ALTER TABLE documents_v2 RENAME TO documents;
 """
+)
 
 GET_META = "SELECT value FROM meta WHERE key = ?"
 SET_META = """

@@ -26,7 +26,7 @@ CREATE_EXTENSION = "CREATE EXTENSION IF NOT EXISTS vector"
 # the filter applied as the index walks (iterative scans), not a join per candidate.
 # `embedding` has no fixed dimension: each collection has its own, and its own partial
 # index over `embedding::vector(dimension)` (pgvector's way to index mixed dimensions).
-SCHEMA = """
+_COLLECTIONS = """
 CREATE TABLE IF NOT EXISTS collections (
     id          bigserial PRIMARY KEY,
     name        text NOT NULL UNIQUE,
@@ -44,6 +44,11 @@ CREATE TABLE IF NOT EXISTS collection_stats (
     -- against, whichever server wrote.
     version       bigint NOT NULL DEFAULT 0
 );
+"""
+
+SCHEMA = (
+    _COLLECTIONS
+    + """
 CREATE TABLE IF NOT EXISTS documents (
     id            bigserial PRIMARY KEY,
     collection_id bigint NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
@@ -134,28 +139,17 @@ CREATE INDEX IF NOT EXISTS click_feedback_session_id ON click_feedback(session_i
 CREATE INDEX IF NOT EXISTS click_feedback_document_id ON click_feedback(document_id);
 CREATE INDEX IF NOT EXISTS click_feedback_chunk_id ON click_feedback(chunk_id);
 """
+)
 
 # Schema 1 → 2. Adding a column with a constant default and dropping a dimension from a
 # vector type rewrite nothing; the old vector index goes (the default collection gets its
 # partial one at this start). Terms of the default collection are stored unprefixed (see
 # `term_key`), so postings and packed segments, the bulk of the database, stay as they are.
-UPGRADE_FROM_1 = """
-CREATE TABLE collections (
-    id          bigserial PRIMARY KEY,
-    name        text NOT NULL UNIQUE,
-    vectors     text NOT NULL,
-    dimension   integer NOT NULL,
-    description text NOT NULL DEFAULT '',
-    created_at  timestamptz NOT NULL DEFAULT now()
-);
+UPGRADE_FROM_1 = (
+    _COLLECTIONS
+    + """
 INSERT INTO collections (id, name, vectors, dimension)
 SELECT 1, 'default', 'model', value::int FROM meta WHERE key = 'embedding_dimension';
-CREATE TABLE collection_stats (
-    collection_id bigint PRIMARY KEY REFERENCES collections(id) ON DELETE CASCADE,
-    chunk_count   bigint NOT NULL DEFAULT 0,
-    token_count   bigint NOT NULL DEFAULT 0,
-    version       bigint NOT NULL DEFAULT 0
-);
 INSERT INTO collection_stats SELECT 1, chunk_count, token_count, 0 FROM corpus_stats WHERE id = 1;
 DROP TABLE corpus_stats;
 ALTER TABLE documents
@@ -172,6 +166,7 @@ ALTER TABLE chunks
     ALTER COLUMN embedding TYPE vector;
 ALTER TABLE chunks ALTER COLUMN collection_id DROP DEFAULT;
 """
+)
 
 # Collection ids and dimensions below are integers from our own tables, formatted into the
 # text because a partial index serves only queries whose WHERE names its collection as a
