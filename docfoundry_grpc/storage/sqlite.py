@@ -66,18 +66,20 @@ from .base import (
 from .posting_index import PostingIndex
 from .vector_matrix import VectorMatrix, id_mask
 
-# Filters whose admitted chunk ids a collection keeps, per collection.
-ADMITTED_CACHE_ENTRIES = 64
+# Bytes of admitted chunk ids kept for recent filters, all collections together (8 bytes
+# a chunk id: a filter admitting 100k chunks takes 0.8 MB).
+ADMITTED_CACHE_BYTES = 64 * 2**20
 
 
 class _CollectionIndex:
     """One collection's in-memory rankings: its own vectors and its own BM25 statistics,
-    with each chunk's document, and the chunk ids of recent filters.
+    with each chunk's document, for filters.
 
     A filter is evaluated per document in SQL (a document's chunks share its metadata and
     path, and there are several chunks per document), then mapped to chunk ids here. The
-    result is kept until the collection's next write, as a search engine keeps a filter's
-    bitset: repeated filters (a tenant, a product, a version) then cost nothing to apply.
+    adapter keeps the result until the collection's next write (its `generation`), as a
+    search engine keeps a filter's bitset: repeated filters (a tenant, a product, a
+    version) then cost nothing to apply.
     """
 
     def __init__(self, collection: Collection) -> None:
@@ -86,9 +88,6 @@ class _CollectionIndex:
         self.postings = PostingIndex()
         self.document_of = np.zeros(1024, dtype=np.int64)  # by chunk id
         self.generation = 0  # bumped by every committed write to the collection
-        self.admitted: LRUCache[str, tuple[int, npt.NDArray[np.int64]]] = LRUCache(
-            ADMITTED_CACHE_ENTRIES
-        )
 
     def add(
         self, chunk_ids: Sequence[int], document_ids: Sequence[int] | int, vectors: Vector
@@ -123,6 +122,10 @@ class SQLiteAdapter:
         self._readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
         self._write_lock = asyncio.Lock()
         self._indexes: dict[str, _CollectionIndex] = {}
+        # (collection id, filter) → (the collection's generation, admitted chunk ids)
+        self._admitted_ids: LRUCache[tuple[int, str], tuple[int, npt.NDArray[np.int64]]] = LRUCache(
+            ADMITTED_CACHE_BYTES, getsizeof=lambda entry: entry[1].nbytes + 1
+        )
         self._waiting = 0
 
     async def open(self) -> None:
@@ -497,8 +500,8 @@ class SQLiteAdapter:
         `_CollectionIndex` for how they are found and kept."""
         if where is None:
             return None
-        key, generation = repr(where), index.generation
-        cached = index.admitted.get(key)
+        key, generation = (index.collection.id, repr(where)), index.generation
+        cached = self._admitted_ids.get(key)
         if cached is not None and cached[0] == generation:
             return cached[1]
         condition, params = compile_filter(where, metadata="d.metadata", path="d.path")
@@ -507,8 +510,9 @@ class SQLiteAdapter:
                 sql.MATCHING_DOCUMENT_IDS.format(where=condition), (index.collection.id, *params)
             )
         admitted = index.chunks_of(np.fromiter((r[0] for r in rows), dtype=np.int64))
-        if generation == index.generation:  # else a write committed meanwhile: not kept
-            index.admitted[key] = (generation, admitted)
+        # Not kept if a write committed meanwhile, or if it alone would outgrow the cache.
+        if generation == index.generation and admitted.nbytes < ADMITTED_CACHE_BYTES:
+            self._admitted_ids[key] = (generation, admitted)
         return admitted
 
     async def search_fulltext(

@@ -66,8 +66,8 @@ log = logging.getLogger(__name__)
 # reused, so a stale copy can only name a collection that another server deleted: its
 # searches then find nothing, for at most this long.
 COLLECTION_CACHE_SECONDS = 5.0
-# Filters whose admitted chunk ids a server keeps (see `_admitted`).
-ADMITTED_CACHE_ENTRIES = 64
+# Bytes of admitted chunk ids a server keeps for recent filters (see `_admitted`).
+ADMITTED_CACHE_BYTES = 64 * 2**20
 
 
 class PostgresAdapter:
@@ -81,7 +81,7 @@ class PostgresAdapter:
         self._segment_cache = segments.SegmentCache(config.postings_cache_mb * 2**20)
         self._collections: TTLCache[str, Collection] = TTLCache(1024, COLLECTION_CACHE_SECONDS)
         self._admitted_cache: LRUCache[tuple[int, str], tuple[int, npt.NDArray[np.int64]]] = (
-            LRUCache(ADMITTED_CACHE_ENTRIES)
+            LRUCache(ADMITTED_CACHE_BYTES, getsizeof=lambda entry: entry[1].nbytes + 1)
         )
 
     async def open(self) -> None:
@@ -358,7 +358,8 @@ class PostgresAdapter:
         query = sql.MATCHING_CHUNK_IDS.format(where=condition)
         rows = await db.fetch(query, collection.id, *params)
         admitted = np.fromiter((r[0] for r in rows), np.int64, len(rows))
-        self._admitted_cache[key] = (int(version), admitted)
+        if admitted.nbytes < ADMITTED_CACHE_BYTES:  # one that alone outgrows it is not kept
+            self._admitted_cache[key] = (int(version), admitted)
         return admitted, int(chunk_count)
 
     async def chunks(self, ranked: Sequence[ScoredId]) -> list[StoredChunk]:
