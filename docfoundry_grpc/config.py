@@ -10,7 +10,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from .errors import InvalidArgumentError
-from .ranking import Fusion
+from .models import Fusion
 
 
 def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int | None = None) -> int:

@@ -48,6 +48,13 @@ class Collection:
     chunks: int = 0
 
 
+class Fusion(enum.Enum):
+    """How Hybrid combines its legs (see `ranking`)."""
+
+    SCORE = "score"
+    RRF = "rrf"
+
+
 class ContentType(enum.Enum):
     MARKDOWN = "markdown"
     HTML = "html"

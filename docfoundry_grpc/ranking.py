@@ -16,19 +16,13 @@ users chose but never adds a result that neither leg found.
 
 from __future__ import annotations
 
-import enum
 import heapq
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from .models import DocumentClicks, LegResult, ScoredId
+from .models import DocumentClicks, Fusion, LegResult, ScoredId
 
 DEFAULT_RRF_K = 60
-
-
-class Fusion(enum.Enum):
-    SCORE = "score"
-    RRF = "rrf"
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ import numpy as np
 from .config import SearchConfig
 from .errors import InvalidArgumentError
 from .filters import All, AnyOf, Equals, Exists, Filter, Not, OneOf, PathPrefix, Range, combine
-from .models import DEFAULT_COLLECTION, Metadata, MetadataValue, Vector
-from .ranking import DEFAULT_RRF_K, Fusion
+from .models import DEFAULT_COLLECTION, Fusion, Metadata, MetadataValue, Vector
+from .ranking import DEFAULT_RRF_K
 
 MAX_PATH_CHARS = 1024
 MAX_CONTENT_CHARS = 20_000_000

@@ -22,6 +22,7 @@ from ..models import (
     ContentType,
     DeleteManyResult,
     DeleteResult,
+    Fusion,
     Hit,
     LegResult,
     Metadata,
@@ -32,7 +33,6 @@ from ..models import (
     UpsertResult,
     VectorSource,
 )
-from ..ranking import Fusion
 from ..validation import (
     SearchQuery,
     check_collection_name,
