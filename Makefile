@@ -16,12 +16,12 @@ test: setup-dev
 	scripts/install-prometheus.sh
 	.tools/node_modules/.bin/buf lint
 	.venv/bin/ruff check .
-	.venv/bin/mypy docfoundry_grpc client bench
+	.venv/bin/mypy docfoundry_grpc client bench tests scripts
 	.venv/bin/python -m pytest
 
 lint: setup-dev
 	.tools/node_modules/.bin/buf lint
-	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy docfoundry_grpc client bench
+	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy docfoundry_grpc client bench tests scripts
 
 eval: setup-dev
 	.venv/bin/docfoundry eval ../shared/datasets/scifact --backend sqlite

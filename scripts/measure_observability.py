@@ -70,8 +70,8 @@ async def measure(requests: int) -> None:
             grpc.aio.insecure_channel(app.address) as full_channel,
             grpc.aio.insecure_channel(f"127.0.0.1:{bare_port}") as bare_channel,
         ):
-            full = pb_grpc.SearchServiceStub(full_channel)
-            plain = pb_grpc.SearchServiceStub(bare_channel)
+            full = pb_grpc.SearchServiceStub(full_channel)  # type: ignore[no-untyped-call]
+            plain = pb_grpc.SearchServiceStub(bare_channel)  # type: ignore[no-untyped-call]
             print(f"{'rpc':<10}{'with p50':>10}{'bare p50':>10}{'overhead':>10}  (ms)")
             for method in ("Fulltext", "Hybrid"):
                 with_obs: list[float] = []

@@ -36,6 +36,11 @@ QUERIES = [
 ]
 
 
+def _fresh_queries(mode: str) -> Callable[[int], str]:
+    """The i-th query, made new by its mode and number, so the model runs on each."""
+    return lambda i: f"{QUERIES[i % len(QUERIES)]} {mode} {i}"
+
+
 async def wait_serving(target: str, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     async with grpc.aio.insecure_channel(target) as channel:
@@ -84,12 +89,7 @@ async def measure(requests: int) -> None:
                         await client.search(q, mode)
                     await report(client, mode, requests, lambda i: QUERIES[i % len(QUERIES)])
                 for mode in ("semantic", "hybrid"):  # every query new: the model runs each time
-                    await report(
-                        client,
-                        f"{mode}*",
-                        requests // 4,
-                        lambda i, mode=mode: f"{QUERIES[i % len(QUERIES)]} {mode} {i}",
-                    )
+                    await report(client, f"{mode}*", requests // 4, _fresh_queries(mode))
                 print("* distinct queries, so the query embedding is computed on every call")
         finally:
             server.terminate()

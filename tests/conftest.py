@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import asyncpg
 import grpc
@@ -120,9 +120,9 @@ def own_local_postgres(settings: Mapping[str, str] | None = None) -> LocalPostgr
     return made_locally(lambda: LocalPostgres(settings=settings))
 
 
-def postgres_config(dsn: str, **pool: int) -> DatabaseConfig:
-    settings = {"pool_min_size": 1, "pool_max_size": 5, **pool}
-    return DatabaseConfig(type="postgresql", postgres=PostgresConfig(url=dsn, **settings))
+def postgres_config(dsn: str, **pool: Any) -> DatabaseConfig:
+    postgres = replace(PostgresConfig(url=dsn, pool_min_size=1, pool_max_size=5), **pool)
+    return DatabaseConfig(type="postgresql", postgres=postgres)
 
 
 @pytest.fixture(params=BACKENDS)
@@ -182,10 +182,10 @@ async def start_harness(
     return Harness(
         app,
         channel,
-        pb_grpc.SearchServiceStub(channel),
-        pb_grpc.IndexServiceStub(channel),
+        pb_grpc.SearchServiceStub(channel),  # type: ignore[no-untyped-call]
+        pb_grpc.IndexServiceStub(channel),  # type: ignore[no-untyped-call]
         health_pb2_grpc.HealthStub(channel),
-        pb_grpc.CollectionServiceStub(channel),
+        pb_grpc.CollectionServiceStub(channel),  # type: ignore[no-untyped-call]
         registry,
     )
 

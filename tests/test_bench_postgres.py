@@ -15,8 +15,10 @@ def test_the_bench_cluster_gets_a_quarter_of_memory_as_buffer_cache() -> None:
     host = made_locally(lambda: PostgresHost(None))
     try:
         described = host.describe()
-        buffer_bytes = _fetchval(
-            host.admin_dsn, "SELECT pg_size_bytes(current_setting('shared_buffers'))"
+        buffer_bytes = int(
+            str(
+                _fetchval(host.admin_dsn, "SELECT pg_size_bytes(current_setting('shared_buffers'))")
+            )
         )
     finally:
         host.close()

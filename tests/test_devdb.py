@@ -56,6 +56,7 @@ def test_cluster_of_a_killed_owner_is_reaped(parent: Path) -> None:
 
     owner.send_signal(signal.SIGKILL)
     owner.wait()
+    owner.stdout.close()
     assert _running(postmaster)  # nothing cleaned up after the kill
     assert reap_orphans(parent) == [base_dir]
     deadline = time.monotonic() + 10

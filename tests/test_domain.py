@@ -13,8 +13,8 @@ import pytest
 from docfoundry_grpc.chunking import chunk_content, content_type_for, github_slug, split_section
 from docfoundry_grpc.config import SearchConfig, Settings
 from docfoundry_grpc.errors import InvalidArgumentError
-from docfoundry_grpc.models import ContentType, DocumentClicks
-from docfoundry_grpc.ranking import Fusion, FusionParams, click_ranks, fuse
+from docfoundry_grpc.models import ContentType, DocumentClicks, Fusion
+from docfoundry_grpc.ranking import FusionParams, click_ranks, fuse
 from docfoundry_grpc.snippets import SNIPPET_CHARS, snippet
 from docfoundry_grpc.text import _fold, analyze, query_terms
 from docfoundry_grpc.validation import check_vector, search_query

@@ -4,6 +4,7 @@ both backends."""
 from __future__ import annotations
 
 import base64
+from collections.abc import AsyncIterator
 
 import grpc
 import numpy as np
@@ -20,7 +21,8 @@ INVALID = grpc.StatusCode.INVALID_ARGUMENT
 
 def unit(seed: int, dimension: int) -> list[float]:
     vector = np.random.default_rng(seed).standard_normal(dimension)
-    return (vector / np.linalg.norm(vector)).tolist()
+    unit: list[float] = (vector / np.linalg.norm(vector)).tolist()
+    return unit
 
 
 def text(value: str) -> pb.MetadataValue:
@@ -30,7 +32,7 @@ def text(value: str) -> pb.MetadataValue:
 async def index_into(
     harness: Harness, collection: str, docs: list[pb.Document]
 ) -> list[pb.IndexDocumentsResponse]:
-    async def stream():  # type: ignore[no-untyped-def]
+    async def stream() -> AsyncIterator[pb.IndexDocumentsRequest]:
         for doc in docs:
             yield pb.IndexDocumentsRequest(document=doc, collection=collection)
 

@@ -33,7 +33,8 @@ async def test_unknown_errors_become_internal_without_details(
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             with pytest.raises(grpc.aio.AioRpcError) as info:
-                await pb_grpc.SearchServiceStub(channel).Fulltext(pb.FulltextRequest(q="x"))
+                stub = pb_grpc.SearchServiceStub(channel)  # type: ignore[no-untyped-call]
+                await stub.Fulltext(pb.FulltextRequest(q="x"))
     finally:
         await server.stop(None)
     assert info.value.code() == grpc.StatusCode.INTERNAL

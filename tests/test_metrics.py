@@ -200,4 +200,5 @@ async def test_metrics_endpoint_serves_text_format(server: Harness) -> None:
         assert 'docfoundry_index_documents{backend="sqlite"} 5.0' in text
     finally:
         http_server.shutdown()
+        http_server.server_close()
         thread.join(5)

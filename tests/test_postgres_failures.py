@@ -46,7 +46,7 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 20.0
 def health_is(harness: Harness, status: int) -> Callable[[], Awaitable[bool]]:
     async def check() -> bool:
         response = await harness.health.Check(health_pb2.HealthCheckRequest())
-        return response.status == status
+        return bool(response.status == status)
 
     return check
 

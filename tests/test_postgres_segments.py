@@ -7,6 +7,7 @@ import asyncio
 import random
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from typing import Any
 
 import asyncpg
 import numpy as np
@@ -247,7 +248,7 @@ def test_compaction_is_due_when_the_backlog_is_large_or_writes_paused() -> None:
     assert not segments.Backlog(0, 0, 1000).due(segments.Backlog(0, 0, 1000))
 
 
-async def open_store(dsn: str, **settings: float) -> PostgresAdapter:
+async def open_store(dsn: str, **settings: Any) -> PostgresAdapter:
     config = PostgresConfig(url=dsn, pool_min_size=1, pool_max_size=4, compact_interval=0)
     adapter = PostgresAdapter(replace(config, **settings), dimension=384)
     await adapter.open()

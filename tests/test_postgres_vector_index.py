@@ -53,7 +53,8 @@ async def opened(config: PostgresConfig) -> PostgresAdapter:
 
 def unit_vectors(count: int, seed: int) -> np.ndarray:
     vectors = np.random.default_rng(seed).standard_normal((count, DIMENSION)).astype(np.float32)
-    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    unit: np.ndarray = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    return unit
 
 
 async def load(adapter: PostgresAdapter, vectors: np.ndarray) -> None:

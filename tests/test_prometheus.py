@@ -49,6 +49,7 @@ def metrics_port(server: Harness) -> Iterator[int]:
     http_server, thread = start_http_server(0, "127.0.0.1", registry=server.registry)
     yield http_server.server_port
     http_server.shutdown()
+    http_server.server_close()
     thread.join(5)
 
 

@@ -80,7 +80,7 @@ async def plain_postgres_answers() -> bool:
         )
     finally:
         await connection.close()
-    return available == 0
+    return bool(available == 0)
 
 
 async def test_missing_pgvector_fails_fast_with_install_hint() -> None:

@@ -201,8 +201,11 @@ async def serve(settings: Settings, *, embedder: Embedder, ingest: Sequence[Path
     from prometheus_client import start_http_server
 
     app = build_app(settings, embedder=embedder)
+    metrics_server = None
     if settings.metrics_port:
-        start_http_server(settings.metrics_port, settings.metrics_host, app.metrics.registry)
+        metrics_server, _ = start_http_server(
+            settings.metrics_port, settings.metrics_host, app.metrics.registry
+        )
         log.info("metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -214,3 +217,6 @@ async def serve(settings: Settings, *, embedder: Embedder, ingest: Sequence[Path
     await stop.wait()
     log.info("shutting down")
     await app.stop()
+    if metrics_server is not None:  # shutdown() waits for the serving thread's next poll
+        await asyncio.to_thread(metrics_server.shutdown)
+        metrics_server.server_close()
