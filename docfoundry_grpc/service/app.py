@@ -4,7 +4,6 @@ explicitly; serve() runs until SIGTERM/SIGINT and shuts down gracefully."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 from collections import Counter
@@ -88,19 +87,28 @@ class App:
         await self._set_serving(True)
 
     async def _supervise(self) -> None:
-        """Keeps grpc.health.v1 in step with the database and reopens it when it returns."""
+        """Keeps grpc.health.v1 in step with the database and reopens it when it returns.
+        It outlives any error: a database that comes back unusable (another embedding
+        dimension, a newer schema) is logged and reported NOT_SERVING until it is fixed."""
         while True:
             await asyncio.sleep(SUPERVISE_INTERVAL_SECONDS)
-            if not self._store_open:
-                await self._try_open_store()
-                continue
             try:
-                await self.store.ping()
-            except DocFoundryError as exc:
-                log.warning("database ping failed: %s", exc)
+                await self._check_store()
+            except Exception:
+                log.exception("database check failed; not serving, will retry")
                 await self._set_serving(False)
-            else:
-                await self._set_serving(True)
+
+    async def _check_store(self) -> None:
+        if not self._store_open:
+            await self._try_open_store()
+            return
+        try:
+            await self.store.ping()
+        except DocFoundryError as exc:
+            log.warning("database ping failed: %s", exc)
+            await self._set_serving(False)
+        else:
+            await self._set_serving(True)
 
     async def _set_serving(self, serving: bool) -> None:
         status = (
@@ -112,12 +120,12 @@ class App:
             await self.health.set(name, status)
 
     async def stop(self, grace: float | None = None) -> None:
-        """Health → NOT_SERVING, drain in-flight RPCs for `grace` seconds, close storage."""
+        """Health → NOT_SERVING, drain in-flight RPCs for `grace` seconds, close storage;
+        every step runs whatever happened to the supervisor."""
         grace = self.settings.shutdown_grace_seconds if grace is None else grace
         if self._supervisor is not None:
             self._supervisor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._supervisor
+            await asyncio.gather(self._supervisor, return_exceptions=True)
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
         self.engine.close()
