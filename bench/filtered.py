@@ -32,6 +32,7 @@ import numpy.typing as npt
 
 from docfoundry.v1 import search_pb2 as pb
 from docfoundry.v1 import search_pb2_grpc as pb_grpc
+from docfoundry_grpc.interrupts import stop_on_sigterm
 from docfoundry_grpc.text import analyze, chunk_tokens
 
 from .corpus import (
@@ -252,6 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None, help="report folder")
     args = parser.parse_args(argv)
+    stop_on_sigterm()  # its servers and PostgreSQL cluster go with it
     out = args.out or Path("bench/results") / f"filtered-{datetime.now():%Y%m%d-%H%M%S}"
     out.mkdir(parents=True, exist_ok=True)
     source = read_source(args.source / "corpus.jsonl")
@@ -296,4 +298,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    try:
+        raise SystemExit(main())
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None

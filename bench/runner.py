@@ -15,6 +15,8 @@ from datetime import datetime
 from importlib import metadata
 from pathlib import Path
 
+from docfoundry_grpc.interrupts import stop_on_sigterm
+
 from .backend_run import BenchContext, run_backend
 from .corpus import (
     BenchDocument,
@@ -207,9 +209,14 @@ def _run_size(
 
 
 def main_run(options: BenchOptions) -> int:
+    stop_on_sigterm()  # its servers, client processes and PostgreSQL cluster go with it
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr
     )
-    run_dir = run(options)
+    try:
+        run_dir = run(options)
+    except KeyboardInterrupt:
+        print("stopped; servers and clusters of this run were shut down", file=sys.stderr)
+        return 130
     print(run_dir / "report.md")
     return 0

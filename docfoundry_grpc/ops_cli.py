@@ -41,6 +41,9 @@ def add_ops_commands(commands: argparse._SubParsersAction[argparse.ArgumentParse
 def _eval(args: argparse.Namespace) -> int:
     from .evaluation.beir import load_dataset
     from .evaluation.runner import evaluate, local_server
+    from .interrupts import stop_on_sigterm
+
+    stop_on_sigterm()  # its server and PostgreSQL cluster go with it
 
     dataset = load_dataset(args.dataset, args.split)
     modes = args.modes.split(",")

@@ -3,8 +3,15 @@ on a tiny BEIR folder through real servers."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -105,3 +112,50 @@ async def test_eval_command_prints_table_and_writes_json(tmp_path: Path) -> None
     compare = await run_cli("eval-compare", str(output), str(output))
     assert compare.returncode == 0, compare.stderr
     assert "fulltext         1.0000     1.0000    +0.0000" in compare.stdout
+
+
+async def test_a_stopped_eval_takes_its_server_and_cluster_with_it(tmp_path: Path) -> None:
+    """SIGTERM during `docfoundry eval --backend postgresql`: the throwaway cluster it started
+    is stopped and removed, and the process exits as from Ctrl-C."""
+    dataset = write_beir(tmp_path / "tiny")
+    with (dataset / "corpus.jsonl").open("a") as f:  # enough to still be loading when stopped
+        for n in range(3000):
+            f.write(json.dumps({"_id": f"x{n}", "title": f"Extra {n}", "text": "filler " * 40}))
+            f.write("\n")
+    # Where the cluster goes (TMPDIR), so it can be found; short, as the cluster's socket
+    # path must fit in 107 bytes.
+    scratch = Path(tempfile.mkdtemp(prefix="df-"))
+    try:
+        await _stop_eval_midway(dataset, scratch, tmp_path / "out.json")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+async def _stop_eval_midway(dataset: Path, scratch: Path, output: Path) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "docfoundry_grpc",
+        "eval",
+        str(dataset),
+        "--backend",
+        "postgresql",
+        "--output",
+        str(output),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "TMPDIR": str(scratch)},
+    )
+    deadline = time.monotonic() + 120
+    while not list(scratch.glob("docfoundry-pg-*/data/postmaster.pid")):
+        assert process.returncode is None and time.monotonic() < deadline, "no cluster started"
+        await asyncio.sleep(0.2)
+    [pid_file] = list(scratch.glob("docfoundry-pg-*/data/postmaster.pid"))
+    postmaster = int(pid_file.read_text().split()[0])
+    await asyncio.sleep(3)  # the server is up and loading
+    process.send_signal(signal.SIGTERM)
+    _, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 130, err.decode()[-2000:]
+    assert not list(scratch.glob("docfoundry-pg-*")), "the cluster's folder is left behind"
+    with pytest.raises(ProcessLookupError):
+        os.kill(postmaster, 0)
