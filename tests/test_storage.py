@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -344,9 +345,16 @@ async def test_reopen_keeps_data_and_checks_dimension(
     finally:
         await reopened.close()
     wrong = build_store(database, dimension=128)
+    before = _connection_threads()
     with pytest.raises(SchemaMismatchError):
         await wrong.open()
+    assert _connection_threads() == before  # a failed open leaves no connection behind
     await wrong.close()
+
+
+def _connection_threads() -> int:
+    """aiosqlite's threads, one per open connection (each keeps the process alive)."""
+    return sum("_connection_worker_thread" in t.name for t in threading.enumerate())
 
 
 async def test_export_and_import_round_trip(

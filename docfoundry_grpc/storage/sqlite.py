@@ -136,9 +136,14 @@ class SQLiteAdapter:
             for _ in range(self._reader_count):
                 self._readers.put_nowait(await self._connect())
             await self._load_indexes()
-        except (sqlite3.Error, OSError) as exc:
+        except BaseException as exc:
+            # Whatever stopped the open, the connections made so far go: each holds a
+            # thread that would keep the process from exiting.
             await self.close()
-            raise StoreUnavailableError(f"cannot open SQLite database {self.path}: {exc}") from exc
+            if isinstance(exc, sqlite3.Error | OSError):
+                message = f"cannot open SQLite database {self.path}: {exc}"
+                raise StoreUnavailableError(message) from exc
+            raise
 
     async def close(self) -> None:
         while not self._readers.empty():
