@@ -120,7 +120,8 @@ async def test_a_stopped_eval_takes_its_server_and_cluster_with_it(tmp_path: Pat
     dataset = write_beir(tmp_path / "tiny")
     with (dataset / "corpus.jsonl").open("a") as f:  # enough to still be loading when stopped
         for n in range(3000):
-            f.write(json.dumps({"_id": f"x{n}", "title": f"Extra {n}", "text": "filler " * 40}))
+            text = f"filler text number {n} " * 20  # distinct: no embedding is cached
+            f.write(json.dumps({"_id": f"x{n}", "title": f"Extra {n}", "text": text}))
             f.write("\n")
     # Where the cluster goes (TMPDIR), so it can be found; short, as the cluster's socket
     # path must fit in 107 bytes.
@@ -142,6 +143,8 @@ async def _stop_eval_midway(dataset: Path, scratch: Path, output: Path) -> None:
         "postgresql",
         "--output",
         str(output),
+        "--embedding-cache",
+        str(scratch / "embeddings.sqlite"),
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
         env={**os.environ, "TMPDIR": str(scratch)},
@@ -157,5 +160,6 @@ async def _stop_eval_midway(dataset: Path, scratch: Path, output: Path) -> None:
     _, err = await asyncio.wait_for(process.communicate(), timeout=60)
     assert process.returncode == 130, err.decode()[-2000:]
     assert not list(scratch.glob("docfoundry-pg-*")), "the cluster's folder is left behind"
+    assert not output.exists()  # it was stopped, not finished
     with pytest.raises(ProcessLookupError):
         os.kill(postmaster, 0)

@@ -345,16 +345,22 @@ async def test_reopen_keeps_data_and_checks_dimension(
     finally:
         await reopened.close()
     wrong = build_store(database, dimension=128)
-    before = _connection_threads()
+    before = sum("_connection_worker_thread" in t.name for t in threading.enumerate())
     with pytest.raises(SchemaMismatchError):
         await wrong.open()
-    assert _connection_threads() == before  # a failed open leaves no connection behind
+    assert await _connection_threads_settle_at(before)  # a failed open leaves none behind
     await wrong.close()
 
 
-def _connection_threads() -> int:
-    """aiosqlite's threads, one per open connection (each keeps the process alive)."""
-    return sum("_connection_worker_thread" in t.name for t in threading.enumerate())
+async def _connection_threads_settle_at(count: int, timeout: float = 5.0) -> bool:
+    """Whether aiosqlite's threads (one per open connection, each keeping the process
+    alive) come down to `count`; a closed connection's thread ends a moment after."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while sum("_connection_worker_thread" in t.name for t in threading.enumerate()) > count:
+        if asyncio.get_running_loop().time() > deadline:
+            return False
+        await asyncio.sleep(0.05)
+    return True
 
 
 async def test_export_and_import_round_trip(
