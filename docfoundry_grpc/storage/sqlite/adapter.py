@@ -22,15 +22,14 @@ import numpy as np
 import numpy.typing as npt
 from cachetools import LRUCache
 
-from ..errors import (
+from ...errors import (
     AlreadyExistsError,
     NotFoundError,
-    SchemaMismatchError,
     StoreBusyError,
     StoreUnavailableError,
 )
-from ..filters import Filter
-from ..models import (
+from ...filters import Filter
+from ...models import (
     DEFAULT_COLLECTION,
     Chunk,
     ClickEvent,
@@ -51,10 +50,8 @@ from ..models import (
     Vector,
     VectorSource,
 )
-from ..text import chunk_tokens
-from . import _sqlite_sql as sql
-from ._sqlite_filter import compile_filter
-from .base import (
+from ...text import chunk_tokens
+from ..base import (
     SCHEMA_VERSION,
     check_deletable,
     check_distinct_paths,
@@ -63,49 +60,11 @@ from .base import (
     no_such_collection,
     ranked_chunks,
 )
-from .posting_index import PostingIndex
-from .vector_matrix import VectorMatrix, id_mask
-
-# Bytes of admitted chunk ids kept for recent filters, all collections together (8 bytes
-# a chunk id: a filter admitting 100k chunks takes 0.8 MB).
-ADMITTED_CACHE_BYTES = 64 * 2**20
-
-
-class _CollectionIndex:
-    """One collection's in-memory rankings: its own vectors and its own BM25 statistics,
-    with each chunk's document, for filters.
-
-    A filter is evaluated per document in SQL (a document's chunks share its metadata and
-    path, and there are several chunks per document), then mapped to chunk ids here. The
-    adapter keeps the result until the collection's next write (its `generation`), as a
-    search engine keeps a filter's bitset: repeated filters (a tenant, a product, a
-    version) then cost nothing to apply.
-    """
-
-    def __init__(self, collection: Collection) -> None:
-        self.collection = collection
-        self.matrix = VectorMatrix(collection.dimension)
-        self.postings = PostingIndex()
-        self.document_of = np.zeros(1024, dtype=np.int64)  # by chunk id
-        self.generation = 0  # bumped by every committed write to the collection
-
-    def add(
-        self, chunk_ids: Sequence[int], document_ids: Sequence[int] | int, vectors: Vector
-    ) -> None:
-        """Adds chunks with their vectors and their document (one for all, or one each)."""
-        self.matrix.add(chunk_ids, vectors)
-        if chunk_ids:
-            top = max(chunk_ids)
-            if top >= len(self.document_of):
-                grown = np.zeros(max(top + 1, 2 * len(self.document_of)), dtype=np.int64)
-                grown[: len(self.document_of)] = self.document_of
-                self.document_of = grown
-            self.document_of[list(chunk_ids)] = document_ids
-
-    def chunks_of(self, document_ids: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-        """Ids of the live chunks of these documents."""
-        live = self.matrix.live_ids()
-        return live[id_mask(document_ids, self.document_of[live])]
+from ..posting_index import PostingIndex
+from . import sql
+from .filter_sql import compile_filter
+from .index import ADMITTED_CACHE_BYTES, CollectionIndex, forget
+from .schema import init_schema
 
 
 class SQLiteAdapter:
@@ -121,7 +80,7 @@ class SQLiteAdapter:
         self._writer: aiosqlite.Connection | None = None
         self._readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
         self._write_lock = asyncio.Lock()
-        self._indexes: dict[str, _CollectionIndex] = {}
+        self._indexes: dict[str, CollectionIndex] = {}
         # (collection id, filter) → (the collection's generation, admitted chunk ids)
         self._admitted_ids: LRUCache[tuple[int, str], tuple[int, npt.NDArray[np.int64]]] = LRUCache(
             ADMITTED_CACHE_BYTES, getsizeof=lambda entry: entry[1].nbytes + 1
@@ -132,7 +91,7 @@ class SQLiteAdapter:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._writer = await self._connect()
-            await self._init_schema(self._writer)
+            await init_schema(self._writer, self.path, self.dimension)
             for _ in range(self._reader_count):
                 self._readers.put_nowait(await self._connect())
             await self._load_indexes()
@@ -158,59 +117,12 @@ class SQLiteAdapter:
             await connection.execute(pragma)
         return connection
 
-    async def _init_schema(self, db: aiosqlite.Connection) -> None:
-        await db.execute(sql.META)
-        stored = await self._meta(db)
-        version, dimension = stored["schema_version"], stored["embedding_dimension"]
-        if dimension not in (None, self.dimension):
-            raise SchemaMismatchError(
-                f"database {self.path} holds {dimension}-d embeddings, "
-                f"the embedder makes {self.dimension}-d: use another SQLITE_PATH or re-index"
-            )
-        if (version or 0) > SCHEMA_VERSION:
-            raise SchemaMismatchError(
-                f"database schema {version} is newer than this server's "
-                f"({SCHEMA_VERSION}): upgrade DocFoundry"
-            )
-        if version == 1:
-            await self._upgrade_from_1(db)
-        await db.executescript(sql.SCHEMA)
-        await db.execute(sql.SET_META, ("schema_version", str(SCHEMA_VERSION)))
-        await db.execute(sql.SET_META, ("embedding_dimension", str(self.dimension)))
-        await db.execute(sql.INSERT_DEFAULT_COLLECTION, (self.dimension,))
-        await db.commit()
-
-    @staticmethod
-    async def _meta(db: aiosqlite.Connection) -> dict[str, int | None]:
-        stored: dict[str, int | None] = {}
-        for key in ("schema_version", "embedding_dimension"):
-            async with db.execute(sql.GET_META, (key,)) as cursor:
-                row = await cursor.fetchone()
-            stored[key] = int(row[0]) if row else None
-        return stored
-
-    async def _upgrade_from_1(self, db: aiosqlite.Connection) -> None:
-        """Schema 1 → 2 in one transaction: every document joins the default collection."""
-        await db.commit()
-        await db.execute("PRAGMA foreign_keys = OFF")
-        try:
-            await db.executescript(f"BEGIN IMMEDIATE; {sql.UPGRADE_FROM_1}")
-            async with db.execute("PRAGMA foreign_key_check") as cursor:
-                broken = list(await cursor.fetchall())
-            if broken:
-                await db.rollback()
-                raise SchemaMismatchError(f"schema upgrade would break references: {broken[:3]}")
-            await db.execute(sql.SET_META, ("schema_version", "2"))
-            await db.commit()
-        finally:
-            await db.execute("PRAGMA foreign_keys = ON")
-
     async def _load_indexes(self) -> None:
         async with self._read() as db:
             rows = await db.execute_fetchall(sql.ALL_COLLECTIONS)
-        by_id: dict[int, _CollectionIndex] = {}
+        by_id: dict[int, CollectionIndex] = {}
         for row in rows:
-            index = _CollectionIndex(_collection(row))
+            index = CollectionIndex(_collection(row))
             self._indexes[index.collection.name] = index
             by_id[index.collection.id] = index
         async with self._read() as db, db.execute(sql.ALL_EMBEDDINGS) as cursor:
@@ -231,7 +143,7 @@ class SQLiteAdapter:
                 (int(r[0]), str(r[2]).split()) for r in terms if r[1] == collection_id
             )
 
-    def _index(self, name: str) -> _CollectionIndex:
+    def _index(self, name: str) -> CollectionIndex:
         index = self._indexes.get(name)
         if index is None:
             raise no_such_collection(name)
@@ -290,7 +202,7 @@ class SQLiteAdapter:
             spec.description,
             str(created_at),
         )
-        self._indexes[spec.name] = _CollectionIndex(collection)
+        self._indexes[spec.name] = CollectionIndex(collection)
         return collection
 
     async def get_collection(self, name: str) -> Collection:
@@ -346,7 +258,7 @@ class SQLiteAdapter:
         # No await from the commit to here: the next writer sees these updates applied.
         index.generation += 1
         for old, new_ids, document_id, item in written:
-            _forget(index, old or {})
+            forget(index, old or {})
             index.add(new_ids, document_id, _stack(item.chunks, index.collection.dimension))
             for chunk_id, chunk in zip(new_ids, item.chunks, strict=True):
                 index.postings.add(chunk_id, chunk.tokens)
@@ -450,7 +362,7 @@ class SQLiteAdapter:
             if document_id is None:
                 raise NotFoundError(f"no document with path {path!r} in {collection!r}")
             result, removed = await self._remove_documents(db, [document_id])
-        _forget(index, removed)
+        forget(index, removed)
         return DeleteResult(path, result.chunks_deleted, result.clicks_deleted)
 
     async def delete_documents(
@@ -464,7 +376,7 @@ class SQLiteAdapter:
                 (index.collection.id, *params),
             )
             result, removed = await self._remove_documents(db, [int(r[0]) for r in rows])
-        _forget(index, removed)
+        forget(index, removed)
         index.postings.rebuild_if_due()
         return result
 
@@ -499,10 +411,10 @@ class SQLiteAdapter:
     # Search -----------------------------------------------------------------------------
 
     async def _admitted(
-        self, index: _CollectionIndex, where: Filter | None
+        self, index: CollectionIndex, where: Filter | None
     ) -> npt.NDArray[np.int64] | None:
         """Ids of the collection's chunks that `where` admits (None: no filter); see
-        `_CollectionIndex` for how they are found and kept."""
+        `CollectionIndex` for how they are found and kept."""
         if where is None:
             return None
         key, generation = (index.collection.id, repr(where)), index.generation
@@ -719,13 +631,6 @@ def _stored_document(collection: str, row: Sequence[Any]) -> StoredDocument:
         int(chunks),
         str(updated_at),
     )
-
-
-def _forget(index: _CollectionIndex, removed: dict[int, list[str]]) -> None:
-    index.generation += 1
-    index.matrix.remove(list(removed))
-    for chunk_id, tokens in removed.items():
-        index.postings.remove(chunk_id, tokens)
 
 
 def _vector(chunk: Chunk) -> Vector:

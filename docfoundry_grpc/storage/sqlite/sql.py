@@ -143,7 +143,7 @@ DOCUMENT_COLUMNS = """
 GET_DOCUMENT = f"""
 SELECT {DOCUMENT_COLUMNS} FROM documents d WHERE d.collection_id = ? AND d.path = ?
 """
-# {where} is a compiled filter (see _sqlite_filter): column names and placeholders only.
+# {where} is a compiled filter (see filter_sql): column names and placeholders only.
 LIST_DOCUMENTS = """
 SELECT {columns} FROM documents d
 WHERE d.collection_id = ? AND d.path > ? AND {where}

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..filters import All, AnyOf, Equals, Exists, Filter, Not, OneOf, PathPrefix, Range, Scalar
-from ..filters import bounds as range_bounds
+from ...filters import All, AnyOf, Equals, Exists, Filter, Not, OneOf, PathPrefix, Range, Scalar
+from ...filters import bounds as range_bounds
 
 _NUMBER = "j.type IN ('integer', 'real')"
 

@@ -1,0 +1,64 @@
+"""The SQLite schema: created at first open, upgraded in place from schema 1 (before
+collections), and checked against the server's model and version at every open."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aiosqlite
+
+from ...errors import SchemaMismatchError
+from ..base import SCHEMA_VERSION
+from . import sql
+
+
+async def init_schema(db: aiosqlite.Connection, path: Path, dimension: int) -> None:
+    """Creates or upgrades the schema and the default collection (for the model's
+    dimension); raises SchemaMismatchError for a database made for another model or a newer
+    schema."""
+    await db.execute(sql.META)
+    stored = await _meta(db)
+    version, stored_dimension = stored["schema_version"], stored["embedding_dimension"]
+    if stored_dimension not in (None, dimension):
+        raise SchemaMismatchError(
+            f"database {path} holds {stored_dimension}-d embeddings, "
+            f"the embedder makes {dimension}-d: use another SQLITE_PATH or re-index"
+        )
+    if (version or 0) > SCHEMA_VERSION:
+        raise SchemaMismatchError(
+            f"database schema {version} is newer than this server's "
+            f"({SCHEMA_VERSION}): upgrade DocFoundry"
+        )
+    if version == 1:
+        await _upgrade_from_1(db)
+    await db.executescript(sql.SCHEMA)
+    await db.execute(sql.SET_META, ("schema_version", str(SCHEMA_VERSION)))
+    await db.execute(sql.SET_META, ("embedding_dimension", str(dimension)))
+    await db.execute(sql.INSERT_DEFAULT_COLLECTION, (dimension,))
+    await db.commit()
+
+
+async def _meta(db: aiosqlite.Connection) -> dict[str, int | None]:
+    stored: dict[str, int | None] = {}
+    for key in ("schema_version", "embedding_dimension"):
+        async with db.execute(sql.GET_META, (key,)) as cursor:
+            row = await cursor.fetchone()
+        stored[key] = int(row[0]) if row else None
+    return stored
+
+
+async def _upgrade_from_1(db: aiosqlite.Connection) -> None:
+    """Schema 1 → 2 in one transaction: every document joins the default collection."""
+    await db.commit()
+    await db.execute("PRAGMA foreign_keys = OFF")
+    try:
+        await db.executescript(f"BEGIN IMMEDIATE; {sql.UPGRADE_FROM_1}")
+        async with db.execute("PRAGMA foreign_key_check") as cursor:
+            broken = list(await cursor.fetchall())
+        if broken:
+            await db.rollback()
+            raise SchemaMismatchError(f"schema upgrade would break references: {broken[:3]}")
+        await db.execute(sql.SET_META, ("schema_version", "2"))
+        await db.commit()
+    finally:
+        await db.execute("PRAGMA foreign_keys = ON")
