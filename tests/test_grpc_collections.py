@@ -291,3 +291,19 @@ async def test_errors_carry_google_rpc_details(server: Harness) -> None:
     )
     assert status.details[0].Unpack(reason) and reason.reason == "NOT_FOUND"
     assert len(status.details) == 1
+
+
+async def test_malformed_values_are_invalid_argument_on_both_backends(server: Harness) -> None:
+    """Values that once became zeros, defaults or INTERNAL are refused, the same on both."""
+    await index(server, [numbered(1)])
+    # Large components are a direction like any other (normalised in float64), not zeros.
+    huge = await server.search.Semantic(pb.SemanticRequest(q="x", query_vector=[1e20] * 384))
+    assert huge.hits and all(h.score != 0 for h in huge.hits)
+    await expect_status(
+        server.search.Hybrid(pb.HybridRequest(q="ports", fusion=7)),  # type: ignore[arg-type]
+        INVALID,
+    )
+    await expect_status(server.search.Fulltext(pb.FulltextRequest(q="por\x00t")), INVALID)
+    await expect_status(
+        server.index.GetDocument(pb.GetDocumentRequest(path="notes/\x0001.md")), INVALID
+    )
