@@ -11,8 +11,6 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
-from cachetools import TTLCache
-
 from . import __version__
 from .config import SearchConfig
 from .embedding import Embedder
@@ -49,8 +47,6 @@ from .text import query_terms
 from .validation import SearchQuery, check_document_path, check_vector
 
 QUERY_CACHE_SIZE = 2048
-# A server's copy of a collection's settings (dimension, vector source) lives this long.
-COLLECTION_CACHE_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -134,7 +130,6 @@ class SearchEngine:
         )
         self._query_vectors = _QueryVectorCache(QUERY_CACHE_SIZE)
         self._pages = PageTokens(page_token_secret)
-        self._collections: TTLCache[str, Collection] = TTLCache(1024, COLLECTION_CACHE_SECONDS)
 
     def close(self) -> None:
         self._query_model.shutdown(wait=False, cancel_futures=True)
@@ -143,12 +138,8 @@ class SearchEngine:
     # Collections ------------------------------------------------------------------------
 
     async def collection(self, name: str) -> Collection:
-        """A collection's settings, from a short-lived cache (searches need them each time)."""
-        found = self._collections.get(name)
-        if found is None:
-            found = await self.store.get_collection(name)
-            self._collections[name] = found
-        return found
+        """A collection's settings (vector source, dimension), which searches need."""
+        return await self.store.describe_collection(name)
 
     async def create_collection(self, spec: CollectionSpec) -> Collection:
         if spec.vectors is VectorSource.MODEL and spec.dimension not in (
@@ -173,7 +164,6 @@ class SearchEngine:
         return await self.store.list_collections()
 
     async def delete_collection(self, name: str) -> DeleteManyResult:
-        self._collections.pop(name, None)
         return await self.store.delete_collection(name)
 
     # Search -----------------------------------------------------------------------------
@@ -355,7 +345,7 @@ class SearchEngine:
             try:
                 check_document(doc, target)
             except InvalidArgumentError as exc:
-                rejection = Rejection(exc.field or "document", str(exc))
+                rejection = Rejection.invalid(exc)
                 results[i] = UpsertResult(doc.path, UpsertOutcome.REJECTED, 0, rejection)
             else:
                 valid.append(i)

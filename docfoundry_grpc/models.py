@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from .errors import InvalidArgumentError
+
 Vector = npt.NDArray[np.float32]
 
 DEFAULT_COLLECTION = "default"
@@ -125,6 +127,11 @@ class Rejection:
     field: str
     message: str
     code: RejectionCode = RejectionCode.INVALID_ARGUMENT
+
+    @classmethod
+    def invalid(cls, error: InvalidArgumentError) -> Rejection:
+        """The rejection of a document that failed validation."""
+        return cls(error.field or "document", str(error))
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from ..models import (
     LegResult,
     Metadata,
     MetadataValue,
+    Rejection,
     RejectionCode,
     StoredDocument,
     UpsertOutcome,
@@ -48,7 +49,7 @@ _CONTENT_TYPES = {
     pb.CONTENT_TYPE_PLAIN_TEXT: ContentType.PLAIN_TEXT,
 }
 _FUSIONS: dict[int, Fusion | None] = {pb.FUSION_SCORE: Fusion.SCORE, pb.FUSION_RRF: Fusion.RRF}
-_CONTENT_FUSIONS = {pb.FUSION_UNSPECIFIED: None, **_FUSIONS}
+_FUSION_VALUES = {pb.FUSION_UNSPECIFIED: None, **_FUSIONS}
 _OUTCOMES = {
     UpsertOutcome.CREATED.value: pb.IndexDocumentsResponse.OUTCOME_CREATED,
     UpsertOutcome.REPLACED.value: pb.IndexDocumentsResponse.OUTCOME_REPLACED,
@@ -67,7 +68,6 @@ _VECTOR_SOURCES_PB = {
     VectorSource.CALLER: pb.VECTOR_SOURCE_CALLER,
 }
 # google.rpc.Code of a rejected document.
-INVALID_ARGUMENT_CODE = 3
 _REJECTION_CODES = {RejectionCode.INVALID_ARGUMENT: 3, RejectionCode.NOT_FOUND: 5}
 
 
@@ -105,7 +105,7 @@ def semantic_query_from_pb(request: pb.SemanticRequest, config: SearchConfig) ->
 
 def hybrid_query_from_pb(request: pb.HybridRequest, config: SearchConfig) -> SearchQuery:
     """A checked hybrid query; the vector's dimension is checked by the engine."""
-    _enum(_CONTENT_FUSIONS, request.fusion, "fusion")
+    _enum(_FUSION_VALUES, request.fusion, "fusion")
     return search_query(
         q=request.q,
         k=request.k,
@@ -269,13 +269,9 @@ def index_result_to_pb(result: UpsertResult) -> pb.IndexDocumentsResponse:
 
 
 def rejected_to_pb(path: str, error: InvalidArgumentError) -> pb.IndexDocumentsResponse:
-    return pb.IndexDocumentsResponse(
-        path=path,
-        outcome=pb.IndexDocumentsResponse.OUTCOME_REJECTED,
-        error=pb.DocumentError(
-            code=INVALID_ARGUMENT_CODE, field=error.field or "document", message=str(error)
-        ),
-    )
+    """The response for a document that could not even be read."""
+    rejection = Rejection.invalid(error)
+    return index_result_to_pb(UpsertResult(path, UpsertOutcome.REJECTED, 0, rejection))
 
 
 def delete_many_fields(result: DeleteManyResult) -> dict[str, int]:
@@ -338,14 +334,18 @@ def collection_to_pb(collection: Collection) -> pb.Collection:
     )
 
 
+def request_filter(request: pb.ListDocumentsRequest | pb.DeleteDocumentsRequest) -> Filter | None:
+    """The request's filter, checked; None if it sets none."""
+    return check_filter(filter_from_pb(request.filter)) if request.HasField("filter") else None
+
+
 def delete_filter_from_pb(request: pb.DeleteDocumentsRequest) -> Filter:
-    if not request.HasField("filter"):
+    where = request_filter(request)
+    if where is None:
         raise InvalidArgumentError(
             'filter is required; {"all": {}} deletes every document of the collection',
             field="filter",
         )
-    where = check_filter(filter_from_pb(request.filter))
-    assert where is not None
     return where
 
 

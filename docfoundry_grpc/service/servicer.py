@@ -18,7 +18,6 @@ from ..errors import InvalidArgumentError
 from ..ingest import DocumentInput
 from ..validation import (
     check_collection_name,
-    check_filter,
     check_page_size,
 )
 from . import convert
@@ -126,14 +125,9 @@ class IndexServicer(pb_grpc.IndexServiceServicer):
     async def ListDocuments(
         self, request: pb.ListDocumentsRequest, context: Context
     ) -> pb.ListDocumentsResponse:
-        where = (
-            check_filter(convert.filter_from_pb(request.filter))
-            if request.HasField("filter")
-            else None
-        )
         page = await self.engine.list_documents(
             collection=check_collection_name(request.collection),
-            where=where,
+            where=convert.request_filter(request),
             page_size=check_page_size(request.page_size, default=DEFAULT_PAGE_SIZE),
             page_token=request.page_token,
         )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Iterable, Sequence
+from datetime import datetime
 from typing import Any, Protocol
 
 from ..errors import InvalidArgumentError, NotFoundError
@@ -59,6 +60,10 @@ class StorageAdapter(Protocol):
     async def create_collection(self, spec: CollectionSpec) -> Collection:
         """Creates an empty collection (with its own vector index where the backend has one).
         Raises AlreadyExistsError if the name is taken."""
+
+    async def describe_collection(self, name: str) -> Collection:
+        """The collection's id and settings without counts: cheap enough for every search
+        (an adapter may keep them a few seconds; ids are never reused)."""
 
     async def get_collection(self, name: str) -> Collection:
         """The collection with its document and chunk counts."""
@@ -209,6 +214,42 @@ def check_deletable(name: str) -> None:
 
 def default_collection_spec(dimension: int) -> CollectionSpec:
     return CollectionSpec(DEFAULT_COLLECTION, VectorSource.MODEL, dimension)
+
+
+def collection_from_row(row: Sequence[Any]) -> Collection:
+    """A collection from its columns (id, name, vectors, dimension, description, created
+    at), with its document and chunk counts when the row carries them. A creation time
+    read as a datetime is written 'YYYY-MM-DD HH:MM:SS' (UTC), as SQLite stores it."""
+    collection_id, name, vectors, dimension, description, created_at = row[:6]
+    documents, chunks = (int(row[6]), int(row[7] or 0)) if len(row) > 6 else (0, 0)
+    if isinstance(created_at, datetime):
+        created_at = created_at.strftime("%Y-%m-%d %H:%M:%S")
+    return Collection(
+        int(collection_id),
+        str(name),
+        VectorSource(vectors),
+        int(dimension),
+        str(description),
+        str(created_at),
+        documents,
+        chunks,
+    )
+
+
+def stored_document(collection: str, row: Sequence[Any]) -> StoredDocument:
+    """A document from the columns path, title, source URL, hash, metadata JSON, chunk
+    count and update time."""
+    path, title, source_url, digest, metadata, chunks, updated_at = row
+    return StoredDocument(
+        collection,
+        path,
+        title,
+        source_url,
+        digest,
+        metadata_from_json(metadata),
+        int(chunks),
+        str(updated_at),
+    )
 
 
 def metadata_json(metadata: Metadata) -> str:

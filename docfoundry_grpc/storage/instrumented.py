@@ -20,6 +20,7 @@ from .base import StorageAdapter
 OPERATIONS = {
     "open": "open",
     "create_collection": "create_collection",
+    "describe_collection": "describe_collection",
     "get_collection": "get_collection",
     "list_collections": "list_collections",
     "delete_collection": "delete_collection",

@@ -50,11 +50,13 @@ from ..base import (
     SCHEMA_VERSION,
     check_deletable,
     check_distinct_paths,
+    collection_from_row,
     metadata_from_json,
     metadata_json,
     no_such_collection,
     ranked_chunks,
     stored_chunk,
+    stored_document,
 )
 from . import schema, segments, sql
 from .connections import CONNECT_ERRORS, Connections
@@ -107,7 +109,7 @@ class PostgresAdapter:
 
     # Collections ------------------------------------------------------------------------
 
-    async def _collection(self, name: str) -> Collection:
+    async def describe_collection(self, name: str) -> Collection:
         """The collection's id and settings, from a short-lived cache."""
         cached = self._collections.get(name)
         if cached is not None:
@@ -116,7 +118,7 @@ class PostgresAdapter:
             row = await db.fetchrow(sql.GET_COLLECTION, name)
         if row is None:
             raise no_such_collection(name)
-        collection = schema.collection_from_row(row)
+        collection = collection_from_row(row)
         self._collections[name] = collection
         return collection
 
@@ -131,14 +133,14 @@ class PostgresAdapter:
             )
             if row is None:
                 raise AlreadyExistsError(f"a collection named {spec.name!r} exists")
-            collection = schema.collection_from_row(row)
+            collection = collection_from_row(row)
             await schema.ensure_vector_index(db, self._connections, collection)
         self._collections[spec.name] = collection
         return collection
 
     async def get_collection(self, name: str) -> Collection:
         self._collections.pop(name, None)
-        collection = await self._collection(name)
+        collection = await self.describe_collection(name)
         async with self._connections.acquire() as db:
             documents, chunks = await db.fetchrow(sql.COLLECTION_COUNTS, collection.id)
         return _with_counts(collection, int(documents), int(chunks or 0))
@@ -146,11 +148,11 @@ class PostgresAdapter:
     async def list_collections(self) -> list[Collection]:
         async with self._connections.acquire() as db:
             rows = await db.fetch(sql.LIST_COLLECTIONS)
-        return [schema.collection_from_row(row) for row in rows]
+        return [collection_from_row(row) for row in rows]
 
     async def delete_collection(self, name: str) -> DeleteManyResult:
         check_deletable(name)
-        collection = await self._collection(name)
+        collection = await self.describe_collection(name)
         async with self._connections.acquire() as db, db.transaction():
             await db.execute(sql.WRITE_LOCK)
             ids = [r[0] for r in await db.fetch(sql.DOCUMENT_IDS_OF_COLLECTION, collection.id)]
@@ -163,7 +165,7 @@ class PostgresAdapter:
     # Documents --------------------------------------------------------------------------
 
     async def content_hash(self, path: str, *, collection: str = DEFAULT_COLLECTION) -> str | None:
-        found = await self._collection(collection)
+        found = await self.describe_collection(collection)
         async with self._connections.acquire() as db:
             value = await db.fetchval(sql.GET_HASH, found.id, path)
         return None if value is None else str(value)
@@ -174,7 +176,7 @@ class PostgresAdapter:
         check_distinct_paths(documents)
         if not documents:
             return []
-        found = await self._collection(collection)
+        found = await self.describe_collection(collection)
         async with self._connections.acquire() as db, db.transaction():
             await db.execute(sql.WRITE_LOCK)
             metadata = [item.document for item in documents]
@@ -266,7 +268,7 @@ class PostgresAdapter:
     async def delete_document(
         self, path: str, *, collection: str = DEFAULT_COLLECTION
     ) -> DeleteResult:
-        found = await self._collection(collection)
+        found = await self.describe_collection(collection)
         async with self._connections.acquire() as db, db.transaction():
             await db.execute(sql.WRITE_LOCK)
             document_id = await db.fetchval(sql.GET_DOCUMENT_ID, found.id, path)
@@ -278,7 +280,7 @@ class PostgresAdapter:
     async def delete_documents(
         self, where: Filter | None, *, collection: str = DEFAULT_COLLECTION
     ) -> DeleteManyResult:
-        found = await self._collection(collection)
+        found = await self.describe_collection(collection)
         condition, params = compile_filter(where, alias="d", first_param=2)
         async with self._connections.acquire() as db, db.transaction():
             await db.execute(sql.WRITE_LOCK)
@@ -290,12 +292,12 @@ class PostgresAdapter:
     async def get_document(
         self, path: str, *, collection: str = DEFAULT_COLLECTION
     ) -> StoredDocument:
-        found = await self._collection(collection)
+        found = await self.describe_collection(collection)
         async with self._connections.acquire() as db:
             row = await db.fetchrow(sql.GET_DOCUMENT, found.id, path)
         if row is None:
             raise NotFoundError(f"no document with path {path!r} in {collection!r}")
-        return _stored_document(collection, row)
+        return stored_document(collection, row)
 
     async def list_documents(
         self,
@@ -305,12 +307,12 @@ class PostgresAdapter:
         after: str = "",
         limit: int,
     ) -> list[StoredDocument]:
-        found = await self._collection(collection)
+        found = await self.describe_collection(collection)
         condition, params = compile_filter(where, alias="d", first_param=4)
         query = sql.LIST_DOCUMENTS.format(where=condition)
         async with self._connections.acquire() as db:
             rows = await db.fetch(query, found.id, after, limit, *params)
-        return [_stored_document(collection, row) for row in rows]
+        return [stored_document(collection, row) for row in rows]
 
     # Search -----------------------------------------------------------------------------
 
@@ -333,7 +335,7 @@ class PostgresAdapter:
         collection: str = DEFAULT_COLLECTION,
         where: Filter | None = None,
     ) -> list[ScoredId]:
-        found = await self._collection(collection)
+        found = await self.describe_collection(collection)
         if not terms:
             return []
         async with self._connections.acquire() as db:
@@ -405,7 +407,7 @@ class PostgresAdapter:
         falls with the share of chunks it may keep), and the exact search again should the
         walk come back short.
         """
-        found = await self._collection(collection)
+        found = await self.describe_collection(collection)
         async with self._connections.acquire() as db:
             if where is None:
                 walk = sql.nearest(found.id, found.dimension, "true", rows=rows)
@@ -588,20 +590,6 @@ class PostgresAdapter:
 
 def _with_counts(collection: Collection, documents: int, chunks: int) -> Collection:
     return replace(collection, documents=documents, chunks=chunks)
-
-
-def _stored_document(collection: str, row: asyncpg.Record) -> StoredDocument:
-    path, title, source_url, digest, metadata, chunks, updated_at = row
-    return StoredDocument(
-        collection,
-        path,
-        title,
-        source_url,
-        digest,
-        metadata_from_json(metadata),
-        int(chunks),
-        str(updated_at),
-    )
 
 
 def _chunk_rows(

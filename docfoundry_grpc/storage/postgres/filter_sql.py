@@ -46,11 +46,7 @@ def _compile(node: Filter, alias: str, params: _Params) -> str:
             f"THEN ({metadata} ->> {key})::float8 END"
         )
         tests = [f"{number} {op} {params.add(value)}::float8" for op, value in range_bounds(node)]
-        return (
-            f"coalesce({' AND '.join(tests) or 'true'}, false)"
-            if tests
-            else (f"(jsonb_typeof({metadata} -> {key}) = 'number')")
-        )
+        return f"coalesce({' AND '.join(tests)}, false)"  # validation: at least one bound
     if isinstance(node, Exists):
         return f"({metadata} ? {params.add(node.field)})"
     if isinstance(node, PathPrefix):

@@ -15,8 +15,8 @@ import asyncpg
 
 from ...config import PostgresConfig
 from ...errors import SchemaMismatchError, StoreUnavailableError
-from ...models import Collection, VectorSource
-from ..base import SCHEMA_VERSION
+from ...models import Collection
+from ..base import SCHEMA_VERSION, collection_from_row
 from . import sql
 from .connections import Connections
 
@@ -46,19 +46,6 @@ async def init_schema(connections: Connections, dimension: int) -> list[Collecti
         await connection.execute(sql.SET_META, "schema_version", str(SCHEMA_VERSION))
         await connection.execute(sql.SET_META, "embedding_dimension", str(dimension))
     return collections
-
-
-def collection_from_row(row: asyncpg.Record) -> Collection:
-    counts = (int(row[6]), int(row[7])) if len(row) > 6 else (0, 0)
-    return Collection(
-        int(row[0]),
-        str(row[1]),
-        VectorSource(row[2]),
-        int(row[3]),
-        str(row[4]),
-        row[5].strftime("%Y-%m-%d %H:%M:%S"),
-        *counts,
-    )
 
 
 async def _create_extension(connection: asyncpg.Connection) -> None:

@@ -11,6 +11,8 @@ since (the tail) and drops chunks deleted since (`segment_tombstones`), so it is
 any time; compaction only makes it faster.
 """
 
+import functools
+
 INIT_LOCK = "SELECT pg_advisory_xact_lock(7240211)"
 META = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -485,6 +487,7 @@ ORDER BY nearest.distance, c.id
 _NEAREST_IDS = "SELECT id, 1 - distance FROM nearest ORDER BY distance, id"
 
 
+@functools.lru_cache(maxsize=256)  # built per search: the same few texts again and again
 def nearest(collection_id: int, dimension: int, where: str, *, rows: bool) -> str:
     """The `limit` ($2) chunks nearest to $1 in a collection, as ids or as hit rows, by the
     collection's vector index."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -48,17 +48,18 @@ from ...models import (
     StoreStats,
     UpsertOutcome,
     Vector,
-    VectorSource,
 )
 from ...text import chunk_tokens
 from ..base import (
     SCHEMA_VERSION,
     check_deletable,
     check_distinct_paths,
+    collection_from_row,
     metadata_from_json,
     metadata_json,
     no_such_collection,
     ranked_chunks,
+    stored_document,
 )
 from ..posting_index import PostingIndex
 from . import sql
@@ -122,13 +123,12 @@ class SQLiteAdapter:
             rows = await db.execute_fetchall(sql.ALL_COLLECTIONS)
         by_id: dict[int, CollectionIndex] = {}
         for row in rows:
-            index = CollectionIndex(_collection(row))
+            index = CollectionIndex(collection_from_row(row))
             self._indexes[index.collection.name] = index
             by_id[index.collection.id] = index
         async with self._read() as db, db.execute(sql.ALL_EMBEDDINGS) as cursor:
             while batch := list(await cursor.fetchmany(4096)):
-                for collection_id in {int(r[1]) for r in batch}:
-                    mine = [r for r in batch if r[1] == collection_id]
+                for collection_id, mine in _by_collection(batch).items():
                     index = by_id[collection_id]
                     vectors = np.frombuffer(b"".join(r[2] for r in mine), dtype=np.float32)
                     index.add(
@@ -138,9 +138,9 @@ class SQLiteAdapter:
                     )
         async with self._read() as db:
             terms = await db.execute_fetchall(sql.ALL_CHUNK_TERMS)
-        for collection_id, index in by_id.items():
-            index.postings = PostingIndex.build(
-                (int(r[0]), str(r[2]).split()) for r in terms if r[1] == collection_id
+        for collection_id, mine in _by_collection(terms).items():
+            by_id[collection_id].postings = PostingIndex.build(
+                (int(r[0]), str(r[2]).split()) for r in mine
             )
 
     def _index(self, name: str) -> CollectionIndex:
@@ -205,17 +205,22 @@ class SQLiteAdapter:
         self._indexes[spec.name] = CollectionIndex(collection)
         return collection
 
+    async def describe_collection(self, name: str) -> Collection:
+        return self._index(name).collection
+
     async def get_collection(self, name: str) -> Collection:
         self._index(name)
         async with self._read() as db, db.execute(sql.GET_COLLECTION, (name,)) as cursor:
             row = await cursor.fetchone()
         if row is None:
             raise no_such_collection(name)
-        return _collection(row)
+        return collection_from_row(row)
 
     async def list_collections(self) -> list[Collection]:
         async with self._read() as db:
-            return [_collection(row) for row in await db.execute_fetchall(sql.LIST_COLLECTIONS)]
+            return [
+                collection_from_row(row) for row in await db.execute_fetchall(sql.LIST_COLLECTIONS)
+            ]
 
     async def delete_collection(self, name: str) -> DeleteManyResult:
         check_deletable(name)
@@ -391,7 +396,7 @@ class SQLiteAdapter:
             row = await cursor.fetchone()
         if row is None:
             raise NotFoundError(f"no document with path {path!r} in {collection!r}")
-        return _stored_document(collection, row)
+        return stored_document(collection, row)
 
     async def list_documents(
         self,
@@ -406,7 +411,7 @@ class SQLiteAdapter:
         query = sql.LIST_DOCUMENTS.format(columns=sql.DOCUMENT_COLUMNS, where=condition)
         async with self._read() as db:
             rows = await db.execute_fetchall(query, (collection_id, after, *params, limit))
-        return [_stored_document(collection, row) for row in rows]
+        return [stored_document(collection, row) for row in rows]
 
     # Search -----------------------------------------------------------------------------
 
@@ -604,33 +609,12 @@ class SQLiteAdapter:
             await cursor.fetchone()
 
 
-def _collection(row: Sequence[Any]) -> Collection:
-    collection_id, name, vectors, dimension, description, created_at = row[:6]
-    documents, chunks = (int(row[6]), int(row[7])) if len(row) > 6 else (0, 0)
-    return Collection(
-        int(collection_id),
-        str(name),
-        VectorSource(vectors),
-        int(dimension),
-        str(description),
-        str(created_at),
-        documents,
-        chunks,
-    )
-
-
-def _stored_document(collection: str, row: Sequence[Any]) -> StoredDocument:
-    path, title, source_url, digest, metadata, chunks, updated_at = row
-    return StoredDocument(
-        collection,
-        path,
-        title,
-        source_url,
-        digest,
-        metadata_from_json(metadata),
-        int(chunks),
-        str(updated_at),
-    )
+def _by_collection(rows: Iterable[Sequence[Any]]) -> dict[int, list[Sequence[Any]]]:
+    """Rows grouped by their second column, the collection id, in one pass."""
+    grouped: dict[int, list[Sequence[Any]]] = {}
+    for row in rows:
+        grouped.setdefault(int(row[1]), []).append(row)
+    return grouped
 
 
 def _vector(chunk: Chunk) -> Vector:
