@@ -9,8 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
+from .admission import AdmissionConfig, LimitConfig
 from .errors import InvalidArgumentError
 from .models import Fusion
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 
 
 def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int | None = None) -> int:
@@ -35,6 +38,20 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raw = env.get(name, "").strip().lower()
     return raw in {"1", "true", "yes", "on"} if raw else default
+
+
+def _path(env: Mapping[str, str], name: str) -> Path | None:
+    raw = env.get(name, "").strip()
+    return Path(raw) if raw else None
+
+
+def _limit(env: Mapping[str, str], kind: str, default: LimitConfig) -> LimitConfig:
+    prefix = f"ADMISSION_{kind}_"
+    return LimitConfig(
+        concurrency=_int(env, prefix + "CONCURRENCY", default.concurrency, minimum=1),
+        max_queue=_int(env, prefix + "QUEUE", default.max_queue, minimum=0),
+        max_wait=_float(env, prefix + "MAX_WAIT_SECONDS", default.max_wait),
+    )
 
 
 def _memory(env: Mapping[str, str], name: str, default: str) -> str:
@@ -114,6 +131,22 @@ class SearchConfig:
     click_weight: float = 0.5
     chunk_max_chars: int = 1200
     fusion: Fusion = Fusion.SCORE
+    # About 1,400 chunks: tens of seconds of embedding on one core, not minutes.
+    max_document_bytes: int = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    """Server certificate and key (PEM files); with `client_ca_file`, clients must present
+    a certificate signed by it (mutual TLS)."""
+
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    client_ca_file: Path | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.cert_file is not None
 
 
 @dataclass(frozen=True)
@@ -132,6 +165,26 @@ class Settings:
     embedding_precision: str = "int8"
     shutdown_grace_seconds: float = 5.0
     page_token_secret: str = field(default="", repr=False)
+    tls: TlsConfig = field(default_factory=TlsConfig)
+    metrics_tls: bool = False
+    insecure_plaintext: bool = False
+    auth: str = "none"
+    reflection: bool = True
+    admission: AdmissionConfig = field(default_factory=AdmissionConfig)
+    request_timeout_seconds: float = 30.0
+    max_message_bytes: int = 8 * 1024 * 1024
+
+    def check_exposure(self) -> None:
+        """Refuses a configuration that would serve a network in the clear or without keys
+        by accident: off loopback, TLS and keys are on unless explicitly waived."""
+        if self.grpc_host in LOOPBACK_HOSTS:
+            return
+        if not self.tls.enabled and not self.insecure_plaintext:
+            raise InvalidArgumentError(
+                f"GRPC_HOST={self.grpc_host} is not loopback: set TLS_CERT_FILE and "
+                "TLS_KEY_FILE, or INSECURE_PLAINTEXT=true when TLS ends in front of the "
+                "server (a proxy or service mesh)"
+            )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -174,11 +227,23 @@ class Settings:
             click_weight=_float(env, "SEARCH_CLICK_WEIGHT", 0.5),
             chunk_max_chars=_int(env, "CHUNK_MAX_CHARS", 1200),
             fusion=Fusion(_choice(env, "SEARCH_FUSION", "score", ("score", "rrf"))),
+            max_document_bytes=_int(env, "MAX_DOCUMENT_BYTES", 1024 * 1024, minimum=1),
         )
+        grpc_host = env.get("GRPC_HOST", "127.0.0.1")
+        tls = TlsConfig(
+            cert_file=_path(env, "TLS_CERT_FILE"),
+            key_file=_path(env, "TLS_KEY_FILE"),
+            client_ca_file=_path(env, "TLS_CLIENT_CA_FILE"),
+        )
+        if (tls.cert_file is None) != (tls.key_file is None):
+            raise InvalidArgumentError("TLS_CERT_FILE and TLS_KEY_FILE go together")
+        if tls.client_ca_file is not None and not tls.enabled:
+            raise InvalidArgumentError("TLS_CLIENT_CA_FILE needs TLS_CERT_FILE and TLS_KEY_FILE")
+        default_auth = "none" if grpc_host in LOOPBACK_HOSTS else "keys"
         return cls(
             database=database,
             search=search,
-            grpc_host=env.get("GRPC_HOST", "127.0.0.1"),
+            grpc_host=grpc_host,
             grpc_port=_int(env, "GRPC_PORT", 50051),
             metrics_host=env.get("METRICS_HOST", "127.0.0.1"),
             metrics_port=_int(env, "METRICS_PORT", 9464),
@@ -192,4 +257,16 @@ class Settings:
             ),
             shutdown_grace_seconds=_float(env, "SHUTDOWN_GRACE_SECONDS", 5.0),
             page_token_secret=env.get("PAGE_TOKEN_SECRET", ""),
+            tls=tls,
+            metrics_tls=_bool(env, "METRICS_TLS", False),
+            insecure_plaintext=_bool(env, "INSECURE_PLAINTEXT", False),
+            auth=_choice(env, "AUTH", default_auth, ("keys", "none")),
+            reflection=_bool(env, "REFLECTION", True),
+            admission=AdmissionConfig(
+                search=_limit(env, "SEARCH", AdmissionConfig.search),
+                embedding=_limit(env, "EMBEDDING", AdmissionConfig.embedding),
+                ingest=_limit(env, "INGEST", AdmissionConfig.ingest),
+            ),
+            request_timeout_seconds=_float(env, "REQUEST_TIMEOUT_SECONDS", 30.0),
+            max_message_bytes=_int(env, "MAX_MESSAGE_BYTES", 8 * 1024 * 1024, minimum=1024),
         )

@@ -12,6 +12,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 from . import __version__
+from .admission import Admission, AdmissionConfig
 from .config import SearchConfig
 from .embedding import Embedder
 from .errors import DocFoundryError, InvalidArgumentError, NotFoundError
@@ -44,7 +45,7 @@ from .ranking import FusionParams, fuse
 from .snippets import snippet
 from .storage.base import StorageAdapter
 from .text import query_terms
-from .validation import SearchQuery, check_document_path, check_vector
+from .validation import SearchQuery, check_click, check_document_path, check_vector
 
 QUERY_CACHE_SIZE = 2048
 
@@ -115,8 +116,10 @@ class SearchEngine:
         *,
         timer: SearchTimer = lambda mode: nullcontext(),
         page_token_secret: str = "",
+        admission: Admission | None = None,
     ) -> None:
         self.store = store
+        self.admission = admission or Admission(AdmissionConfig())
         self.embedder = embedder
         self.config = config
         self.timer = timer
@@ -296,8 +299,12 @@ class SearchEngine:
             return None
         vector = self._query_vectors.get(key)
         if vector is None:
-            loop = asyncio.get_running_loop()
-            vector = (await loop.run_in_executor(self._query_model, self.embedder.embed, [key]))[0]
+            # Admitted against the call's deadline; a call cancelled while it waits leaves
+            # the queue and its text is never embedded.
+            async with self.admission.embedding.slot():
+                loop = asyncio.get_running_loop()
+                embedded = await loop.run_in_executor(self._query_model, self.embedder.embed, [key])
+            vector = embedded[0]
             self._query_vectors.put(key, vector)
         return vector
 
@@ -323,6 +330,7 @@ class SearchEngine:
     # Feedback ---------------------------------------------------------------------------
 
     async def record_click(self, click: ClickEvent) -> int:
+        check_click(click, self.config)
         return await self.store.record_click(click, query_key=query_key(query_terms(click.query)))
 
     # Indexing ---------------------------------------------------------------------------
@@ -333,7 +341,12 @@ class SearchEngine:
         """Adds or replaces documents in one transaction (a path that comes twice starts a
         second one). A document that fails validation is rejected on its own, with the field
         at fault; the others are stored. Documents for a collection that does not exist are
-        rejected too (NOT_FOUND), not the stream. Unchanged documents cost one lookup."""
+        rejected too (NOT_FOUND), not the stream. Unchanged documents cost one lookup.
+        Each call is one unit of ingest work for admission control."""
+        async with self.admission.ingest.slot():
+            return await self._index(docs, collection)
+
+    async def _index(self, docs: Sequence[DocumentInput], collection: str) -> list[UpsertResult]:
         try:
             target = await self.collection(collection)
         except NotFoundError as exc:
@@ -343,7 +356,7 @@ class SearchEngine:
         valid: list[int] = []
         for i, doc in enumerate(docs):
             try:
-                check_document(doc, target)
+                check_document(doc, target, max_bytes=self.config.max_document_bytes)
             except InvalidArgumentError as exc:
                 rejection = Rejection.invalid(exc)
                 results[i] = UpsertResult(doc.path, UpsertOutcome.REJECTED, 0, rejection)

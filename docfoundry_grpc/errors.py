@@ -34,3 +34,30 @@ class StoreBusyError(DocFoundryError):
 
 class SchemaMismatchError(DocFoundryError):
     """The database was created for another embedding dimension or a newer schema."""
+
+
+class StoreLockedError(DocFoundryError):
+    """Another process serves this SQLite file: it keeps the index in memory, so a second
+    one would not see the first one's writes."""
+
+
+class OverloadedError(DocFoundryError):
+    """The server is at its bound for this kind of work; `retry_after` seconds is when
+    trying again is likely to be admitted."""
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class DeadlineExceededError(DocFoundryError):
+    """The call ran past its deadline (the caller's, or the server's limit for calls
+    without one)."""
+
+
+class UnauthenticatedError(DocFoundryError):
+    """The call carries no valid API key."""
+
+
+class PermissionDeniedError(DocFoundryError):
+    """The call's API key does not allow this method or collection."""

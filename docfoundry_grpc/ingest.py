@@ -33,6 +33,9 @@ from .validation import (
     check_vector,
 )
 
+# Chunks embedded per executor job: about half a second of model time for long chunks.
+EMBED_SLICE = 16
+
 
 @dataclass(frozen=True)
 class ChunkInput:
@@ -67,12 +70,22 @@ def content_hash(doc: DocumentInput, *, chunking: str) -> str:
     return digest.hexdigest()
 
 
-def check_document(doc: DocumentInput, collection: Collection) -> None:
-    """Raises InvalidArgumentError naming the field at fault (as `document.…`)."""
+def check_document(doc: DocumentInput, collection: Collection, *, max_bytes: int) -> None:
+    """Raises InvalidArgumentError naming the field at fault (as `document.…`). `max_bytes`
+    bounds the UTF-8 size of the content, or of all chunk texts together."""
     check_document_path(doc.path, field="document.path")
     check_text(doc.title, "document.title")
     check_text(doc.source_url, "document.source_url")
     check_text(doc.content, "document.content", max_chars=MAX_CONTENT_CHARS)
+    size = len(doc.content.encode("utf-8", "surrogatepass")) + sum(
+        len(c.text.encode("utf-8", "surrogatepass")) for c in doc.chunks
+    )
+    if size > max_bytes:
+        raise InvalidArgumentError(
+            f"the document is {size:,} bytes of text; this server takes at most "
+            f"{max_bytes:,} (MAX_DOCUMENT_BYTES): split it",
+            field="document.content",
+        )
     check_metadata(doc.metadata, field="document.metadata")
     if doc.content and doc.chunks:
         raise InvalidArgumentError("send content or chunks, not both", field="document.content")
@@ -120,8 +133,15 @@ class DocumentPreparer:
         ]
 
     async def _embed(self, texts: list[str]) -> Vector:
+        """The texts' vectors, EMBED_SLICE at a time: each slice is its own executor job,
+        so a cancelled call (a stream the client dropped, a server shutting down) stops
+        after the slice at hand instead of embedding the rest of a large document."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, self.embedder.embed, texts)
+        parts = []
+        for start in range(0, len(texts), EMBED_SLICE):
+            piece = texts[start : start + EMBED_SLICE]
+            parts.append(await loop.run_in_executor(self.executor, self.embedder.embed, piece))
+        return np.concatenate(parts)
 
     async def prepare(
         self, docs: Sequence[DocumentInput], hashes: Sequence[str]

@@ -61,6 +61,12 @@ class ServiceMetrics:
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
+        self.admission_refusals = Counter(
+            "docfoundry_admission_refusals",
+            "Calls refused at once (RESOURCE_EXHAUSTED) because a kind of work was at its bound.",
+            ["kind"],
+            registry=registry,
+        )
         self.rpc_in_flight = Gauge(
             "docfoundry_grpc_requests_in_flight",
             "gRPC requests being handled.",

@@ -210,6 +210,35 @@ class ClickEvent:
     session_id: str = ""
     user_id: str = ""
     dwell_time: float = 0.0
+    key_id: str = ""  # the API key that recorded it, when keys are on
+
+
+class Scope(enum.Enum):
+    """What an API key may do: `search` reads, `write` indexes and deletes documents,
+    `admin` does both and manages collections."""
+
+    SEARCH = "search"
+    WRITE = "write"
+    ADMIN = "admin"
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """A stored API key: never the secret itself, only its SHA-256."""
+
+    key_id: str
+    name: str
+    secret_hash: str = field(repr=False)
+    scopes: frozenset[Scope]
+    collections: tuple[str, ...] = ()  # empty: every collection
+    created_at: str = ""
+    revoked_at: str = ""
+
+    def allows(self, scope: Scope) -> bool:
+        return scope in self.scopes or Scope.ADMIN in self.scopes
+
+    def allows_collection(self, name: str) -> bool:
+        return not self.collections or name in self.collections
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Operator commands of `docfoundry`: migrate and eval."""
+"""Operator commands of `docfoundry`: migrate, keys and eval."""
 
 from __future__ import annotations
 
@@ -24,6 +24,71 @@ def _migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _keys(args: argparse.Namespace) -> int:
+    """API keys, managed on the configured database directly (the server reads them from
+    there, so a new or revoked key counts on every server within seconds)."""
+    from .embedding import model_dimension
+    from .keys import new_key
+    from .models import Scope
+    from .storage import build_store
+
+    async def run() -> int:
+        store = build_store(args.settings.database, dimension=model_dimension(), exclusive=False)
+        await store.open()
+        try:
+            if args.keys_command == "create":
+                token, key = new_key(args.name, (Scope(s) for s in args.scope), args.collection)
+                await store.create_api_key(key)
+                print(token)
+                print(
+                    f"key {key.key_id} created; the line above is its only copy: store it now",
+                    file=sys.stderr,
+                )
+                return 0
+            if args.keys_command == "revoke":
+                if not await store.revoke_api_key(args.key_id):
+                    print(f"error: no active key {args.key_id}", file=sys.stderr)
+                    return 1
+                print(f"key {args.key_id} revoked (servers stop taking it within seconds)")
+                return 0
+            for key in await store.list_api_keys():
+                scopes = ",".join(sorted(s.value for s in key.scopes))
+                limited = ",".join(key.collections) or "*"
+                state = f"revoked {key.revoked_at}" if key.revoked_at else "active"
+                columns = (key.key_id, f"{scopes:<20}", f"{limited:<20}", key.created_at, state)
+                print("  ".join((*columns, key.name)))
+            return 0
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+def add_keys_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    keys = commands.add_parser("keys", help="create, list or revoke API keys (AUTH=keys)")
+    actions = keys.add_subparsers(dest="keys_command", required=True)
+    create = actions.add_parser("create", help="make a key and print it once")
+    create.add_argument("name", help="who or what uses the key, e.g. 'docs-site search'")
+    create.add_argument(
+        "--scope",
+        action="append",
+        required=True,
+        choices=("search", "write", "admin"),
+        help="repeatable; admin includes search and write",
+    )
+    create.add_argument(
+        "--collection",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="limit the key to this collection (repeatable; default: all)",
+    )
+    actions.add_parser("list", help="every key: id, scopes, collections, state (no secrets)")
+    revoke = actions.add_parser("revoke", help="stop a key from working")
+    revoke.add_argument("key_id", metavar="KEY_ID", help="the id shown by `keys list`")
+    keys.set_defaults(func=_keys)
+
+
 def add_ops_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     migrate = commands.add_parser(
         "migrate", help="copy an index between backends (no re-embedding, safe to re-run)"
@@ -35,6 +100,7 @@ def add_ops_commands(commands: argparse._SubParsersAction[argparse.ArgumentParse
         "--to", dest="target", required=True, metavar="URL", help="postgresql://… or sqlite:PATH"
     )
     migrate.set_defaults(func=_migrate)
+    add_keys_command(commands)
     add_eval_command(commands)
 
 

@@ -15,7 +15,7 @@ import numpy as np
 from .config import SearchConfig
 from .errors import InvalidArgumentError
 from .filters import All, AnyOf, Equals, Exists, Filter, Not, OneOf, PathPrefix, Range, combine
-from .models import DEFAULT_COLLECTION, Fusion, Metadata, MetadataValue, Vector
+from .models import DEFAULT_COLLECTION, ClickEvent, Fusion, Metadata, MetadataValue, Vector
 from .ranking import DEFAULT_RRF_K
 
 MAX_PATH_CHARS = 1024
@@ -288,3 +288,28 @@ def check_document_path(path: str, *, field: str = "path") -> str:
     if not path.strip():
         raise InvalidArgumentError("document path is empty", field=field)
     return check_text(path, field, max_chars=MAX_PATH_CHARS)
+
+
+MAX_ID_CHARS = 256  # session and user ids
+MAX_DWELL_SECONDS = 86_400.0
+
+
+def check_click(click: ClickEvent, config: SearchConfig) -> ClickEvent:
+    """A click that can have happened: a query, a chunk id, a 1-based position within the
+    deepest ranking the server returns, and a finite, non-negative dwell of at most a day."""
+    check_query_text(click.query, config, required=True)
+    if click.chunk_id < 1:
+        raise InvalidArgumentError(f"chunk_id must be ≥ 1, got {click.chunk_id}", field="chunk_id")
+    if not 1 <= click.position <= config.max_k:
+        raise InvalidArgumentError(
+            f"position is 1-based and at most {config.max_k}, got {click.position}",
+            field="position",
+        )
+    if not math.isfinite(click.dwell_time) or not 0 <= click.dwell_time <= MAX_DWELL_SECONDS:
+        raise InvalidArgumentError(
+            f"dwell_time must be seconds in [0, {MAX_DWELL_SECONDS:g}], got {click.dwell_time}",
+            field="dwell_time",
+        )
+    check_text(click.session_id, "session_id", max_chars=MAX_ID_CHARS)
+    check_text(click.user_id, "user_id", max_chars=MAX_ID_CHARS)
+    return click

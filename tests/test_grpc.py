@@ -12,6 +12,7 @@ from grpc_health.v1 import health_pb2
 from docfoundry.v1 import search_pb2 as pb
 from docfoundry_grpc.config import DatabaseConfig
 from docfoundry_grpc.embedding import MiniLMEmbedder
+from docfoundry_grpc.storage.base import SCHEMA_VERSION
 
 from .conftest import Harness, start_harness, stop_harness
 from .corpus import documents, requests
@@ -290,7 +291,7 @@ async def test_health_reports_detail_and_standard_health(server: Harness) -> Non
     health = await server.search.Health(pb.HealthRequest())
     assert health.status == pb.HealthResponse.STATUS_SERVING
     assert health.database_type == server.app.store.backend
-    assert health.schema_version == 2
+    assert health.schema_version == SCHEMA_VERSION == 3
     assert (health.embedding_model, health.embedding_dimension) == (
         "sentence-transformers/all-MiniLM-L6-v2",
         384,

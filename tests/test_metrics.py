@@ -40,7 +40,8 @@ async def test_rpc_counts_codes_and_latency(server: Harness) -> None:
         server.search.Fulltext(pb.FulltextRequest(q="")), grpc.StatusCode.INVALID_ARGUMENT
     )
     await expect_status(
-        server.search.RecordClick(pb.RecordClickRequest(chunk_id=99999)), grpc.StatusCode.NOT_FOUND
+        server.search.RecordClick(pb.RecordClickRequest(query="q", chunk_id=99999, position=1)),
+        grpc.StatusCode.NOT_FOUND,
     )
     metric = "docfoundry_grpc_requests_total"
     assert sample(server, metric, method="Fulltext", code="OK") == 7
@@ -110,7 +111,9 @@ async def test_index_gauges_at_scrape_time(server: Harness) -> None:
     chunks = await scraped(server, "docfoundry_index_chunks", backend=backend)
     assert chunks is not None and chunks >= 5
     hit = (await server.search.Fulltext(pb.FulltextRequest(q="purr"))).hits[0]
-    await server.search.RecordClick(pb.RecordClickRequest(query="purr", chunk_id=hit.chunk_id))
+    await server.search.RecordClick(
+        pb.RecordClickRequest(query="purr", chunk_id=hit.chunk_id, position=1)
+    )
     assert await scraped(server, "docfoundry_click_events", backend=backend) == 1
     backlog = await scraped(server, "docfoundry_fulltext_backlog_chunks", backend=backend)
     assert backlog == (await server.app.store.stats()).fulltext_backlog

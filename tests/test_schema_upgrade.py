@@ -18,8 +18,17 @@ import pytest
 from docfoundry_grpc.config import DatabaseConfig
 from docfoundry_grpc.embedding import MiniLMEmbedder
 from docfoundry_grpc.filters import Equals
-from docfoundry_grpc.models import CollectionSpec, Document, DocumentChunks, VectorSource
+from docfoundry_grpc.keys import new_key
+from docfoundry_grpc.models import (
+    ClickEvent,
+    CollectionSpec,
+    Document,
+    DocumentChunks,
+    Scope,
+    VectorSource,
+)
 from docfoundry_grpc.storage import StorageAdapter, build_store
+from docfoundry_grpc.storage.base import SCHEMA_VERSION
 from docfoundry_grpc.text import query_terms
 
 from .conftest import PostgresServer, fresh_database, postgres_config
@@ -60,7 +69,12 @@ async def test_a_schema_1_database_upgrades_in_place(
     await store.open()
     try:
         stats = await store.stats()
-        assert (stats.documents, stats.chunks, stats.clicks, stats.schema_version) == (4, 6, 1, 2)
+        assert (stats.documents, stats.chunks, stats.clicks, stats.schema_version) == (
+            4,
+            6,
+            1,
+            SCHEMA_VERSION,
+        )
         [default] = await store.list_collections()
         assert (default.name, default.vectors, default.dimension, default.documents) == (
             "default",
@@ -92,9 +106,16 @@ async def test_a_schema_1_database_upgrades_in_place(
             )
         ] == ["m.md"]
         assert (await store.stats()).documents == 5
+        # Schema 3: clicks name their API key, and keys are stored.
+        [hit, *_] = await store.search_fulltext(query_terms(query), limit=1)
+        await store.record_click(ClickEvent(query, hit.chunk_id, 1, key_id="k1"), query_key="x")
+        _, key = new_key("upgraded", [Scope.SEARCH])
+        await store.create_api_key(key)
+        stored = await store.get_api_key(key.key_id)
+        assert stored is not None and (stored.name, stored.scopes) == ("upgraded", key.scopes)
     finally:
         await store.close()
-    # A second start finds schema 2 and changes nothing.
+    # A second start finds the current schema and changes nothing.
     again = build_store(upgraded_database, dimension=embedder.dimension)
     await again.open()
     try:

@@ -13,14 +13,16 @@ import pytest
 
 from docfoundry_grpc.config import DatabaseConfig
 from docfoundry_grpc.embedding import MiniLMEmbedder
-from docfoundry_grpc.errors import NotFoundError, SchemaMismatchError
+from docfoundry_grpc.errors import NotFoundError, SchemaMismatchError, UnauthenticatedError
 from docfoundry_grpc.filters import PathPrefix
+from docfoundry_grpc.keys import new_key, parse_token, verify
 from docfoundry_grpc.models import (
     Chunk,
     ClickEvent,
     Document,
     DocumentChunks,
     DocumentClicks,
+    Scope,
     UpsertOutcome,
 )
 from docfoundry_grpc.storage import StorageAdapter, build_store
@@ -446,3 +448,31 @@ async def test_concurrent_writers_keep_bm25_statistics_exact(
     expected = reference_bm25("install port server", final)
     assert {c.text: pytest.approx(c.score, rel=1e-6) for c in found} == expected
     assert (await store.stats()).chunks == 6 + 6
+
+
+async def test_api_keys_are_stored_hashed_listed_and_revoked(store: StorageAdapter) -> None:
+    token, key = new_key("ci pipeline", [Scope.WRITE, Scope.SEARCH], ["docs", "blog"])
+    _, other = new_key("reader", [Scope.SEARCH])
+    await store.create_api_key(key)
+    await store.create_api_key(other)
+    stored = await store.get_api_key(key.key_id)
+    assert stored is not None
+    assert (stored.name, stored.scopes, stored.collections) == (
+        "ci pipeline",
+        frozenset({Scope.WRITE, Scope.SEARCH}),
+        ("blog", "docs"),
+    )
+    assert stored.secret_hash == key.secret_hash and token.rsplit("_", 1)[1] not in repr(stored)
+    assert stored.created_at and not stored.revoked_at
+    assert verify(stored, parse_token(token)[1]) == stored
+    assert await store.get_api_key("0" * 16) is None
+    assert {k.key_id for k in await store.list_api_keys()} == {key.key_id, other.key_id}
+    assert await store.revoke_api_key(key.key_id) is True
+    assert await store.revoke_api_key(key.key_id) is False
+    assert await store.revoke_api_key("0" * 16) is False
+    revoked = await store.get_api_key(key.key_id)
+    assert revoked is not None and revoked.revoked_at
+    with pytest.raises(UnauthenticatedError, match="revoked"):
+        verify(revoked, parse_token(token)[1])
+    still = await store.get_api_key(other.key_id)
+    assert still is not None and not still.revoked_at

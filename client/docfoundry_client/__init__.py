@@ -19,6 +19,7 @@ from .models import (
     SearchOptions,
     SearchResult,
 )
+from .security import tls_credentials
 from .sync import SyncDocFoundryClient
 
 __all__ = [
@@ -43,4 +44,5 @@ __all__ = [
     "SyncDocFoundryClient",
     "count_files",
     "iter_documents",
+    "tls_credentials",
 ]

@@ -35,6 +35,7 @@ from .models import (
     HealthInfo,
     SearchResult,
 )
+from .security import API_KEY_ENV, tls_credentials
 
 _T = TypeVar("_T")
 Command = Callable[[argparse.Namespace, DocFoundryClient], Awaitable[int]]
@@ -54,6 +55,23 @@ def add_client_commands(subparsers: argparse._SubParsersAction[argparse.Argument
         default=30.0,
         metavar="SECONDS",
         help="deadline of each call; an ingest stream has none (default: %(default)s)",
+    )
+    secure = common.add_argument_group("security")
+    secure.add_argument(
+        "--tls",
+        action="store_true",
+        help="connect with TLS, verifying the server with the system's roots or --tls-ca",
+    )
+    secure.add_argument("--tls-ca", metavar="PEM", help="CA that signed the server (implies --tls)")
+    secure.add_argument(
+        "--tls-cert", metavar="PEM", help="this client's certificate, for mutual TLS"
+    )
+    secure.add_argument("--tls-key", metavar="PEM", help="this client's private key")
+    secure.add_argument(
+        "--api-key",
+        default=os.environ.get(API_KEY_ENV),
+        metavar="KEY",
+        help=f"API key (default: ${API_KEY_ENV}); prefer the variable: arguments show in ps",
     )
 
     scoped = argparse.ArgumentParser(add_help=False, parents=[common])
@@ -209,7 +227,14 @@ def _runner(command: Command) -> Callable[[argparse.Namespace], int]:
 
 
 async def _with_client(command: Command, args: argparse.Namespace) -> int:
-    async with DocFoundryClient(args.target, timeout=args.timeout) as client:
+    credentials = None
+    if args.tls or args.tls_ca or args.tls_cert:
+        credentials = tls_credentials(
+            ca_file=args.tls_ca, cert_file=args.tls_cert, key_file=args.tls_key
+        )
+    async with DocFoundryClient(
+        args.target, timeout=args.timeout, credentials=credentials, api_key=args.api_key or ""
+    ) as client:
         return await command(args, client)
 
 

@@ -48,6 +48,7 @@ from .models import (
     SearchResult,
     VectorSource,
 )
+from .security import ApiKeyInterceptor, api_key_from_env
 
 _T = TypeVar("_T")
 _Req = TypeVar("_Req", bound=Message)
@@ -147,6 +148,9 @@ class DocFoundryClient:
     The channel is opened on first use rather than in `__init__` because a grpc.aio channel
     belongs to the event loop that is running when it is created. `timeout` is the deadline
     of each unary call; index streams have their own (see `index_documents`).
+
+    `credentials`: TLS (see `tls_credentials`); None is plaintext, for loopback.
+    `api_key`: sent as `authorization: Bearer …` (default: $DOCFOUNDRY_API_KEY, if set).
     """
 
     def __init__(
@@ -155,10 +159,12 @@ class DocFoundryClient:
         *,
         timeout: float = 30.0,
         credentials: grpc.ChannelCredentials | None = None,
+        api_key: str | None = None,
     ) -> None:
         self.target = target
         self.timeout = timeout
         self._credentials = credentials
+        self._api_key = api_key if api_key is not None else api_key_from_env()
         self._channel: grpc.aio.Channel | None = None
         self._rpcs: _Rpcs | None = None
 
@@ -337,10 +343,11 @@ class DocFoundryClient:
 
     def _bound(self) -> _Rpcs:
         if self._rpcs is None:
+            interceptors = [ApiKeyInterceptor(self._api_key)] if self._api_key else None
             self._channel = (
-                grpc.aio.secure_channel(self.target, self._credentials)
+                grpc.aio.secure_channel(self.target, self._credentials, interceptors=interceptors)
                 if self._credentials is not None
-                else grpc.aio.insecure_channel(self.target)
+                else grpc.aio.insecure_channel(self.target, interceptors=interceptors)
             )
             self._rpcs = _Rpcs.bind(self._channel)
         return self._rpcs

@@ -46,8 +46,11 @@ class SyncDocFoundryClient:
         *,
         timeout: float = 30.0,
         credentials: grpc.ChannelCredentials | None = None,
+        api_key: str | None = None,
     ) -> None:
-        self._client = DocFoundryClient(target, timeout=timeout, credentials=credentials)
+        self._client = DocFoundryClient(
+            target, timeout=timeout, credentials=credentials, api_key=api_key
+        )
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="docfoundry-client", daemon=True

@@ -22,13 +22,15 @@ from docfoundry.v1 import search_pb2 as pb
 from docfoundry.v1 import search_pb2_grpc as pb_grpc
 
 from .. import __version__
-from ..config import Settings
+from ..admission import Admission
+from ..config import Settings, TlsConfig
 from ..embedding import Embedder
 from ..engine import SearchEngine
-from ..errors import DocFoundryError, SchemaMismatchError
+from ..errors import DocFoundryError, SchemaMismatchError, StoreLockedError
 from ..metrics import ServiceMetrics, TimedEmbedder, stats_from_loop
 from ..storage import StorageAdapter, build_store
 from ..storage.instrumented import instrumented
+from .auth import Authenticator
 from .interceptors import ServiceInterceptor
 from .reflection import enable_reflection
 from .servicer import CollectionServicer, IndexServicer, SearchServicer
@@ -41,8 +43,31 @@ SERVICE_NAMES = (
     pb.DESCRIPTOR.services_by_name["CollectionService"].full_name,
 )
 SUPERVISE_INTERVAL_SECONDS = 1.0
-# Room for one large document per message (validation caps content at 20M characters).
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+
+class HealthService(HealthServicer):  # type: ignore[misc]
+    """grpc.health.v1 with `List` (which grpcio's servicer leaves unimplemented): the
+    status of every service, as Kubernetes and grpc-health-probe may ask for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._statuses: dict[str, health_pb2.HealthCheckResponse.ServingStatus.ValueType] = {}
+
+    async def set(
+        self, service: str, status: health_pb2.HealthCheckResponse.ServingStatus.ValueType
+    ) -> None:
+        self._statuses[service] = status
+        await super().set(service, status)
+
+    async def List(
+        self, request: health_pb2.HealthListRequest, context: object
+    ) -> health_pb2.HealthListResponse:
+        return health_pb2.HealthListResponse(
+            statuses={
+                name: health_pb2.HealthCheckResponse(status=status)
+                for name, status in self._statuses.items()
+            }
+        )
 
 
 @dataclass
@@ -51,7 +76,7 @@ class App:
     server: grpc.aio.Server
     engine: SearchEngine
     store: StorageAdapter
-    health: HealthServicer
+    health: HealthService
     metrics: ServiceMetrics
     port: int
     _supervisor: asyncio.Task[None] | None = field(default=None, repr=False)
@@ -77,8 +102,8 @@ class App:
     async def _try_open_store(self) -> None:
         try:
             await self.store.open()
-        except SchemaMismatchError:
-            raise
+        except (SchemaMismatchError, StoreLockedError):
+            raise  # retrying cannot fix either
         except DocFoundryError as exc:
             log.warning("database unavailable, will retry: %s", exc)
             await self._set_serving(False)
@@ -139,8 +164,12 @@ def build_app(
     embedder: Embedder,
     registry: CollectorRegistry | None = None,
 ) -> App:
+    settings.check_exposure()
     registry = registry if registry is not None else CollectorRegistry()
     metrics = ServiceMetrics(registry, backend=settings.database.type)
+    admission = Admission(
+        settings.admission, on_refuse=lambda kind: metrics.admission_refusals.labels(kind).inc()
+    )
     embedder = TimedEmbedder(embedder, metrics)
     metrics.build_info.labels(__version__, settings.database.type, embedder.model_name).set(1)
     store = instrumented(build_store(settings.database, dimension=embedder.dimension), metrics)
@@ -150,10 +179,22 @@ def build_app(
         settings.search,
         timer=metrics.time_search,
         page_token_secret=settings.page_token_secret,
+        admission=admission,
+    )
+    interceptor = ServiceInterceptor(
+        metrics,
+        authenticator=Authenticator(store) if settings.auth == "keys" else None,
+        admission=admission,
+        request_timeout=settings.request_timeout_seconds,
     )
     server = grpc.aio.server(
-        interceptors=[ServiceInterceptor(metrics)],
-        options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)],
+        interceptors=[interceptor],
+        options=[
+            # Enforced by gRPC on the wire, before a message is decoded.
+            ("grpc.max_receive_message_length", settings.max_message_bytes),
+            # Without this, a second server on a taken port starts and shares it.
+            ("grpc.so_reuseport", 0),
+        ],
     )
     pb_grpc.add_SearchServiceServicer_to_server(  # type: ignore[no-untyped-call]
         SearchServicer(engine), server
@@ -164,17 +205,21 @@ def build_app(
     pb_grpc.add_CollectionServiceServicer_to_server(  # type: ignore[no-untyped-call]
         CollectionServicer(engine), server
     )
-    health = HealthServicer()
+    health = HealthService()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
-    enable_reflection(
-        server,
-        (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name),
-        # error_details: so reflection clients can decode the google.rpc status details.
-        extra=(health_pb2.DESCRIPTOR, reflection_pb2.DESCRIPTOR, error_details_pb2.DESCRIPTOR),
-    )
+    if settings.reflection:
+        enable_reflection(
+            server,
+            (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name),
+            # error_details: so reflection clients can decode the google.rpc status details.
+            extra=(health_pb2.DESCRIPTOR, reflection_pb2.DESCRIPTOR, error_details_pb2.DESCRIPTOR),
+        )
     address = f"{settings.grpc_host}:{settings.grpc_port}"
     try:
-        port = server.add_insecure_port(address)
+        if settings.tls.enabled:
+            port = server.add_secure_port(address, server_credentials(settings.tls))
+        else:
+            port = server.add_insecure_port(address)
     except RuntimeError:  # grpcio raises this when the address is taken
         port = 0
     if port == 0:
@@ -188,6 +233,22 @@ def build_app(
         stats_from_loop(asyncio.get_running_loop(), store.stats), vector_index=vector_index
     )
     return App(settings, server, engine, store, health, metrics, port)
+
+
+def _optional(path: Path | None) -> str | None:
+    return None if path is None else str(path)
+
+
+def server_credentials(tls: TlsConfig) -> grpc.ServerCredentials:
+    """TLS from PEM files; with a client CA, a client certificate signed by it is required."""
+    assert tls.cert_file is not None and tls.key_file is not None
+    pair = (tls.key_file.read_bytes(), tls.cert_file.read_bytes())
+    client_ca = tls.client_ca_file.read_bytes() if tls.client_ca_file else None
+    return grpc.ssl_server_credentials(
+        [pair],
+        root_certificates=client_ca,
+        require_client_auth=client_ca is not None,
+    )
 
 
 async def ingest_paths(address: str, paths: Sequence[Path]) -> None:
@@ -211,10 +272,20 @@ async def serve(settings: Settings, *, embedder: Embedder, ingest: Sequence[Path
     app = build_app(settings, embedder=embedder)
     metrics_server = None
     if settings.metrics_port:
+        tls = settings.tls if settings.metrics_tls else TlsConfig()
         metrics_server, _ = start_http_server(
-            settings.metrics_port, settings.metrics_host, app.metrics.registry
+            settings.metrics_port,
+            settings.metrics_host,
+            app.metrics.registry,
+            certfile=_optional(tls.cert_file),
+            keyfile=_optional(tls.key_file),
+            client_cafile=_optional(tls.client_ca_file),
+            client_auth_required=tls.client_ca_file is not None,
         )
-        log.info("metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port)
+        scheme = "https" if tls.enabled else "http"
+        log.info(
+            "metrics on %s://%s:%d/metrics", scheme, settings.metrics_host, settings.metrics_port
+        )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

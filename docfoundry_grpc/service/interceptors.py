@@ -1,6 +1,8 @@
-"""One interceptor at the gRPC boundary: domain errors → status codes (one table), metrics,
-and one log line per RPC. Unknown exceptions become INTERNAL with a generic message; the
-traceback goes to the log, never to the client.
+"""One interceptor at the gRPC boundary. For every call, in order: one log line and the
+metrics (whatever happens next), a malformed message → INVALID_ARGUMENT, the API key and
+its scopes (when keys are on), admission control, and a time limit for calls that bring
+none. Domain errors become status codes through one table; unknown exceptions become
+INTERNAL with a generic message, the traceback going to the log, never to the client.
 
 A domain error's status also carries google.rpc details (through grpcio-status, in the
 standard `grpc-status-details-bin` trailer), so callers in any language can act on it
@@ -10,18 +12,25 @@ BadRequest naming it."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, contextmanager, nullcontext
+from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 import grpc
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from .. import errors
+from ..admission import CALL_DEADLINE, Admission
 from ..metrics import ServiceMetrics
+from ..models import ApiKey
+from .auth import CALLER_KEY, Authenticator
+from .policy import Kind, MethodPolicy, policy_for
 
 log = logging.getLogger("docfoundry_grpc.rpc")
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
@@ -34,6 +43,11 @@ STATUS_OF_ERROR: dict[type[errors.DocFoundryError], grpc.StatusCode] = {
     errors.StoreUnavailableError: grpc.StatusCode.UNAVAILABLE,
     errors.StoreBusyError: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errors.SchemaMismatchError: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.StoreLockedError: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.OverloadedError: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    errors.DeadlineExceededError: grpc.StatusCode.DEADLINE_EXCEEDED,
+    errors.UnauthenticatedError: grpc.StatusCode.UNAUTHENTICATED,
+    errors.PermissionDeniedError: grpc.StatusCode.PERMISSION_DENIED,
 }
 
 
@@ -46,6 +60,11 @@ REASON_OF_ERROR: dict[type[errors.DocFoundryError], str] = {
     errors.StoreUnavailableError: "STORE_UNAVAILABLE",
     errors.StoreBusyError: "STORE_BUSY",
     errors.SchemaMismatchError: "SCHEMA_MISMATCH",
+    errors.StoreLockedError: "STORE_LOCKED",
+    errors.OverloadedError: "OVERLOADED",
+    errors.DeadlineExceededError: "DEADLINE_EXCEEDED",
+    errors.UnauthenticatedError: "UNAUTHENTICATED",
+    errors.PermissionDeniedError: "PERMISSION_DENIED",
 }
 
 
@@ -61,9 +80,19 @@ def rich_status(exc: BaseException) -> grpc.Status:
             field=exc.field, description=message
         )
         details.append(_packed(error_details_pb2.BadRequest(field_violations=[violation])))
+    if isinstance(exc, errors.OverloadedError):
+        delay = duration_pb2.Duration()
+        delay.FromTimedelta(_timedelta(exc.retry_after))
+        details.append(_packed(error_details_pb2.RetryInfo(retry_delay=delay)))
     status = status_pb2.Status(code=_CODES[code], message=message, details=details)
     converted: grpc.Status = rpc_status.to_status(status)
     return converted
+
+
+def _timedelta(seconds: float) -> Any:
+    from datetime import timedelta
+
+    return timedelta(seconds=seconds)
 
 
 _CODES = {code: code_pb2.Code.Value(code.name) for code in grpc.StatusCode}
@@ -80,6 +109,33 @@ def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
         if isinstance(exc, error_type):
             return code, str(exc)
     return grpc.StatusCode.INTERNAL, "internal error"
+
+
+@dataclass(frozen=True)
+class Malformed:
+    """A message that did not parse: handed to the wrapper instead of failing inside gRPC,
+    which would answer UNKNOWN."""
+
+    reason: str
+
+
+def _tolerant(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserialize is None:
+        return None
+
+    def parse(data: bytes) -> Any:
+        try:
+            return deserialize(data)
+        except Exception as exc:  # protobuf's DecodeError, or anything a parser raises
+            return Malformed(str(exc))
+
+    return parse
+
+
+def _parsed(request: Any) -> Any:
+    if isinstance(request, Malformed):
+        raise errors.InvalidArgumentError(f"malformed request: {request.reason}")
+    return request
 
 
 class _RpcScope:
@@ -104,13 +160,21 @@ class _RpcScope:
         elif isinstance(exc, grpc.aio.AbortError):
             self._finish(self.context.code() or grpc.StatusCode.UNKNOWN)
         elif isinstance(exc, asyncio.CancelledError):
-            self._finish(grpc.StatusCode.CANCELLED)
+            self._finish(self._cancelled_code())
         elif isinstance(exc, Exception):
             status = rich_status(exc)
             if status.code is grpc.StatusCode.INTERNAL:
                 log.error("unhandled error in %s", self.method, exc_info=exc)
             self._finish(status.code)
             await self.context.abort(status.code, status.details, status.trailing_metadata)
+
+    def _cancelled_code(self) -> grpc.StatusCode:
+        """gRPC cancels the handler both when the caller goes away and when the deadline
+        passes; the time left tells which."""
+        remaining = self.context.time_remaining()
+        if remaining is not None and remaining <= 0:
+            return grpc.StatusCode.DEADLINE_EXCEEDED
+        return grpc.StatusCode.CANCELLED
 
     def _finish(self, code: grpc.StatusCode) -> None:
         elapsed = time.perf_counter() - self.started
@@ -131,9 +195,34 @@ class _RpcScope:
         )
 
 
+@contextmanager
+def _call_context(key: ApiKey | None, deadline: float | None) -> Iterator[None]:
+    """What code deep inside the call may need: who calls, and by when."""
+    key_token = CALLER_KEY.set(key)
+    deadline_token = CALL_DEADLINE.set(deadline)
+    try:
+        yield
+    finally:
+        CALL_DEADLINE.reset(deadline_token)
+        CALLER_KEY.reset(key_token)
+
+
 class ServiceInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self, metrics: ServiceMetrics | None = None) -> None:
+    """`authenticator` None: keys are off. `admission` None: no admission control.
+    `request_timeout`: the limit for unary calls that come without a deadline."""
+
+    def __init__(
+        self,
+        metrics: ServiceMetrics | None = None,
+        *,
+        authenticator: Authenticator | None = None,
+        admission: Admission | None = None,
+        request_timeout: float | None = None,
+    ) -> None:
         self.metrics = metrics
+        self.authenticator = authenticator
+        self.admission = admission
+        self.request_timeout = request_timeout
 
     async def intercept_service(
         self,
@@ -143,38 +232,115 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler
+        policy = policy_for(handler_call_details.method)
         method = handler_call_details.method.rsplit("/", 1)[-1]
+        parse = {
+            "request_deserializer": _tolerant(handler.request_deserializer),
+            "response_serializer": handler.response_serializer,
+        }
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
-                self._unary(method, handler.unary_unary),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.stream_stream:
-            return grpc.stream_stream_rpc_method_handler(
-                self._stream(method, handler.stream_stream),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
+                self._unary(method, policy, handler.unary_unary), **parse
             )
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
-                self._stream(method, handler.unary_stream),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
+                self._unary_stream(method, policy, handler.unary_stream), **parse
             )
-        return handler
+        if handler.stream_stream:
+            return grpc.stream_stream_rpc_method_handler(
+                self._stream_stream(method, policy, handler.stream_stream), **parse
+            )
+        return handler  # no stream-unary methods are served
 
-    def _unary(self, method: str, behavior: Any) -> Any:
+    async def _start(self, policy: MethodPolicy, context: Context, request: Any) -> ApiKey | None:
+        """The checks before a handler runs: the key, and the collection it names."""
+        if self.authenticator is None:
+            return None
+        key = await self.authenticator.authenticate(policy, context.invocation_metadata())
+        if request is not None:
+            self.authenticator.check_collection(key, policy, request)
+        return key
+
+    def _deadline(self, context: Context, *, limit: float | None) -> float | None:
+        remaining = context.time_remaining()
+        if remaining is None:
+            remaining = limit
+        return None if remaining is None else time.monotonic() + remaining
+
+    def _admitted(self, policy: MethodPolicy) -> AbstractAsyncContextManager[None]:
+        if self.admission is None or policy.kind is None:
+            return nullcontext()
+        limiter = self.admission.search if policy.kind is Kind.SEARCH else self.admission.ingest
+        return limiter.slot()
+
+    def _unary(self, method: str, policy: MethodPolicy, behavior: Any) -> Any:
         async def wrapper(request: Any, context: Context) -> Any:
             async with _RpcScope(method, self.metrics, context):
-                return await behavior(request, context)
+                request = _parsed(request)
+                key = await self._start(policy, context, request)
+                deadline = self._deadline(context, limit=self.request_timeout)
+                with _call_context(key, deadline):
+                    async with self._admitted(policy):
+                        return await _within(deadline, behavior(request, context))
 
         return wrapper
 
-    def _stream(self, method: str, behavior: Any) -> Any:
-        async def wrapper(request: Any, context: Context) -> AsyncIterator[Any]:
+    def _unary_stream(self, method: str, policy: MethodPolicy, behavior: Any) -> Any:
+        """Server streams (health Watch): either an async generator, or a coroutine that
+        writes its messages with `context.write`."""
+        if inspect.isasyncgenfunction(behavior):
+
+            async def generator(request: Any, context: Context) -> AsyncIterator[Any]:
+                async with _RpcScope(method, self.metrics, context):
+                    request = _parsed(request)
+                    key = await self._start(policy, context, request)
+                    with _call_context(key, self._deadline(context, limit=None)):
+                        async for response in behavior(request, context):
+                            yield response
+
+            return generator
+
+        async def writer(request: Any, context: Context) -> None:
             async with _RpcScope(method, self.metrics, context):
-                async for response in behavior(request, context):
-                    yield response
+                request = _parsed(request)
+                key = await self._start(policy, context, request)
+                with _call_context(key, self._deadline(context, limit=None)):
+                    await behavior(request, context)
+
+        return writer
+
+    def _stream_stream(self, method: str, policy: MethodPolicy, behavior: Any) -> Any:
+        """Bidirectional streams (IndexDocuments): the key is checked once, each message's
+        collection as it arrives; admission is per batch, inside the handler."""
+
+        async def wrapper(requests: AsyncIterator[Any], context: Context) -> AsyncIterator[Any]:
+            async with _RpcScope(method, self.metrics, context):
+                key = await self._start(policy, context, None)
+                with _call_context(key, self._deadline(context, limit=None)):
+                    checked = self._checked(requests, key, policy)
+                    async for response in behavior(checked, context):
+                        yield response
 
         return wrapper
+
+    async def _checked(
+        self, requests: AsyncIterator[Any], key: ApiKey | None, policy: MethodPolicy
+    ) -> AsyncIterator[Any]:
+        async for request in requests:
+            request = _parsed(request)
+            if self.authenticator is not None:
+                self.authenticator.check_collection(key, policy, request)
+            yield request
+
+
+async def _within(deadline: float | None, work: Awaitable[Any]) -> Any:
+    """`work`, stopped at `deadline` (monotonic seconds) with DeadlineExceededError."""
+    if deadline is None:
+        return await work
+    try:
+        async with asyncio.timeout(deadline - time.monotonic()) as limit:
+            return await work
+    except TimeoutError:
+        if limit.expired():
+            raise errors.DeadlineExceededError("the call ran past its deadline") from None
+        raise

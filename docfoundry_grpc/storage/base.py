@@ -15,6 +15,7 @@ from ..errors import InvalidArgumentError, NotFoundError
 from ..filters import Filter
 from ..models import (
     DEFAULT_COLLECTION,
+    ApiKey,
     Chunk,
     ClickEvent,
     Collection,
@@ -26,6 +27,7 @@ from ..models import (
     DocumentClicks,
     Metadata,
     MetadataValue,
+    Scope,
     ScoredId,
     StoredChunk,
     StoredClick,
@@ -36,7 +38,7 @@ from ..models import (
     VectorSource,
 )
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Every method that touches documents takes the collection's name (default: "default") and
 # raises NotFoundError for a collection that does not exist. Filters (`where`) follow the
@@ -193,6 +195,18 @@ class StorageAdapter(Protocol):
         """Inserts clicks under their own ids, skipping ids already present; clicks whose
         document is absent are skipped too. Returns how many were inserted."""
 
+    async def create_api_key(self, key: ApiKey) -> None:
+        """Stores a new key (its secret's hash, never the secret)."""
+
+    async def get_api_key(self, key_id: str) -> ApiKey | None:
+        """The key with this id, revoked or not; None if there is none."""
+
+    async def list_api_keys(self) -> list[ApiKey]:
+        """Every key, revoked ones too, oldest first."""
+
+    async def revoke_api_key(self, key_id: str) -> bool:
+        """Marks a key revoked; False if there is no such key or it was revoked already."""
+
     async def stats(self) -> StoreStats:
         """Counts for health and metrics."""
 
@@ -306,3 +320,23 @@ def stored_chunk(row: Sequence[Any], score: float) -> StoredChunk:
         score,
         metadata_from_json(metadata),
     )
+
+
+def api_key_from_row(row: Sequence[Any]) -> ApiKey:
+    key_id, name, secret_hash, scopes, collections, created_at, revoked_at = row
+    return ApiKey(
+        key_id=key_id,
+        name=name,
+        secret_hash=secret_hash,
+        scopes=frozenset(Scope(s) for s in scopes.split()),
+        collections=tuple(collections.split()),
+        created_at=str(created_at),
+        revoked_at=str(revoked_at or ""),
+    )
+
+
+def api_key_row(key: ApiKey) -> tuple[str, str, str, str, str]:
+    """The stored columns: scopes and collections as space-separated words (neither can
+    contain a space)."""
+    scopes = " ".join(sorted(s.value for s in key.scopes))
+    return key.key_id, key.name, key.secret_hash, scopes, " ".join(key.collections)

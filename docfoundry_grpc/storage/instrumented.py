@@ -39,6 +39,10 @@ OPERATIONS = {
     "has_clicks": "has_clicks",
     "document_clicks": "document_clicks",
     "import_clicks": "import_clicks",
+    "create_api_key": "create_api_key",
+    "get_api_key": "get_api_key",
+    "list_api_keys": "list_api_keys",
+    "revoke_api_key": "revoke_api_key",
     "stats": "stats",
     "ping": "ping",
 }

@@ -27,6 +27,7 @@ from ...errors import AlreadyExistsError, NotFoundError, StoreBusyError, StoreUn
 from ...filters import Filter
 from ...models import (
     DEFAULT_COLLECTION,
+    ApiKey,
     Chunk,
     ClickEvent,
     Collection,
@@ -48,6 +49,8 @@ from ...models import (
 from ...text import chunk_tokens
 from ..base import (
     SCHEMA_VERSION,
+    api_key_from_row,
+    api_key_row,
     check_deletable,
     check_distinct_paths,
     collection_from_row,
@@ -490,10 +493,29 @@ class PostgresAdapter:
                     click.session_id,
                     click.user_id,
                     click.dwell_time,
+                    click.key_id,
                 )
             except asyncpg.ForeignKeyViolationError:
                 raise NotFoundError(f"no chunk with id {click.chunk_id}") from None
         return int(click_id)
+
+    async def create_api_key(self, key: ApiKey) -> None:
+        async with self._connections.acquire() as db:
+            await db.execute(sql.INSERT_API_KEY, *api_key_row(key))
+
+    async def get_api_key(self, key_id: str) -> ApiKey | None:
+        async with self._connections.acquire() as db:
+            row = await db.fetchrow(sql.GET_API_KEY, key_id)
+        return None if row is None else api_key_from_row(tuple(row))
+
+    async def list_api_keys(self) -> list[ApiKey]:
+        async with self._connections.acquire() as db:
+            rows = await db.fetch(sql.LIST_API_KEYS)
+        return [api_key_from_row(tuple(r)) for r in rows]
+
+    async def revoke_api_key(self, key_id: str) -> bool:
+        async with self._connections.acquire() as db:
+            return await db.fetchval(sql.REVOKE_API_KEY, key_id) is not None
 
     async def has_clicks(self, query_key: str) -> bool:
         async with self._connections.acquire() as db:

@@ -135,6 +135,17 @@ CREATE TABLE IF NOT EXISTS click_feedback (
     dwell_time  double precision NOT NULL DEFAULT 0,
     created_at  timestamptz NOT NULL DEFAULT now()
 );
+-- Schema 3: clicks name the API key that sent them; API keys (their secrets' SHA-256 only).
+ALTER TABLE click_feedback ADD COLUMN IF NOT EXISTS key_id text NOT NULL DEFAULT '';
+CREATE TABLE IF NOT EXISTS api_keys (
+    key_id      text PRIMARY KEY,
+    name        text NOT NULL,
+    secret_hash text NOT NULL,
+    scopes      text NOT NULL,
+    collections text NOT NULL DEFAULT '',
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    revoked_at  timestamptz
+);
 CREATE INDEX IF NOT EXISTS click_feedback_query ON click_feedback(query);
 CREATE INDEX IF NOT EXISTS click_feedback_query_key ON click_feedback(query_key);
 CREATE INDEX IF NOT EXISTS click_feedback_session_id ON click_feedback(session_id);
@@ -514,8 +525,8 @@ def nearest_among(*, rows: bool) -> str:
 DOCUMENT_OF_CHUNK = "SELECT document_id FROM chunks WHERE id = $1"
 INSERT_CLICK = """
 INSERT INTO click_feedback
-    (query, query_key, chunk_id, document_id, position, session_id, user_id, dwell_time)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id
+    (query, query_key, chunk_id, document_id, position, session_id, user_id, dwell_time, key_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id
 """
 HAS_CLICKS = "SELECT EXISTS (SELECT 1 FROM click_feedback WHERE query_key = $1)"
 DOCUMENT_CLICKS = """
@@ -568,4 +579,16 @@ ON CONFLICT (id) DO NOTHING
 # Explicit ids bypass the sequence; move it past them so new clicks do not collide.
 SYNC_CLICK_SEQUENCE = """
 SELECT setval('click_feedback_id_seq', greatest((SELECT max(id) FROM click_feedback), 1))
+"""
+
+INSERT_API_KEY = """
+INSERT INTO api_keys (key_id, name, secret_hash, scopes, collections) VALUES ($1, $2, $3, $4, $5)
+"""
+_KEY_COLUMNS = """key_id, name, secret_hash, scopes, collections,
+       to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'),
+       coalesce(to_char(revoked_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), '')"""
+GET_API_KEY = f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE key_id = $1"
+LIST_API_KEYS = f"SELECT {_KEY_COLUMNS} FROM api_keys ORDER BY created_at, key_id"
+REVOKE_API_KEY = """
+UPDATE api_keys SET revoked_at = now() WHERE key_id = $1 AND revoked_at IS NULL RETURNING key_id
 """

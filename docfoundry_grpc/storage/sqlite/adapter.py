@@ -31,6 +31,7 @@ from ...errors import (
 from ...filters import Filter
 from ...models import (
     DEFAULT_COLLECTION,
+    ApiKey,
     Chunk,
     ClickEvent,
     Collection,
@@ -52,6 +53,8 @@ from ...models import (
 from ...text import chunk_tokens
 from ..base import (
     SCHEMA_VERSION,
+    api_key_from_row,
+    api_key_row,
     check_deletable,
     check_distinct_paths,
     collection_from_row,
@@ -65,6 +68,7 @@ from ..posting_index import PostingIndex
 from . import sql
 from .filter_sql import compile_filter
 from .index import ADMITTED_CACHE_BYTES, CollectionIndex, forget
+from .owner import FileOwner
 from .schema import init_schema
 
 
@@ -72,9 +76,17 @@ class SQLiteAdapter:
     backend = "sqlite"
 
     def __init__(
-        self, path: Path, *, dimension: int, readers: int = 2, acquire_timeout: float = 5.0
+        self,
+        path: Path,
+        *,
+        dimension: int,
+        readers: int = 2,
+        acquire_timeout: float = 5.0,
+        exclusive: bool = True,
     ) -> None:
         self.path = path
+        self.exclusive = exclusive
+        self._owner: FileOwner | None = None
         self.dimension = dimension
         self._reader_count = readers
         self._acquire_timeout = acquire_timeout
@@ -91,6 +103,8 @@ class SQLiteAdapter:
     async def open(self) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            if self.exclusive:
+                self._owner = FileOwner.claim(self.path)
             self._writer = await self._connect()
             await init_schema(self._writer, self.path, self.dimension)
             for _ in range(self._reader_count):
@@ -111,6 +125,9 @@ class SQLiteAdapter:
         if self._writer is not None:
             await self._writer.close()
             self._writer = None
+        if self._owner is not None:
+            self._owner.release()
+            self._owner = None
 
     async def _connect(self) -> aiosqlite.Connection:
         connection = await aiosqlite.connect(self.path)
@@ -513,9 +530,29 @@ class SQLiteAdapter:
                     click.session_id,
                     click.user_id,
                     click.dwell_time,
+                    click.key_id,
                 ),
             )
         return int(next(iter(rows))[0])
+
+    async def create_api_key(self, key: ApiKey) -> None:
+        async with self._transaction() as db:
+            await db.execute(sql.INSERT_API_KEY, api_key_row(key))
+
+    async def get_api_key(self, key_id: str) -> ApiKey | None:
+        async with self._read() as db:
+            rows = list(await db.execute_fetchall(sql.GET_API_KEY, (key_id,)))
+        return api_key_from_row(rows[0]) if rows else None
+
+    async def list_api_keys(self) -> list[ApiKey]:
+        async with self._read() as db:
+            rows = await db.execute_fetchall(sql.LIST_API_KEYS)
+        return [api_key_from_row(r) for r in rows]
+
+    async def revoke_api_key(self, key_id: str) -> bool:
+        async with self._transaction() as db:
+            cursor = await db.execute(sql.REVOKE_API_KEY, (key_id,))
+            return cursor.rowcount == 1
 
     async def has_clicks(self, query_key: str) -> bool:
         async with self._read() as db:

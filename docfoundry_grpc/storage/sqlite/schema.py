@@ -32,6 +32,8 @@ async def init_schema(db: aiosqlite.Connection, path: Path, dimension: int) -> N
     if version == 1:
         await _upgrade_from_1(db)
     await db.executescript(sql.SCHEMA)
+    await _add_click_key(db)
+    await db.execute(sql.API_KEYS)
     await db.execute(sql.SET_META, ("schema_version", str(SCHEMA_VERSION)))
     await db.execute(sql.SET_META, ("embedding_dimension", str(dimension)))
     await db.execute(sql.INSERT_DEFAULT_COLLECTION, (dimension,))
@@ -45,6 +47,15 @@ async def _meta(db: aiosqlite.Connection) -> dict[str, int | None]:
             row = await cursor.fetchone()
         stored[key] = int(row[0]) if row else None
     return stored
+
+
+async def _add_click_key(db: aiosqlite.Connection) -> None:
+    """Schema 2 → 3: clicks name the API key that sent them (SQLite has no ADD COLUMN IF
+    NOT EXISTS, so the column list says whether it is there)."""
+    async with db.execute(sql.CLICK_COLUMNS) as cursor:
+        columns = {row[0] for row in await cursor.fetchall()}
+    if "key_id" not in columns:
+        await db.execute(sql.ADD_CLICK_KEY)
 
 
 async def _upgrade_from_1(db: aiosqlite.Connection) -> None:

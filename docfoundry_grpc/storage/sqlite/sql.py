@@ -70,7 +70,8 @@ CREATE TABLE IF NOT EXISTS click_feedback (
     session_id  TEXT NOT NULL DEFAULT '',
     user_id     TEXT NOT NULL DEFAULT '',
     dwell_time  REAL NOT NULL DEFAULT 0,
-    created_at  TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP
+    created_at  TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    key_id      TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS click_feedback_query ON click_feedback(query);
 CREATE INDEX IF NOT EXISTS click_feedback_query_key ON click_feedback(query_key);
@@ -193,8 +194,8 @@ WHERE c.id IN (SELECT value FROM json_each(?))
 DOCUMENT_OF_CHUNK = "SELECT document_id FROM chunks WHERE id = ?"
 INSERT_CLICK = """
 INSERT INTO click_feedback
-    (query, query_key, chunk_id, document_id, position, session_id, user_id, dwell_time)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id
+    (query, query_key, chunk_id, document_id, position, session_id, user_id, dwell_time, key_id)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id
 """
 HAS_CLICKS = "SELECT EXISTS (SELECT 1 FROM click_feedback WHERE query_key = ?)"
 DOCUMENT_CLICKS = """
@@ -238,4 +239,29 @@ SELECT :id, :query, :query_key,
 FROM documents d JOIN collections k ON k.id = d.collection_id
 WHERE d.path = :path AND k.name = :collection
 ON CONFLICT (id) DO NOTHING
+"""
+
+# Schema 3: API keys (their secrets' SHA-256 only), and clicks name the key that sent them.
+API_KEYS = """
+CREATE TABLE IF NOT EXISTS api_keys (
+    key_id      TEXT PRIMARY KEY,
+    name        TEXT NOT NULL,
+    secret_hash TEXT NOT NULL,
+    scopes      TEXT NOT NULL,
+    collections TEXT NOT NULL DEFAULT '',
+    created_at  TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    revoked_at  TEXT NOT NULL DEFAULT ''
+)
+"""
+CLICK_COLUMNS = "SELECT name FROM pragma_table_info('click_feedback')"
+ADD_CLICK_KEY = "ALTER TABLE click_feedback ADD COLUMN key_id TEXT NOT NULL DEFAULT ''"
+INSERT_API_KEY = """
+INSERT INTO api_keys (key_id, name, secret_hash, scopes, collections) VALUES (?, ?, ?, ?, ?)
+"""
+_KEY_COLUMNS = "key_id, name, secret_hash, scopes, collections, created_at, revoked_at"
+GET_API_KEY = f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE key_id = ?"
+LIST_API_KEYS = f"SELECT {_KEY_COLUMNS} FROM api_keys ORDER BY created_at, key_id"
+REVOKE_API_KEY = """
+UPDATE api_keys SET revoked_at = strftime('%Y-%m-%d %H:%M:%S', 'now')
+WHERE key_id = ? AND revoked_at = ''
 """
