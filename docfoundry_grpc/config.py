@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from .admission import AdmissionConfig, LimitConfig
 from .errors import InvalidArgumentError
@@ -94,6 +94,7 @@ class PostgresConfig:
     compact_interval: float = 5.0
     postings_cache_mb: int = 256
     filter_exact_max: int = 2000
+    statement_timeout: float = 30.0
 
     def dsn(self) -> str:
         """The connection string; contains the password, so never log it (see `safe_dsn`)."""
@@ -105,14 +106,20 @@ class PostgresConfig:
         return f"postgresql://{auth}@{self.host}:{self.port}/{quote(self.database, safe='')}"
 
     def safe_dsn(self) -> str:
-        """The DSN with any password masked, for logs and error messages."""
-        from urllib.parse import urlsplit, urlunsplit
+        """The DSN with any password masked, for logs and error messages: the one in the
+        user-info part and any `password=` or `sslpassword=` query parameter."""
+        return mask_dsn(self.dsn())
 
-        parts = urlsplit(self.dsn())
-        if parts.password is None:
-            return self.dsn()
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-        return urlunsplit(parts._replace(netloc=netloc))
+
+_SECRET_PARAMETER = re.compile(r"((?:^|[?&])(?:ssl)?password=)[^&#]*", re.IGNORECASE)
+
+
+def mask_dsn(dsn: str) -> str:
+    password = urlsplit(dsn).password
+    if password is not None:
+        dsn = dsn.replace(f":{password}@", ":***@", 1)
+    head, mark, query = dsn.partition("?")
+    return head + mark + _SECRET_PARAMETER.sub(r"\1***", query)
 
 
 @dataclass(frozen=True)
@@ -169,6 +176,7 @@ class Settings:
     metrics_tls: bool = False
     insecure_plaintext: bool = False
     auth: str = "none"
+    auth_cache_seconds: float = 5.0
     reflection: bool = True
     admission: AdmissionConfig = field(default_factory=AdmissionConfig)
     request_timeout_seconds: float = 30.0
@@ -213,6 +221,11 @@ class Settings:
             compact_interval=_float(env, "POSTGRES_COMPACT_INTERVAL", 5.0),
             postings_cache_mb=_int(env, "POSTGRES_POSTINGS_CACHE_MB", 256, minimum=0),
             filter_exact_max=_int(env, "POSTGRES_FILTER_EXACT_MAX", 2000, minimum=0),
+            statement_timeout=_float(
+                env,
+                "POSTGRES_STATEMENT_TIMEOUT_SECONDS",
+                _float(env, "REQUEST_TIMEOUT_SECONDS", 30.0),
+            ),
         )
         database = DatabaseConfig(
             type=_choice(env, "DATABASE_TYPE", "sqlite", ("sqlite", "postgresql")),
@@ -261,6 +274,7 @@ class Settings:
             metrics_tls=_bool(env, "METRICS_TLS", False),
             insecure_plaintext=_bool(env, "INSECURE_PLAINTEXT", False),
             auth=_choice(env, "AUTH", default_auth, ("keys", "none")),
+            auth_cache_seconds=_float(env, "AUTH_CACHE_SECONDS", 5.0),
             reflection=_bool(env, "REFLECTION", True),
             admission=AdmissionConfig(
                 search=_limit(env, "SEARCH", AdmissionConfig.search),

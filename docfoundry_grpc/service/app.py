@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from wsgiref.simple_server import WSGIServer
 
 import grpc
 from google.rpc import error_details_pb2
@@ -26,7 +27,7 @@ from ..admission import Admission
 from ..config import Settings, TlsConfig
 from ..embedding import Embedder
 from ..engine import SearchEngine
-from ..errors import DocFoundryError, SchemaMismatchError, StoreLockedError
+from ..errors import DocFoundryError, InvalidArgumentError, SchemaMismatchError, StoreLockedError
 from ..metrics import ServiceMetrics, TimedEmbedder, stats_from_loop
 from ..storage import StorageAdapter, build_store
 from ..storage.instrumented import instrumented
@@ -183,7 +184,11 @@ def build_app(
     )
     interceptor = ServiceInterceptor(
         metrics,
-        authenticator=Authenticator(store) if settings.auth == "keys" else None,
+        authenticator=(
+            Authenticator(store, cache_seconds=settings.auth_cache_seconds)
+            if settings.auth == "keys"
+            else None
+        ),
         admission=admission,
         request_timeout=settings.request_timeout_seconds,
     )
@@ -235,6 +240,28 @@ def build_app(
     return App(settings, server, engine, store, health, metrics, port)
 
 
+def start_metrics(settings: Settings, registry: CollectorRegistry) -> WSGIServer | None:
+    """The Prometheus endpoint (None if METRICS_PORT is 0), over TLS with the gRPC port's
+    certificate when METRICS_TLS is set (and a client certificate too under mutual TLS)."""
+    from prometheus_client import start_http_server
+
+    if not settings.metrics_port:
+        return None
+    tls = settings.tls if settings.metrics_tls else TlsConfig()
+    server, _ = start_http_server(
+        settings.metrics_port,
+        settings.metrics_host,
+        registry,
+        certfile=_optional(tls.cert_file),
+        keyfile=_optional(tls.key_file),
+        client_cafile=_optional(tls.client_ca_file),
+        client_auth_required=tls.client_ca_file is not None,
+    )
+    scheme = "https" if tls.enabled else "http"
+    log.info("metrics on %s://%s:%d/metrics", scheme, settings.metrics_host, settings.metrics_port)
+    return server
+
+
 def _optional(path: Path | None) -> str | None:
     return None if path is None else str(path)
 
@@ -266,26 +293,15 @@ async def ingest_paths(address: str, paths: Sequence[Path]) -> None:
 
 
 async def serve(settings: Settings, *, embedder: Embedder, ingest: Sequence[Path] = ()) -> None:
-    """Runs the server until SIGTERM or SIGINT, first indexing `ingest` if given."""
-    from prometheus_client import start_http_server
-
+    """Runs the server until SIGTERM or SIGINT, first indexing `ingest` if given (as a
+    client of its own port: over plaintext only, with $DOCFOUNDRY_API_KEY when keys are on)."""
+    if ingest and settings.tls.enabled:
+        raise InvalidArgumentError(
+            "--ingest needs a plaintext port; with TLS on, run `docfoundry ingest --tls-ca …` "
+            "once the server is up"
+        )
     app = build_app(settings, embedder=embedder)
-    metrics_server = None
-    if settings.metrics_port:
-        tls = settings.tls if settings.metrics_tls else TlsConfig()
-        metrics_server, _ = start_http_server(
-            settings.metrics_port,
-            settings.metrics_host,
-            app.metrics.registry,
-            certfile=_optional(tls.cert_file),
-            keyfile=_optional(tls.key_file),
-            client_cafile=_optional(tls.client_ca_file),
-            client_auth_required=tls.client_ca_file is not None,
-        )
-        scheme = "https" if tls.enabled else "http"
-        log.info(
-            "metrics on %s://%s:%d/metrics", scheme, settings.metrics_host, settings.metrics_port
-        )
+    metrics_server = start_metrics(settings, app.metrics.registry)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -225,7 +225,7 @@ def hit_to_pb(hit: Hit) -> pb.Hit:
     )
 
 
-def click_from_pb(request: pb.RecordClickRequest) -> ClickEvent:
+def click_from_pb(request: pb.RecordClickRequest, *, key_id: str = "") -> ClickEvent:
     return ClickEvent(
         query=request.query,
         chunk_id=request.chunk_id,
@@ -233,6 +233,7 @@ def click_from_pb(request: pb.RecordClickRequest) -> ClickEvent:
         session_id=request.session_id,
         user_id=request.user_id,
         dwell_time=request.dwell_time,
+        key_id=key_id,
     )
 
 

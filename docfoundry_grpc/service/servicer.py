@@ -21,6 +21,7 @@ from ..validation import (
     check_page_size,
 )
 from . import convert
+from .auth import caller_key_id
 
 INDEX_BATCH_DOCUMENTS = 16
 DEFAULT_PAGE_SIZE = 100
@@ -53,7 +54,9 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
     async def RecordClick(
         self, request: pb.RecordClickRequest, context: Context
     ) -> pb.RecordClickResponse:
-        click_id = await self.engine.record_click(convert.click_from_pb(request))
+        click_id = await self.engine.record_click(
+            convert.click_from_pb(request, key_id=caller_key_id())
+        )
         return pb.RecordClickResponse(click_id=click_id)
 
     async def Health(self, request: pb.HealthRequest, context: Context) -> pb.HealthResponse:

@@ -15,7 +15,7 @@ import asyncpg
 from pgvector.asyncpg import register_vector
 
 from ...config import PostgresConfig
-from ...errors import StoreBusyError, StoreUnavailableError
+from ...errors import DeadlineExceededError, StoreBusyError, StoreUnavailableError
 from ...models import PoolStats
 
 query_log = logging.getLogger("docfoundry_grpc.sql")
@@ -68,6 +68,9 @@ class Connections:
             "hnsw.iterative_scan": "relaxed_order",
             "ivfflat.probes": str(int(self.config.ivfflat_probes)),
             "ivfflat.iterative_scan": "relaxed_order",
+            # The server-side bound on any one statement of a call: a call the client has
+            # abandoned is cancelled by asyncpg, but one without a deadline is not.
+            "statement_timeout": str(int(self.config.statement_timeout * 1000)),
         }
 
     async def _init_connection(self, connection: asyncpg.Connection) -> None:
@@ -138,10 +141,15 @@ class Connections:
 
 @contextmanager
 def lost_connection_is_unavailable() -> Iterator[None]:
-    """A query that fails because the database went away raises StoreUnavailableError."""
+    """A query that fails because the database went away raises StoreUnavailableError; one
+    stopped by statement_timeout raises DeadlineExceededError."""
     try:
         yield
     except Exception as exc:
+        if isinstance(exc, asyncpg.QueryCanceledError) and "statement timeout" in str(exc):
+            raise DeadlineExceededError(
+                "a database statement ran past POSTGRES_STATEMENT_TIMEOUT_SECONDS"
+            ) from exc
         if is_unavailable(exc):
             raise StoreUnavailableError("PostgreSQL connection lost") from exc
         raise
