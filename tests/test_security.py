@@ -85,7 +85,7 @@ async def call_raw(
 ) -> grpc.StatusCode:
     serialize = type(request).SerializeToString
     if stream:
-        call = channel.stream_stream(path, request_serializer=serialize)
+        call: Any = channel.stream_stream(path, request_serializer=serialize)
         responses = call(iter([request]), metadata=metadata, timeout=10)
         try:
             async for _ in responses:
@@ -93,7 +93,7 @@ async def call_raw(
         except grpc.aio.AioRpcError as exc:
             return exc.code()
         return grpc.StatusCode.OK
-    unary = channel.unary_unary(path, request_serializer=serialize)
+    unary: Any = channel.unary_unary(path, request_serializer=serialize)
     return await status_of(unary(request, metadata=metadata, timeout=10))
 
 
