@@ -42,7 +42,7 @@ class AdmissionConfig:
     `embedding` is the query model (one thread), inside Semantic and Hybrid calls; `ingest`
     counts unary writes and each batch of an IndexDocuments stream."""
 
-    search: LimitConfig = field(default=LimitConfig(concurrency=64, max_queue=256, max_wait=1.0))
+    search: LimitConfig = field(default=LimitConfig(concurrency=8, max_queue=256, max_wait=0.5))
     embedding: LimitConfig = field(default=LimitConfig(concurrency=1, max_queue=128, max_wait=0.5))
     ingest: LimitConfig = field(default=LimitConfig(concurrency=2, max_queue=8, max_wait=30.0))
 
@@ -98,28 +98,43 @@ class Limiter:
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         try:
-            await waiter  # _release hands its slot over: `running` already counts this call
-        except asyncio.CancelledError:
+            # _release hands its slot over: `running` already counts this call. A call
+            # still queued when too little of its deadline is left to be served gives up
+            # its place: running it would only waste the work.
+            await asyncio.wait_for(asyncio.shield(waiter), self._patience(deadline))
+        except (asyncio.CancelledError, TimeoutError) as exc:
             if waiter in self._waiters:
                 self._waiters.remove(waiter)
-            elif not waiter.cancelled():  # handed a slot just as the call went away
+                waiter.cancel()
+            elif waiter.done() and not waiter.cancelled():  # handed a slot as it gave up
                 self._release()
+            if isinstance(exc, TimeoutError):
+                self._refuse("its deadline would pass in the queue", self.expected_wait())
             raise
+
+    def _patience(self, deadline: float | None) -> float | None:
+        """How long a queued call may wait: until its deadline less one service time."""
+        if deadline is None:
+            return None
+        return max(deadline - time.monotonic() - self.service_time, 0.0)
 
     def _check_room(self, deadline: float | None) -> None:
         wait = self.expected_wait()
-        full = len(self._waiters) >= self.config.max_queue or wait > self.config.max_wait
-        late = deadline is not None and time.monotonic() + wait + self.service_time > deadline
-        if full or late:
-            self.refused += 1
-            if self._on_refuse is not None:
-                self._on_refuse(self.kind)
-            reason = "its deadline would pass in the queue" if late and not full else "busy"
-            raise OverloadedError(
-                f"server overloaded: {self.kind} is {reason} ({self.running} running, "
-                f"{len(self._waiters)} queued); retry after {max(wait, 0.05):.2f}s",
-                retry_after=max(wait, 0.05),
-            )
+        if len(self._waiters) >= self.config.max_queue or wait > self.config.max_wait:
+            self._refuse("busy", wait)
+        if deadline is not None and time.monotonic() + wait + self.service_time > deadline:
+            self._refuse("its deadline would pass in the queue", wait)
+
+    def _refuse(self, reason: str, wait: float) -> None:
+        self.refused += 1
+        if self._on_refuse is not None:
+            self._on_refuse(self.kind)
+        retry_after = max(wait, 0.05)
+        raise OverloadedError(
+            f"server overloaded: {self.kind} is {reason} ({self.running} running, "
+            f"{len(self._waiters)} queued); retry after {retry_after:.2f}s",
+            retry_after=retry_after,
+        )
 
     def _observe(self, seconds: float) -> None:
         if self.service_time == 0.0:
