@@ -122,7 +122,8 @@ async def measure_engine(
     own time inside those calls, longer than alone when the storage calls between them
     have evicted its weights from the CPU caches. The bench runs it after the RPC levels,
     so that nothing it leaves behind can touch what they measure."""
-    store = build_store(config, dimension=model.dimension)
+    # Only reads, beside the bench's server: SQLite's one-process claim does not apply.
+    store = build_store(config, dimension=model.dimension, exclusive=False)
     await store.open()
     try:
         return await _engine_modes(store, model, queries, k)
@@ -169,7 +170,7 @@ async def measure_floor(
     as Hybrid does (both rankings and the click check at once, the rows of the results),
     and its parts alone."""
     keep_freed_memory()  # as the server does: the floor runs under the same allocator
-    store = build_store(config, dimension=dimension)
+    store = build_store(config, dimension=dimension, exclusive=False)  # reads only
     await store.open()
     try:
         terms = [query_terms(q) for q in queries]

@@ -11,7 +11,8 @@ def build_store(
 ) -> StorageAdapter:
     """The adapter `config` asks for, not yet opened. PostgreSQL's driver is imported only
     when PostgreSQL is configured. `exclusive` False lets a tool open a SQLite file that a
-    server holds, for what the server does not keep in memory (API keys)."""
+    server holds, to read, or to write what the server does not keep in memory (API
+    keys)."""
     if config.type == "postgresql":
         from .postgres import PostgresAdapter
 
