@@ -6,6 +6,7 @@ so every chunk fits the embedding model's window and the snippet stays readable.
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,6 +20,10 @@ DEFAULT_MAX_CHARS = 1200
 _PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _SLUG_DROP = re.compile(r"[^\w\- ]")
+# markdown-it's own line breaks (its source map counts these), unlike str.splitlines,
+# which also breaks at \v, \f, \x1c-\x1e, \x85, \u2028 and \u2029.
+_MARKDOWN_NEWLINE = re.compile(r"\r\n?|\n")
+_TAG = re.compile(r"<[^>]*>")
 
 
 @dataclass(frozen=True)
@@ -55,7 +60,7 @@ class _SlugRegistry:
 
 
 def markdown_sections(content: str) -> list[Section]:
-    lines = content.splitlines()
+    lines = _MARKDOWN_NEWLINE.split(content)
     tokens = MarkdownIt("commonmark").parse(content)
     slugs = _SlugRegistry()
     headings: list[tuple[int, int, str]] = []  # (heading line, first body line, text)
@@ -123,8 +128,13 @@ class _HTMLSectionParser(HTMLParser):
 
 def html_sections(content: str) -> list[Section]:
     parser = _HTMLSectionParser()
-    parser.feed(content)
-    parser.close()
+    try:
+        parser.feed(content)
+        parser.close()
+    except AssertionError:
+        # html.parser asserts on some malformed declarations (`<![ x`) instead of reading
+        # them as text: such a page is indexed as its text without tags, not refused.
+        return [Section("", "", html.unescape(_TAG.sub(" ", content)))]
     return parser.sections
 
 
@@ -138,12 +148,20 @@ def _pieces(text: str, max_chars: int) -> Iterator[tuple[str, str]]:
         separator = "\n\n"
         for sentence in _SENTENCE_END.split(paragraph):
             while len(sentence) > max_chars:
-                cut = sentence.rfind(" ", 0, max_chars)
-                cut = cut if cut > 0 else max_chars
+                cut = _last_space(sentence, max_chars)
                 yield separator, sentence[:cut]
                 separator, sentence = " ", sentence[cut:].strip()
             yield separator, sentence
             separator = " "
+
+
+def _last_space(text: str, limit: int) -> int:
+    """Where to cut `text` to at most `limit` characters: its last whitespace (any kind:
+    a word must not be cut at a tab or a line break) before the limit, else the limit."""
+    for cut in range(limit, 0, -1):
+        if text[cut].isspace():
+            return cut
+    return limit
 
 
 def split_section(text: str, max_chars: int) -> list[str]:
@@ -180,4 +198,8 @@ def chunk_content(
         for piece in split_section(s.text, max_chars)
     ]
     headed_but_empty = [s for s in sections if s.heading and not s.text.strip()]
-    return chunks or [Section(s.heading, s.anchor, s.heading) for s in headed_but_empty]
+    return chunks or [
+        Section(s.heading, s.anchor, piece)
+        for s in headed_but_empty
+        for piece in split_section(s.heading, max_chars)
+    ]

@@ -8,6 +8,11 @@ from functools import lru_cache
 from .text import analyze
 
 _WORD = re.compile(r"[^\W_]+")
+# A word of non-ASCII text with its combining marks: in decomposed (NFD) text 'résumé' is
+# r, e, U+0301, s, …, and the index, which folds the marks away, sees one word 'resume'.
+_MARKED_WORD = re.compile(
+    r"[^\W_](?:[^\W_]|[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f])*"
+)
 SNIPPET_CHARS = 240
 
 
@@ -44,7 +49,7 @@ def _first_term(flat: str, terms: frozenset[str]) -> re.Match[str] | None:
             if word and not terms.isdisjoint(_word_terms(word.group())):
                 return word
         return None
-    for word in _WORD.finditer(flat):
+    for word in _MARKED_WORD.finditer(flat):
         if not terms.isdisjoint(_word_terms(word.group())):
             return word
     return None

@@ -28,7 +28,9 @@ def _fold(text: str) -> str:
     """Lower-cases and strips diacritics, so 'Café' and 'cafe' meet."""
     if text.isascii():  # nothing to decompose: a quarter of the cost of the general case
         return text.lower()
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    # Decomposed before folding too: compatibility letters such as 𝐇 or ℌ only become
+    # letters with a case ('H') when decomposed.
+    decomposed = unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", text).casefold())
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 

@@ -128,7 +128,11 @@ def check_metadata_key(key: str, *, field: str) -> str:
 
 
 def _check_finite(value: float, field: str) -> float:
-    if not math.isfinite(value):
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:  # an int beyond float's range
+        finite = False
+    if not finite:
         raise InvalidArgumentError(f"{field} must be a finite number, got {value}", field=field)
     return value
 
@@ -215,15 +219,21 @@ def check_vector(values: Sequence[float] | Vector, dimension: int | None, *, wha
             f"{what} has {len(values)} dimensions; the maximum is {MAX_VECTOR_DIMENSION}",
             field=what,
         )
-    vector = np.asarray(values, dtype=np.float64)
+    try:
+        vector = np.asarray(values, dtype=np.float64)
+    except OverflowError:  # ints beyond float's range
+        raise InvalidArgumentError(f"{what} has values too large to use", field=what) from None
     if not np.all(np.isfinite(vector)):
         raise InvalidArgumentError(f"{what} contains NaN or infinite values", field=what)
-    norm = float(np.linalg.norm(vector))
-    if norm == 0.0:
+    # Scaled by its largest component first, so squaring neither overflows nor vanishes
+    # at float64's extremes: only the direction counts.
+    largest = float(np.max(np.abs(vector))) if len(vector) else 0.0
+    if largest == 0.0:
         raise InvalidArgumentError(f"{what} is all zeros", field=what)
-    if not math.isfinite(norm) or norm > 1e30:
+    if largest > 1e30:
         raise InvalidArgumentError(f"{what} has values too large to use", field=what)
-    return (vector / norm).astype(np.float32)
+    scaled = vector / largest
+    return (scaled / float(np.linalg.norm(scaled))).astype(np.float32)
 
 
 def _check_weight(value: float | None, name: str) -> float:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import string
 
-import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -84,14 +83,6 @@ def test_chunks_are_bounded_nonempty_and_deterministic(
         assert chunks
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="html.parser (Python 3.11) asserts on a marked section with no name: "
-    "chunk_content('<![ x', HTML) raises AssertionError('expected name token …'); "
-    "DocumentPreparer.prepare does not catch it, so the whole IndexDocuments batch fails "
-    "instead of one document being rejected",
-)
 @PROFILE
 @given(content=ANY_CONTENT)
 @example(content="<p>text</p><![ x]]>")
@@ -99,12 +90,6 @@ def test_html_chunking_never_raises(content: str) -> None:
     chunk_content(content, ContentType.HTML, max_chars=1200)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a section with a heading and no body becomes a chunk whose text is its heading, "
-    "whatever its length: chunk_content('# ' + 'x' * 50, MARKDOWN, max_chars=20) gives one "
-    "chunk of 50 characters, though the docstring bounds each by max_chars",
-)
 @PROFILE
 @given(heading=st.text(string.ascii_letters + " ", min_size=1, max_size=80), max_chars=MAX_CHARS)
 @example(heading="x" * 50, max_chars=20)
@@ -170,13 +155,6 @@ def test_plain_text_keeps_every_word_whole(
     assert set(words) <= pieces
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an over-long sentence is cut at the last ' ' in the window, not at any "
-    "whitespace, so words parted only by line breaks or tabs are cut mid-word: "
-    "'word0\\nword1\\n…\\nword9' at max_chars=20 gives 'word0\\nword1\\nword2\\nwo' and "
-    "'rd3\\nword4…', so neither chunk is found by 'word3'",
-)
 @PROFILE
 @given(
     words=st.lists(WORD, min_size=1, max_size=60),
@@ -258,13 +236,6 @@ def test_html_keeps_every_paragraph_word_under_its_heading(
     assert not {"t_t", "p_p", "s_s()"} & {token for c in chunks for token in c.text.split()}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="markdown_sections slices content.splitlines() with markdown-it's line numbers, "
-    "but splitlines also breaks at \\v \\f \\x1c-\\x1e \\x85 \\u2028 \\u2029, which "
-    "markdown-it does not: 'one\\u2028two\\n# H\\nbody' gives chunks 'one' and "
-    "'# H\\nbody' under H, so 'two' is lost and the heading line leaks into the body",
-)
 @PROFILE
 @given(
     blocks=BLOCKS.filter(lambda bs: any(title for title, _ in bs[1:])),

@@ -5,7 +5,6 @@ from __future__ import annotations
 import string
 import unicodedata
 
-import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -83,19 +82,15 @@ def test_query_terms_are_lower_case_in_cased_alphabets(text: str) -> None:
         assert term == term.lower(), term
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_fold casefolds before NFKD, so compatibility characters without a case "
-    "mapping (mathematical letters, black-letter ℌ, Greek ϒ) decompose to upper-case "
-    "letters after the folding: query_terms('𝐇𝐞𝐥𝐥𝐨') == ['Hello'], not ['hello'], so "
-    "it never meets a document's 'hello'",
-)
 @PROFILE
 @given(text=ANY_TEXT)
 @example(text="𝐇𝐞𝐥𝐥𝐨")
-def test_query_terms_are_lower_case_in_any_text(text: str) -> None:
+@example(text="ꭰ Ꭰ")
+def test_query_terms_are_case_folded_in_any_text(text: str) -> None:
+    """Case-folded, the Unicode form for caseless matching; not always lower case:
+    Cherokee folds to its capital letters, so 'ꭰ' and 'Ꭰ' both give 'Ꭰ'."""
     for term in query_terms(text):
-        assert term == term.lower(), term
+        assert term == term.casefold(), term
 
 
 def round_trips(c: str) -> bool:
@@ -228,13 +223,6 @@ def test_a_snippet_shows_a_query_term_the_text_has(text: str, query: str) -> Non
         assert terms & set(analyze(out)), (query, out)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="snippets look for terms in the raw words of the text, but the index analyses "
-    "folded text: a decomposed (NFD) 'résumé' is the words 're' + 'sume' to the snippet "
-    "(U+0301 is not a word character) and 'resum' to the index, so a hit found by that "
-    "term gets a snippet without it",
-)
 @PROFILE
 @given(text=SNIPPET_TEXT.map(lambda t: unicodedata.normalize("NFD", t)), query=WORD)
 @example(

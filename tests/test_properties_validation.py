@@ -496,16 +496,9 @@ def test_search_queries_accepted_satisfy_every_limit(
         np.testing.assert_allclose(again.vector, result.vector, atol=1e-6)
 
 
-# Known bugs -----------------------------------------------------------------------------
+# Extremes ---------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=OverflowError,
-    reason="a Python int beyond float range (a valid `float` argument by typing) raises "
-    "OverflowError from math.isfinite/np.asarray instead of InvalidArgumentError; "
-    "unreachable through gRPC, whose numbers are doubles",
-)
 @PROFILE
 @given(value=st.integers())
 @example(value=10**400)
@@ -519,15 +512,6 @@ def test_integer_numbers_are_checked_like_floats(value: int) -> None:
         outcome(check)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="check_vector takes np.linalg.norm of the raw float64 values, whose squares "
-    "leave float64's range at the extremes: [3e-162] is accepted as [0.954] and [1e-161] "
-    "as [1.006] (not unit length), [1e-170] is rejected as 'all zeros', and [1.35e154] "
-    "makes numpy warn 'overflow encountered in dot' (an error under this project's "
-    "warnings-as-errors) before it is rejected; float32 input, what gRPC carries, "
-    "cannot reach any of these",
-)
 @PROFILE
 @given(
     values=st.lists(
