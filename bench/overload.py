@@ -35,6 +35,7 @@ from .corpus import embedding_texts, generate_documents, prefix, read_queries, r
 from .ingest import index_requests, send_documents
 from .options import DEFAULT_CACHE_DIR, DEFAULT_SOURCE
 from .overload_callers import CallerJob, CallerProcesses
+from .overload_floor import refusing_server
 from .overload_report import (
     Capacity,
     Memory,
@@ -77,6 +78,7 @@ class OverloadOptions:
     source: Path = DEFAULT_SOURCE
     cache_dir: Path = DEFAULT_CACHE_DIR
     server_env: tuple[tuple[str, str], ...] = ()
+    split_cpus: bool = False
     out: Path | None = None
     smoke: bool = False
 
@@ -173,6 +175,13 @@ def parse_options(argv: Sequence[str] | None = None) -> OverloadOptions:
         metavar="KEY=VALUE",
         help="extra server environment variable (repeatable)",
     )
+    parser.add_argument(
+        "--split-cpus",
+        action="store_true",
+        default=None,
+        help="pin the server (and PostgreSQL) to the first half of the CPUs and the callers "
+        "to the rest, so the callers' own CPU use cannot delay what they measure",
+    )
     add("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args(argv)
     given = {k: v for k, v in vars(args).items() if v is not None and k != "smoke"}
@@ -227,6 +236,23 @@ class Harness:
     server: ServerProcess
     clients: CallerProcesses
     postmaster: int | None
+
+    def refusal_floor(self, callers: int) -> dict[str, float]:
+        """Time to refusal from a server that does nothing else (bench/overload_floor.py),
+        with this run's callers and processes."""
+        with refusing_server() as target:
+            job = replace(
+                self.job("floor", callers=callers, seconds=5.0, deadline=None), target=target
+            )
+            calls = self.clients.run(job)
+        refused = sorted(c.seconds for c in calls if c.code == "RESOURCE_EXHAUSTED")
+        if not refused:
+            return {"refusals": 0, "p50_ms": 0.0, "p99_ms": 0.0}
+        return {
+            "refusals": len(refused),
+            "p50_ms": refused[len(refused) // 2] * 1000,
+            "p99_ms": refused[min(len(refused) - 1, int(len(refused) * 0.99))] * 1000,
+        }
 
     def job(self, tag: str, *, callers: int, seconds: float, deadline: float | None) -> CallerJob:
         # A call with a deadline ends by itself; the drain is only a margin for those.
@@ -334,6 +360,8 @@ def _harness(options: OverloadOptions, queries: list[str]) -> Iterator[Harness]:
         clients = CallerProcesses(min(options.client_processes, options.callers), queries)
         stack.callback(clients.close)
         server.wait_serving()
+        if options.split_cpus:
+            _split_cpus(server.pid, clients.pids, postgres.postmaster_pid() if postgres else None)
         seconds = asyncio.run(
             send_documents(server.target, index_requests(documents, vectors.vectors))
         )
@@ -341,6 +369,41 @@ def _harness(options: OverloadOptions, queries: list[str]) -> Iterator[Harness]:
         if postgres is not None:
             settle(database)  # postings packed, statistics and checkpoint, as the bench does
         yield Harness(options, server, clients, postgres.postmaster_pid() if postgres else None)
+
+
+def _split_cpus(server: int, clients: Sequence[int], postmaster: int | None) -> None:
+    """Server and database on the first half of the CPUs, callers on the rest. Every
+    thread is pinned (a thread made later inherits its creator's CPUs), and PostgreSQL's
+    backends with their postmaster."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        raise SystemExit("--split-cpus needs at least two CPUs")
+    half = len(cpus) // 2
+    serving, calling = set(cpus[:half]), set(cpus[half:])
+    owners = [server, *_children(postmaster)] if postmaster else [server]
+    for pid in owners:
+        _pin(pid, serving)
+    for pid in clients:
+        _pin(pid, calling)
+    log.info("server on CPUs %s, callers on CPUs %s", sorted(serving), sorted(calling))
+
+
+def _pin(pid: int, cpus: set[int]) -> None:
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(ProcessLookupError):
+            os.sched_setaffinity(int(task.name), cpus)
+
+
+def _children(parent: int) -> list[int]:
+    """`parent` and the processes whose parent it is."""
+    found = [parent]
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(fields[1]) == parent:
+                    found.append(int(entry.name))
+    return found
 
 
 def run(options: OverloadOptions, *, say: Callable[[str], None] = print) -> dict[str, Any]:
@@ -371,6 +434,12 @@ def run(options: OverloadOptions, *, say: Callable[[str], None] = print) -> dict
             )
             say(format_scenario(scenarios[name]))
         report["scenarios"] = scenarios
+        floor = harness.refusal_floor(options.callers)
+        say(
+            f"refusal floor ({options.callers} callers against a server that only refuses): "
+            f"time to refusal p50 {floor['p50_ms']:.1f} ms, p99 {floor['p99_ms']:.1f} ms"
+        )
+        report["refusal_floor"] = floor
     report["load_after"] = os.getloadavg()[0]
     return report
 
@@ -384,7 +453,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"overload: {options.backend}, {options.chunks} chunks, {options.mode}, "
         f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs"
-        + (f", server env {dict(options.server_env)}" if options.server_env else ""),
+        + (f", server env {dict(options.server_env)}" if options.server_env else "")
+        + (", server and callers on separate CPUs" if options.split_cpus else ""),
         flush=True,
     )
     try:

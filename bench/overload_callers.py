@@ -194,6 +194,10 @@ class CallerProcesses:
             child.close()
             self._workers.append((process, parent))
 
+    @property
+    def pids(self) -> list[int]:
+        return [process.pid for process, _ in self._workers]
+
     def run(self, job: CallerJob, *, on_start: Callable[[], None] = lambda: None) -> list[Call]:
         """Spreads the job's callers over the processes and merges their records.
         `on_start` runs once every process is connected, just before they start."""

@@ -42,7 +42,7 @@ class AdmissionConfig:
     `embedding` is the query model (one thread), inside Semantic and Hybrid calls; `ingest`
     counts unary writes and each batch of an IndexDocuments stream."""
 
-    search: LimitConfig = field(default=LimitConfig(concurrency=8, max_queue=256, max_wait=0.5))
+    search: LimitConfig = field(default=LimitConfig(concurrency=4, max_queue=256, max_wait=0.5))
     embedding: LimitConfig = field(default=LimitConfig(concurrency=1, max_queue=128, max_wait=0.5))
     ingest: LimitConfig = field(default=LimitConfig(concurrency=2, max_queue=8, max_wait=30.0))
 

@@ -84,6 +84,8 @@ def test_smoke_run_reports_every_scenario_figure(tmp_path: Path) -> None:
         assert all(check["passed"] in (True, False, None) for check in scenario["checks"])
     assert len(report["scenarios"]["deadlines"]["checks"]) == 3
     assert len(report["scenarios"]["no-deadlines"]["checks"]) == 4
+    floor = report["refusal_floor"]
+    assert floor["refusals"] > 0 and 0 < floor["p50_ms"] <= floor["p99_ms"]
     for line in ("single-caller capacity, Hybrid:", "scenario deadlines:", "goodput >= 80%"):
         assert line in completed.stdout
 
