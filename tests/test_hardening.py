@@ -19,6 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import grpc
 import numpy as np
 import numpy.typing as npt
@@ -35,13 +36,22 @@ from docfoundry_grpc.chunking import chunk_content
 from docfoundry_grpc.config import DatabaseConfig, PostgresConfig, Settings
 from docfoundry_grpc.devdb import free_port
 from docfoundry_grpc.embedding import MiniLMEmbedder
+from docfoundry_grpc.errors import DeadlineExceededError
 from docfoundry_grpc.ingest import EMBED_SLICE
 from docfoundry_grpc.metrics import ServiceMetrics
 from docfoundry_grpc.models import ContentType
 from docfoundry_grpc.service.app import build_app
 from docfoundry_grpc.service.interceptors import ServiceInterceptor
+from docfoundry_grpc.storage.postgres.connections import Connections
 
-from .conftest import Harness, run_cli, start_harness, stop_harness
+from .conftest import (
+    Harness,
+    PostgresServer,
+    fresh_database,
+    run_cli,
+    start_harness,
+    stop_harness,
+)
 from .test_grpc import indexed
 from .test_server_process import ROOT, wait_for_health
 
@@ -479,3 +489,29 @@ def test_refusals_are_counted_by_kind() -> None:
     assert (
         registry.get_sample_value("docfoundry_admission_refusals_total", {"kind": "embedding"}) == 1
     )
+
+
+async def test_postgresql_statements_stop_at_the_statement_timeout(
+    postgres_server: PostgresServer,
+) -> None:
+    """The pool's connections carry statement_timeout, and a statement stopped by it is
+    DEADLINE_EXCEEDED (DeadlineExceededError), not a lost database (UNAVAILABLE)."""
+    async with fresh_database(postgres_server) as dsn:
+        setup = await asyncpg.connect(dsn)
+        await setup.execute("CREATE EXTENSION IF NOT EXISTS vector")  # the pool registers it
+        await setup.close()
+        config = PostgresConfig(url=dsn, pool_min_size=1, pool_max_size=2, statement_timeout=0.2)
+        connections = Connections(config)
+        await connections.open()
+        try:
+            async with connections.acquire() as db:
+                assert await db.fetchval("SHOW statement_timeout") == "200ms"
+            started = time.monotonic()
+            with pytest.raises(DeadlineExceededError):
+                async with connections.acquire() as db:
+                    await db.execute("SELECT pg_sleep(5)")
+            assert time.monotonic() - started < 3
+            async with connections.acquire() as db:  # the connection is still good
+                assert await db.fetchval("SELECT 1") == 1
+        finally:
+            await connections.close()
