@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .chunking import chunk_content, content_type_for
+from .chunking import content_type_for
 from .embedding import Embedder
 from .errors import InvalidArgumentError
 from .models import (
@@ -23,8 +23,8 @@ from .models import (
     Vector,
     VectorSource,
 )
+from .preparation import PreparedText, prepare_text_off_loop
 from .storage.base import metadata_json
-from .text import chunk_tokens
 from .validation import (
     MAX_CONTENT_CHARS,
     check_document_path,
@@ -123,14 +123,13 @@ class DocumentPreparer:
         self.executor = executor
         self.chunking = f"chars={max_chars};model={embedder.model_name}"
 
-    def _sections(self, doc: DocumentInput) -> list[ChunkInput]:
-        if doc.chunks:
-            return list(doc.chunks)
+    async def _sections(self, doc: DocumentInput) -> list[PreparedText]:
+        """The document's chunks with their index terms (large ones off the event loop)."""
+        given = [(c.heading, c.anchor, c.text) for c in doc.chunks]
         content_type = doc.content_type or content_type_for(doc.path)
-        return [
-            ChunkInput(s.heading, s.anchor, s.text)
-            for s in chunk_content(doc.content, content_type, max_chars=self.max_chars)
-        ]
+        return await prepare_text_off_loop(
+            doc.title, doc.content, content_type, self.max_chars, given
+        )
 
     async def _embed(self, texts: list[str]) -> Vector:
         """The texts' vectors, EMBED_SLICE at a time: each slice is its own executor job,
@@ -146,30 +145,41 @@ class DocumentPreparer:
     async def prepare(
         self, docs: Sequence[DocumentInput], hashes: Sequence[str]
     ) -> list[DocumentChunks]:
-        sections = [self._sections(doc) for doc in docs]
+        sections = [await self._sections(doc) for doc in docs]
         to_embed = [
-            embedding_text(doc.title, s.heading, s.text)
+            embedding_text(doc.title, heading, text)
             for doc, doc_sections in zip(docs, sections, strict=True)
-            for s in doc_sections
-            if not s.embedding
+            for (heading, _, text, _), given in _with_given(doc, doc_sections)
+            if given is None or not given.embedding
         ]
         vectors: Iterator[Vector] = iter(await self._embed(to_embed) if to_embed else [])
         prepared = []
         for doc, doc_sections, digest in zip(docs, sections, hashes, strict=True):
             chunks = [
                 Chunk(
-                    heading=s.heading,
-                    anchor=s.anchor,
-                    text=s.text,
-                    tokens=chunk_tokens(doc.title, s.heading, s.text),
+                    heading=heading,
+                    anchor=anchor,
+                    text=text,
+                    tokens=tokens,
                     embedding=(
-                        check_vector(s.embedding, None, what="embedding")
-                        if s.embedding
+                        check_vector(given.embedding, None, what="embedding")
+                        if given is not None and given.embedding
                         else next(vectors)
                     ),
                 )
-                for s in doc_sections
+                for (heading, anchor, text, tokens), given in _with_given(doc, doc_sections)
             ]
             document = Document(doc.path, doc.title, doc.source_url, digest, doc.metadata)
             prepared.append(DocumentChunks(document, chunks))
         return prepared
+
+
+def _with_given(
+    doc: DocumentInput, sections: Sequence[PreparedText]
+) -> Iterator[tuple[PreparedText, ChunkInput | None]]:
+    """Each prepared chunk with the caller's chunk it came from (None: from content)."""
+    if doc.chunks:
+        yield from zip(sections, doc.chunks, strict=True)
+    else:
+        for section in sections:
+            yield section, None
