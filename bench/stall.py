@@ -1,9 +1,10 @@
 """`python -m bench.stall`: does ingesting a large document stall other callers?
 
-One caller sends Fulltext back to back, first on an idle server, then while a large Markdown
-document (2 MB by default) is indexed through IndexDocuments, the server embedding it with
-its model. Work that runs on the server's event loop (chunking, tokenising, index updates)
-delays every call queued behind it; work in threads and processes does not. The target:
+One caller sends Fulltext at a steady rate (50 a second), first on an idle server, then
+while a large Markdown document (2 MB by default) is indexed through IndexDocuments, the
+server embedding it with its model. Work that runs on the server's event loop (chunking,
+tokenising, index updates) delays every call queued behind it; work in threads and
+processes does not. The target:
 Fulltext p99 during the ingest at most twice its idle p99. Loopback only; the server, its
 database and any PostgreSQL cluster go when the run ends, however it ends.
 """
@@ -71,17 +72,29 @@ def markdown_document(size: int) -> str:
 
 
 async def fulltext_loop(
-    target: str, queries: Sequence[str], *, until: asyncio.Future[float] | float
+    target: str,
+    queries: Sequence[str],
+    *,
+    until: asyncio.Future[float] | float,
+    interval: float,
 ) -> list[float]:
-    """Fulltext back to back until `until` (a time.monotonic() or a future) is reached."""
+    """Fulltext every `interval` seconds until `until` (a time.monotonic() or a future),
+    one call at a time. Each latency counts from when the call was due, not from when it
+    could be sent: a stall of a second then shows in every call it held up, as users
+    arriving at that rate would see it, instead of in the one call that waited through
+    it (a caller that only sends after each answer hides stalls: coordinated omission)."""
     latencies: list[float] = []
     async with grpc.aio.insecure_channel(target) as channel:
         stub = pb_grpc.SearchServiceStub(channel)  # type: ignore[no-untyped-call]
+        due = time.perf_counter()
         n = 0
         while not (until.done() if isinstance(until, asyncio.Future) else time.monotonic() > until):
-            started = time.perf_counter()
-            await stub.Fulltext(pb.FulltextRequest(q=queries[n % len(queries)], k=10), timeout=30)
-            latencies.append(time.perf_counter() - started)
+            pause = due - time.perf_counter()
+            if pause > 0:
+                await asyncio.sleep(pause)
+            await stub.Fulltext(pb.FulltextRequest(q=queries[n % len(queries)], k=10), timeout=60)
+            latencies.append(time.perf_counter() - due)
+            due += interval
             n += 1
     return latencies
 
@@ -100,12 +113,14 @@ async def ingest(target: str, content: str) -> float:
 
 
 async def measure(
-    target: str, queries: Sequence[str], content: str, idle_seconds: float
+    target: str, queries: Sequence[str], content: str, idle_seconds: float, interval: float
 ) -> dict[str, object]:
-    await fulltext_loop(target, queries, until=time.monotonic() + 1.0)  # warm-up
-    idle = Phase.of(await fulltext_loop(target, queries, until=time.monotonic() + idle_seconds))
+    warm_up = time.monotonic() + 1.0
+    await fulltext_loop(target, queries, until=warm_up, interval=interval)
+    until = time.monotonic() + idle_seconds
+    idle = Phase.of(await fulltext_loop(target, queries, until=until, interval=interval))
     ingesting = asyncio.ensure_future(ingest(target, content))
-    busy = Phase.of(await fulltext_loop(target, queries, until=ingesting))
+    busy = Phase.of(await fulltext_loop(target, queries, until=ingesting, interval=interval))
     seconds = await ingesting
     ratio = busy.p99_ms / idle.p99_ms
     return {
@@ -159,7 +174,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--document-bytes", type=int, default=2_000_000)
     parser.add_argument("--chunks", type=int, default=2000, help="corpus already indexed")
     parser.add_argument("--idle-seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--rate", type=float, default=50.0, help="Fulltext calls per second from the caller"
+    )
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR)
+    parser.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra server environment variable (repeatable)",
+    )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     stop_on_sigterm()
@@ -167,13 +192,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     queries = read_queries(DEFAULT_SOURCE / "queries.jsonl")
     content = markdown_document(args.document_bytes)
     env = {"MAX_DOCUMENT_BYTES": str(len(content.encode()) + 1), "LOG_LEVEL": "WARNING"}
+    env.update(pair.split("=", 1) for pair in args.server_env)
     print(
         f"stall: {args.backend}, {args.chunks} chunks indexed, a {len(content.encode()):,}-byte "
         f"Markdown document, load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs",
         flush=True,
     )
     with loaded_server(args.backend, args.chunks, args.cache_dir, env) as target:
-        report = asyncio.run(measure(target, queries, content, args.idle_seconds))
+        interval = 1 / args.rate
+        report = asyncio.run(measure(target, queries, content, args.idle_seconds, interval))
     print(_line("idle", report["idle"]))
     print(
         _line("during ingest", report["during_ingest"]),
