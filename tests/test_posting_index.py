@@ -70,3 +70,54 @@ def test_an_empty_index_finds_nothing() -> None:
     index.remove(3, ["w1", "w1"])
     assert index.search(["w1"], 10) == []
     assert index.backlog_chunks == 2  # one chunk added, one removed, neither folded in
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_rebuild_folding_beside_writes_keeps_rankings_exact(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server's way: freeze, keep writing and deleting (searching all along) while the
+    fold is computed, then apply; rankings stay those of a fresh index throughout."""
+    monkeypatch.setattr(posting_index, "REBUILD_MIN_POSTINGS", 50)
+    rng = random.Random(seed)
+    live = {chunk_id: tokens(rng) for chunk_id in range(1, 200)}
+    index = PostingIndex.build(live.items())
+    next_id, folds = 200, 0
+    fold = None
+    for step in range(600):
+        if rng.random() < 0.4 and len(live) > 20:
+            chunk_id = rng.choice(list(live))
+            index.remove(chunk_id, live.pop(chunk_id))
+        else:
+            live[next_id] = tokens(rng)
+            index.add(next_id, live[next_id])
+            next_id += 1
+        if fold is None and index.due():
+            fold = index.freeze()  # writes go on while it is computed
+            assert index.folding and not index.due()
+        elif fold is not None and rng.random() < 0.1:
+            index.apply(fold, fold.compute())
+            fold, folds = None, folds + 1
+        if step % 37 == 0:
+            assert_ranks_like(index, live)
+    assert folds > 3
+    if fold is not None:
+        with pytest.raises(RuntimeError):
+            index.rebuild()  # one fold at a time
+        index.apply(fold, fold.compute())
+    index.rebuild()
+    assert index.backlog_chunks == 0 and not index.folding
+    assert_ranks_like(index, live)
+
+
+def test_a_chunk_deleted_while_its_tail_is_folded_is_gone_after_the_next_rebuild() -> None:
+    index = PostingIndex.build([(1, ["common"]), (2, ["common"])])
+    index.add(3, ["rare", "common"])  # only in the tail the fold will pack
+    fold = index.freeze()
+    index.remove(3, ["rare", "common"])  # while the fold runs
+    index.apply(fold, fold.compute())  # packs chunk 3's postings: it is still excluded
+    assert index.search(["rare"], 10) == []
+    index.rebuild()
+    assert index.search(["rare"], 10) == [] and index.backlog_chunks == 0
+    assert [i for i, _ in index.search(["common"], 10)] == [1, 2]
+    assert index.packed_postings == 2  # chunk 3's postings are gone, not just hidden

@@ -9,12 +9,18 @@ path-filtered queries) and applies each committed write.
 Chunks written since the last rebuild sit in a small per-term tail and deleted ones in a
 set; a rebuild folds both into the packed arrays of the terms they touch once they reach a
 share of the index, so a write costs O(its postings) and a query stays one pass over arrays.
+
+A rebuild can take a second at 100k chunks, so the server folds in a thread: `freeze` starts
+a new tail for later writes and captures what to fold, `Fold.compute` builds the new arrays
+without touching anything the event loop changes, and `apply` swaps them in at once. Searches
+meanwhile read the old arrays and every tail, and never wait.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -30,13 +36,55 @@ REBUILD_SHARE = 0.05
 REBUILD_MIN_POSTINGS = 20_000
 
 
+Packed = dict[str, tuple[I64, I32]]  # term -> (chunk ids, tfs), by id
+
+
+@dataclass
+class _Tail:
+    """Postings written since a rebuild began: term -> (chunk ids, tfs)."""
+
+    postings: dict[str, tuple[list[int], list[int]]] = field(default_factory=dict)
+    size: int = 0
+    chunks: int = 0
+
+
+@dataclass(frozen=True)
+class Fold:
+    """What one rebuild folds: the tails and deletions as they were at `freeze`."""
+
+    packed: Packed  # the packed arrays at freeze; only `apply` replaces entries
+    tails: tuple[_Tail, ...]
+    deleted: frozenset[int]
+    stale: frozenset[str]
+
+    def compute(self) -> dict[str, tuple[I64, I32] | None]:
+        """The new arrays of every term the fold touches (None: no live postings left).
+        Reads only what no write changes after `freeze`, so it may run in a thread."""
+        deleted = np.fromiter(self.deleted, dtype=np.int64, count=len(self.deleted))
+        terms = set(self.stale).union(*(t.postings.keys() for t in self.tails))
+        result: dict[str, tuple[I64, I32] | None] = {}
+        for term in terms:
+            old = self.packed.get(term)
+            ids_parts = [old[0]] if old is not None else []
+            tf_parts = [old[1]] if old is not None else []
+            for tail in self.tails:
+                if term in tail.postings:
+                    tail_ids, tail_tfs = tail.postings[term]
+                    ids_parts.append(np.asarray(tail_ids, dtype=np.int64))
+                    tf_parts.append(np.asarray(tail_tfs, dtype=np.int32))
+            ids = np.concatenate(ids_parts) if ids_parts else np.zeros(0, np.int64)
+            tfs = np.concatenate(tf_parts) if tf_parts else np.zeros(0, np.int32)
+            live = ~np.isin(ids, deleted)
+            result[term] = (ids[live], tfs[live]) if live.any() else None
+        return result
+
+
 class PostingIndex:
     def __init__(self) -> None:
-        self._packed: dict[str, tuple[I64, I32]] = {}  # term -> (chunk ids, tfs), by id
+        self._packed: Packed = {}
         self._packed_size = 0
-        self._tail: dict[str, tuple[list[int], list[int]]] = {}
-        self._tail_size = 0
-        self._tail_chunks = 0
+        # The last tail takes writes; earlier ones are being folded by a rebuild.
+        self._tails: list[_Tail] = [_Tail()]
         self._deleted: set[int] = set()
         self._deleted_array: I64 | None = None
         self._stale: set[str] = set()  # packed terms holding a deleted chunk
@@ -77,23 +125,27 @@ class PostingIndex:
     def add(self, chunk_id: int, tokens: Sequence[str]) -> None:
         self._grow(chunk_id)
         self._dl[chunk_id] = len(tokens)
+        tail = self._tails[-1]
         for term, tf in Counter(tokens).items():
-            ids, tfs = self._tail.setdefault(term, ([], []))
+            ids, tfs = tail.postings.setdefault(term, ([], []))
             ids.append(chunk_id)
             tfs.append(tf)
             self._df[term] += 1
-            self._tail_size += 1
-        self._tail_chunks += 1
+            tail.size += 1
+        tail.chunks += 1
         self.chunk_count += 1
         self.token_count += len(tokens)
 
     def remove(self, chunk_id: int, tokens: Sequence[str]) -> None:
         """Forgets a chunk; `tokens` are the index terms it was added with."""
+        folding = self._tails[:-1]
         for term in set(tokens):
             self._df[term] -= 1
             if self._df[term] <= 0:
                 del self._df[term]
-            if term in self._packed:
+            # A term of packed postings, or of a tail a running rebuild is packing, will
+            # hold this chunk in its arrays until the next rebuild drops it.
+            if term in self._packed or any(term in t.postings for t in folding):
                 self._stale.add(term)
         self._deleted.add(chunk_id)
         self._deleted_array = None
@@ -103,7 +155,17 @@ class PostingIndex:
     @property
     def backlog_chunks(self) -> int:
         """Chunks added or removed since the last rebuild."""
-        return self._tail_chunks + len(self._deleted)
+        return sum(t.chunks for t in self._tails) + len(self._deleted)
+
+    @property
+    def packed_postings(self) -> int:
+        """(term, chunk) pairs in the packed arrays, deleted chunks' until a rebuild."""
+        return self._packed_size
+
+    @property
+    def folding(self) -> bool:
+        """Whether a rebuild is between `freeze` and `apply`."""
+        return len(self._tails) > 1
 
     def search(
         self, terms: Sequence[str], limit: int, *, only: I64 | None = None
@@ -131,37 +193,55 @@ class PostingIndex:
         if term in self._packed:
             ids, tfs = self._packed[term]
             parts.append(Postings(ids, tfs, self._dl[ids]))
-        if term in self._tail:
-            tail_ids = np.asarray(self._tail[term][0], dtype=np.int64)
-            parts.append(Postings(tail_ids, np.asarray(self._tail[term][1]), self._dl[tail_ids]))
+        for tail in self._tails:
+            if term in tail.postings:
+                tail_ids = np.asarray(tail.postings[term][0], dtype=np.int64)
+                tail_tfs = np.asarray(tail.postings[term][1], dtype=np.int32)
+                parts.append(Postings(tail_ids, tail_tfs, self._dl[tail_ids]))
         return parts
 
+    def due(self) -> bool:
+        """Whether the backlog is large enough to fold (and no rebuild is running)."""
+        if self.folding:
+            return False
+        tail_size = self._tails[-1].size
+        tail_due = tail_size >= max(REBUILD_MIN_POSTINGS, REBUILD_SHARE * self._packed_size)
+        return tail_due or len(self._deleted) >= REBUILD_SHARE * max(self.chunk_count, 1000)
+
     def rebuild_if_due(self) -> bool:
-        tail_due = self._tail_size >= max(REBUILD_MIN_POSTINGS, REBUILD_SHARE * self._packed_size)
-        if not tail_due and len(self._deleted) < REBUILD_SHARE * max(self.chunk_count, 1000):
+        if not self.due():
             return False
         self.rebuild()
         return True
 
     def rebuild(self) -> None:
-        """Folds the tail into the packed arrays and drops deleted chunks from them."""
-        deleted = np.fromiter(self._deleted, dtype=np.int64)
-        for term in self._stale | self._tail.keys():
-            ids, tfs = self._packed.pop(term, (np.zeros(0, np.int64), np.zeros(0, np.int32)))
-            self._packed_size -= len(ids)
-            tail_ids, tail_tfs = self._tail.get(term, ([], []))
-            ids = np.concatenate([ids, np.asarray(tail_ids, dtype=np.int64)])
-            tfs = np.concatenate([tfs, np.asarray(tail_tfs, dtype=np.int32)])
-            live = ~np.isin(ids, deleted)
-            if live.any():
-                self._packed[term] = (ids[live], tfs[live])
-                self._packed_size += int(live.sum())
-        self._tail.clear()
-        self._tail_size = 0
-        self._tail_chunks = 0
-        self._deleted.clear()
+        """Folds the tails into the packed arrays and drops deleted chunks, at once."""
+        if self.folding:
+            raise RuntimeError("a rebuild is already folding this index")
+        fold = self.freeze()
+        self.apply(fold, fold.compute())
+
+    def freeze(self) -> Fold:
+        """Starts a rebuild: later writes go to a new tail, later deletions and stale terms
+        to the next rebuild."""
+        fold = Fold(
+            self._packed, tuple(self._tails), frozenset(self._deleted), frozenset(self._stale)
+        )
+        self._tails.append(_Tail())
+        self._stale = set()
+        return fold
+
+    def apply(self, fold: Fold, result: dict[str, tuple[I64, I32] | None]) -> None:
+        """Swaps a computed fold in; between freeze and apply nothing else may apply."""
+        for term, arrays in result.items():
+            old = self._packed.pop(term, None)
+            self._packed_size -= 0 if old is None else len(old[0])
+            if arrays is not None:
+                self._packed[term] = arrays
+                self._packed_size += len(arrays[0])
+        self._tails = [t for t in self._tails if not any(t is f for f in fold.tails)]
+        self._deleted -= fold.deleted
         self._deleted_array = None
-        self._stale.clear()
 
     def _grow(self, chunk_id: int) -> None:
         if chunk_id >= len(self._dl):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -71,6 +72,8 @@ from .index import ADMITTED_CACHE_BYTES, CollectionIndex, forget
 from .owner import FileOwner
 from .schema import init_schema
 
+log = logging.getLogger(__name__)
+
 
 class SQLiteAdapter:
     backend = "sqlite"
@@ -99,6 +102,7 @@ class SQLiteAdapter:
             ADMITTED_CACHE_BYTES, getsizeof=lambda entry: entry[1].nbytes + 1
         )
         self._waiting = 0
+        self._folds: set[asyncio.Task[None]] = set()
 
     async def open(self) -> None:
         try:
@@ -119,7 +123,28 @@ class SQLiteAdapter:
                 raise StoreUnavailableError(message) from exc
             raise
 
+    def _fold_if_due(self, index: CollectionIndex) -> None:
+        """Starts folding the collection's posting backlog in a thread when it is due; the
+        write returns at once and searches go on reading the current arrays meanwhile."""
+        if not index.postings.due():
+            return
+        fold = index.postings.freeze()
+
+        async def run() -> None:
+            try:
+                result = await asyncio.to_thread(fold.compute)
+            except Exception:  # searches stay right over the tails; only slower
+                log.exception("folding the postings of %r failed", index.collection.name)
+                return
+            index.postings.apply(fold, result)
+
+        task = asyncio.create_task(run(), name=f"fold-postings-{index.collection.name}")
+        self._folds.add(task)
+        task.add_done_callback(self._folds.discard)
+
     async def close(self) -> None:
+        folds, self._folds = list(self._folds), set()
+        await asyncio.gather(*folds, return_exceptions=True)
         while not self._readers.empty():
             await self._readers.get_nowait().close()
         if self._writer is not None:
@@ -284,7 +309,7 @@ class SQLiteAdapter:
             index.add(new_ids, document_id, _stack(item.chunks, index.collection.dimension))
             for chunk_id, chunk in zip(new_ids, item.chunks, strict=True):
                 index.postings.add(chunk_id, chunk.tokens)
-        index.postings.rebuild_if_due()
+        self._fold_if_due(index)
         created = (old is None for old, _, _, _ in written)
         return [UpsertOutcome.CREATED if new else UpsertOutcome.REPLACED for new in created]
 
@@ -399,7 +424,7 @@ class SQLiteAdapter:
             )
             result, removed = await self._remove_documents(db, [int(r[0]) for r in rows])
         forget(index, removed)
-        index.postings.rebuild_if_due()
+        self._fold_if_due(index)
         return result
 
     async def get_document(
