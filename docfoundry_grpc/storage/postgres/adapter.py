@@ -236,9 +236,16 @@ class PostgresAdapter:
         if not total:
             return
         ids = [r[0] for r in await db.fetch(sql.NEXT_CHUNK_IDS, total)]
-        chunk_rows, postings = _chunk_rows(ids, collection_id, document_ids, documents, df_delta)
-        await db.copy_records_to_table("chunks", columns=sql.CHUNK_COLUMNS, records=chunk_rows)
-        await db.copy_records_to_table("postings", columns=sql.POSTING_COLUMNS, records=postings)
+        # Counting a large document's terms is pure Python: a thread keeps it off the loop.
+        chunk_rows, postings = await asyncio.to_thread(
+            _chunk_rows, ids, collection_id, document_ids, documents, df_delta
+        )
+        await db.copy_records_to_table(
+            "chunks", columns=sql.CHUNK_COLUMNS, records=_in_slices(chunk_rows)
+        )
+        await db.copy_records_to_table(
+            "postings", columns=sql.POSTING_COLUMNS, records=_in_slices(postings)
+        )
 
     async def _apply_stats(
         self,
@@ -612,6 +619,20 @@ class PostgresAdapter:
 
 def _with_counts(collection: Collection, documents: int, chunks: int) -> Collection:
     return replace(collection, documents=documents, chunks=chunks)
+
+
+# Rows asyncpg encodes between two turns of the event loop during a COPY.
+COPY_SLICE_ROWS = 2000
+
+
+async def _in_slices(rows: Sequence[tuple[Any, ...]]) -> AsyncIterator[tuple[Any, ...]]:
+    """The rows, yielding to the event loop every COPY_SLICE_ROWS: asyncpg encodes COPY
+    records on the loop, and a 2 MB document's 300k postings would otherwise hold it for
+    the whole encoding."""
+    for start in range(0, len(rows), COPY_SLICE_ROWS):
+        for row in rows[start : start + COPY_SLICE_ROWS]:
+            yield row
+        await asyncio.sleep(0)
 
 
 def _chunk_rows(
