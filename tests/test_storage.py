@@ -476,3 +476,27 @@ async def test_api_keys_are_stored_hashed_listed_and_revoked(store: StorageAdapt
         verify(revoked, parse_token(token)[1])
     still = await store.get_api_key(other.key_id)
     assert still is not None and not still.revoked_at
+
+
+async def test_sqlite_close_ends_every_reader_thread_even_one_in_use(tmp_path: Path) -> None:
+    """A call cancelled at shutdown may still hold a reader while the store closes; its
+    thread must end anyway, or it keeps the process alive after "DocFoundry stopped"."""
+    from docfoundry_grpc.storage.sqlite import SQLiteAdapter
+
+    before = sum("_connection_worker_thread" in t.name for t in threading.enumerate())
+    store = SQLiteAdapter(tmp_path / "r.db", dimension=8)
+    await store.open()
+    release = asyncio.Event()
+    held = asyncio.Event()
+
+    async def hold_a_reader() -> None:
+        async with store._read():
+            held.set()
+            await release.wait()
+
+    holder = asyncio.create_task(hold_a_reader())
+    await held.wait()
+    await store.close()
+    release.set()
+    await holder
+    assert await _connection_threads_settle_at(before)

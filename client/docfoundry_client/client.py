@@ -368,8 +368,8 @@ async def _send_documents(
             for document in documents:
                 await call.write(_index_request(document, collection))
         await call.done_writing()
-    except grpc.aio.AioRpcError:
-        return
+    except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
+        return  # the call has ended (InvalidStateError: "RPC already finished")
     except BaseException:
         call.cancel()
         raise

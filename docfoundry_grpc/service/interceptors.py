@@ -15,8 +15,8 @@ import asyncio
 import inspect
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import AbstractAsyncContextManager, contextmanager, nullcontext
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
@@ -195,16 +195,12 @@ class _RpcScope:
         )
 
 
-@contextmanager
-def _call_context(key: ApiKey | None, deadline: float | None) -> Iterator[None]:
-    """What code deep inside the call may need: who calls, and by when."""
-    key_token = CALLER_KEY.set(key)
-    deadline_token = CALL_DEADLINE.set(deadline)
-    try:
-        yield
-    finally:
-        CALL_DEADLINE.reset(deadline_token)
-        CALLER_KEY.reset(key_token)
+def _set_call_context(key: ApiKey | None, deadline: float | None) -> None:
+    """What code deep inside the call may need: who calls, and by when. gRPC runs each call
+    in a task of its own, whose context dies with it, so nothing is reset: a reset from a
+    stream's generator would fail when gRPC closes it from another context."""
+    CALLER_KEY.set(key)
+    CALL_DEADLINE.set(deadline)
 
 
 class ServiceInterceptor(grpc.aio.ServerInterceptor):
@@ -279,9 +275,9 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                 request = _parsed(request)
                 key = await self._start(policy, context, request)
                 deadline = self._deadline(context, limit=self.request_timeout)
-                with _call_context(key, deadline):
-                    async with self._admitted(policy):
-                        return await _within(deadline, behavior(request, context))
+                _set_call_context(key, deadline)
+                async with self._admitted(policy):
+                    return await _within(deadline, behavior(request, context))
 
         return wrapper
 
@@ -294,9 +290,9 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                 async with _RpcScope(method, self.metrics, context):
                     request = _parsed(request)
                     key = await self._start(policy, context, request)
-                    with _call_context(key, self._deadline(context, limit=None)):
-                        async for response in behavior(request, context):
-                            yield response
+                    _set_call_context(key, self._deadline(context, limit=None))
+                    async for response in behavior(request, context):
+                        yield response
 
             return generator
 
@@ -304,8 +300,8 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
             async with _RpcScope(method, self.metrics, context):
                 request = _parsed(request)
                 key = await self._start(policy, context, request)
-                with _call_context(key, self._deadline(context, limit=None)):
-                    await behavior(request, context)
+                _set_call_context(key, self._deadline(context, limit=None))
+                await behavior(request, context)
 
         return writer
 
@@ -316,10 +312,10 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         async def wrapper(requests: AsyncIterator[Any], context: Context) -> AsyncIterator[Any]:
             async with _RpcScope(method, self.metrics, context):
                 key = await self._start(policy, context, None)
-                with _call_context(key, self._deadline(context, limit=None)):
-                    checked = self._checked(requests, key, policy)
-                    async for response in behavior(checked, context):
-                        yield response
+                _set_call_context(key, self._deadline(context, limit=None))
+                checked = self._checked(requests, key, policy)
+                async for response in behavior(checked, context):
+                    yield response
 
         return wrapper
 

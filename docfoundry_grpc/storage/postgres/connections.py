@@ -28,6 +28,10 @@ CONNECT_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, Timeou
 def is_unavailable(exc: BaseException) -> bool:
     if isinstance(exc, OSError | asyncpg.InterfaceError | asyncpg.ConnectionDoesNotExistError):
         return True
+    # A pooled connection the server dropped mid-protocol (a PostgreSQL crash) can fail its
+    # next query with "cannot switch to state …; another operation is in progress".
+    if isinstance(exc, asyncpg.InternalClientError):
+        return True
     state = getattr(exc, "sqlstate", None) or ""
     return isinstance(exc, asyncpg.PostgresError) and state[:2] in _UNAVAILABLE_CLASSES
 

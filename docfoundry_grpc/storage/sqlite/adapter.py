@@ -95,6 +95,7 @@ class SQLiteAdapter:
         self._acquire_timeout = acquire_timeout
         self._writer: aiosqlite.Connection | None = None
         self._readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
+        self._all_readers: list[aiosqlite.Connection] = []
         self._write_lock = asyncio.Lock()
         self._indexes: dict[str, CollectionIndex] = {}
         # (collection id, filter) → (the collection's generation, admitted chunk ids)
@@ -112,7 +113,9 @@ class SQLiteAdapter:
             self._writer = await self._connect()
             await init_schema(self._writer, self.path, self.dimension)
             for _ in range(self._reader_count):
-                self._readers.put_nowait(await self._connect())
+                reader = await self._connect()
+                self._all_readers.append(reader)
+                self._readers.put_nowait(reader)
             await self._load_indexes()
         except BaseException as exc:
             # Whatever stopped the open, the connections made so far go: each holds a
@@ -145,8 +148,13 @@ class SQLiteAdapter:
     async def close(self) -> None:
         folds, self._folds = list(self._folds), set()
         await asyncio.gather(*folds, return_exceptions=True)
+        # Every reader, not only the idle ones: a reader a cancelled call still holds would
+        # otherwise keep its thread, and with it the process, alive after shutdown.
+        readers, self._all_readers = self._all_readers, []
         while not self._readers.empty():
-            await self._readers.get_nowait().close()
+            self._readers.get_nowait()
+        for reader in readers:
+            await reader.close()
         if self._writer is not None:
             await self._writer.close()
             self._writer = None
