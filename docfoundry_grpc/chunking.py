@@ -48,15 +48,20 @@ def github_slug(heading: str) -> str:
 
 
 class _SlugRegistry:
-    """Makes repeated headings unique the way GitHub does (`intro`, `intro-1`, …)."""
+    """Makes repeated headings unique the way GitHub does (`intro`, `intro-1`, …), as
+    github-slugger does: every anchor handed out counts as taken, so a later heading
+    "Intro-1" gets `intro-1-1`, not a second `intro-1`."""
 
     def __init__(self) -> None:
         self._seen: dict[str, int] = {}
 
     def unique(self, slug: str) -> str:
-        count = self._seen.get(slug, 0)
-        self._seen[slug] = count + 1
-        return slug if count == 0 else f"{slug}-{count}"
+        result = slug
+        while result in self._seen:
+            self._seen[slug] += 1
+            result = f"{slug}-{self._seen[slug]}"
+        self._seen[result] = 0
+        return result
 
 
 def markdown_sections(content: str) -> list[Section]:

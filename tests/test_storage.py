@@ -13,7 +13,12 @@ import pytest
 
 from docfoundry_grpc.config import DatabaseConfig
 from docfoundry_grpc.embedding import MiniLMEmbedder
-from docfoundry_grpc.errors import NotFoundError, SchemaMismatchError, UnauthenticatedError
+from docfoundry_grpc.errors import (
+    NotFoundError,
+    SchemaMismatchError,
+    StoreUnavailableError,
+    UnauthenticatedError,
+)
 from docfoundry_grpc.filters import PathPrefix
 from docfoundry_grpc.keys import new_key, parse_token, verify
 from docfoundry_grpc.models import (
@@ -500,3 +505,16 @@ async def test_sqlite_close_ends_every_reader_thread_even_one_in_use(tmp_path: P
     release.set()
     await holder
     assert await _connection_threads_settle_at(before)
+
+
+async def test_a_closed_sqlite_store_refuses_reads_at_once(tmp_path: Path) -> None:
+    """Not after the reader wait (5 s) with a misleading "busy": the database is closed."""
+    from docfoundry_grpc.storage.sqlite import SQLiteAdapter
+
+    store = SQLiteAdapter(tmp_path / "c.db", dimension=8)
+    await store.open()
+    await store.close()
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(StoreUnavailableError, match="not open"):
+        await store.ping()
+    assert asyncio.get_running_loop().time() - started < 1

@@ -201,6 +201,8 @@ class SQLiteAdapter:
 
     @asynccontextmanager
     async def _read(self) -> AsyncIterator[aiosqlite.Connection]:
+        if self._writer is None:  # closed, or never opened: no reader will come back
+            raise StoreUnavailableError("SQLite database is not open")
         self._waiting += 1
         try:
             db = await asyncio.wait_for(self._readers.get(), self._acquire_timeout)

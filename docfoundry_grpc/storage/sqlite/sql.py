@@ -172,7 +172,6 @@ INSERT INTO chunks (id, document_id, path, ordinal, heading, anchor, text, token
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 INSERT_FTS = "INSERT INTO chunks_fts (rowid, terms) VALUES (?, ?)"
-COUNT_CLICKS_OF_DOCUMENT = "SELECT COUNT(*) FROM click_feedback WHERE document_id = ?"
 DELETE_DOCUMENT = "DELETE FROM documents WHERE id = ?"
 
 ALL_EMBEDDINGS = """
