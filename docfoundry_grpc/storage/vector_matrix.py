@@ -2,7 +2,9 @@
 
 Rows are appended into spare capacity and deleted by tombstone, so a document replace costs
 O(its chunks), not a copy of the whole matrix. A lock makes searches in worker threads safe
-against writes from the event loop.
+against writes from the event loop. Once half the rows are tombstones, `compact` (run in a
+thread) copies the live rows into new arrays without the lock, and holds it only to take in
+the rows written meanwhile and swap: searches and writes never wait for the copy.
 """
 
 from __future__ import annotations
@@ -49,8 +51,11 @@ class VectorMatrix:
                 row = self._row_of.pop(chunk_id, None)
                 if row is not None:
                     self._live[row] = False
-            if self._size > 1024 and len(self._row_of) < self._size // 2:
-                self._compact()
+
+    @property
+    def compaction_due(self) -> bool:
+        """Half the rows or more are tombstones (and the matrix is not tiny)."""
+        return self._size > 1024 and len(self._row_of) < self._size // 2
 
     def live_ids(self) -> npt.NDArray[np.int64]:
         """Ids of the rows not removed."""
@@ -87,14 +92,33 @@ class VectorMatrix:
         self._ids = _grow(self._ids, capacity)
         self._live = _grow(self._live, capacity)
 
-    def _compact(self) -> None:
-        keep = np.flatnonzero(self._live[: self._size])
-        self._vectors[: keep.size] = self._vectors[keep]
-        self._ids[: keep.size] = self._ids[keep]
-        self._live[:] = False
-        self._live[: keep.size] = True
-        self._size = int(keep.size)
-        self._row_of = {int(chunk_id): row for row, chunk_id in enumerate(self._ids[: self._size])}
+    def compact(self) -> None:
+        """Drops the tombstones; safe beside writes and searches (one compaction at a time).
+        Rows below the size seen at the start never move or change until the swap (writes
+        append above it, deletions only clear live flags), so they are copied unlocked."""
+        with self._lock:
+            seen, vectors, ids = self._size, self._vectors, self._ids
+            keep = np.flatnonzero(self._live[:seen])
+        capacity = max(1024, 2 * keep.size)
+        new_vectors = np.zeros((capacity, self.dimension), dtype=np.float32)
+        new_ids = np.zeros(capacity, dtype=np.int64)
+        new_vectors[: keep.size] = vectors[keep]
+        new_ids[: keep.size] = ids[keep]
+        with self._lock:
+            live = self._live[keep]  # rows deleted during the copy stay tombstones
+            added = slice(seen, self._size)  # rows written during the copy come along
+            count = keep.size + (self._size - seen)
+            if count > capacity:
+                new_vectors = _grow(new_vectors, 2 * count)
+                new_ids = _grow(new_ids, 2 * count)
+            new_vectors[keep.size : count] = self._vectors[added]
+            new_ids[keep.size : count] = self._ids[added]
+            new_live = np.zeros(len(new_ids), dtype=bool)
+            new_live[: keep.size] = live
+            new_live[keep.size : count] = self._live[added]
+            self._vectors, self._ids, self._live, self._size = new_vectors, new_ids, new_live, count
+            rows = np.flatnonzero(new_live[:count])
+            self._row_of = dict(zip(new_ids[rows].tolist(), rows.tolist(), strict=True))
 
 
 def id_mask(allowed: npt.NDArray[np.int64], ids: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:

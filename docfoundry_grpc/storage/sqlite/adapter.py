@@ -13,7 +13,7 @@ import asyncio
 import json
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Coroutine, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -127,8 +127,18 @@ class SQLiteAdapter:
             raise
 
     def _fold_if_due(self, index: CollectionIndex) -> None:
-        """Starts folding the collection's posting backlog in a thread when it is due; the
-        write returns at once and searches go on reading the current arrays meanwhile."""
+        """Starts folding the collection's posting backlog, and compacting its vectors, in
+        threads when due; the write returns at once and searches go on meanwhile."""
+        if index.matrix.compaction_due and not index.compacting:
+            index.compacting = True
+
+            async def compact() -> None:
+                try:
+                    await asyncio.to_thread(index.matrix.compact)
+                finally:
+                    index.compacting = False
+
+            self._background(compact(), f"compact-vectors-{index.collection.name}")
         if not index.postings.due():
             return
         fold = index.postings.freeze()
@@ -141,7 +151,11 @@ class SQLiteAdapter:
                 return
             index.postings.apply(fold, result)
 
-        task = asyncio.create_task(run(), name=f"fold-postings-{index.collection.name}")
+        self._background(run(), f"fold-postings-{index.collection.name}")
+
+    def _background(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        """Work the adapter awaits at close, not the write that started it."""
+        task = asyncio.create_task(work, name=name)
         self._folds.add(task)
         task.add_done_callback(self._folds.discard)
 
@@ -189,9 +203,9 @@ class SQLiteAdapter:
         async with self._read() as db:
             terms = await db.execute_fetchall(sql.ALL_CHUNK_TERMS)
         for collection_id, mine in _by_collection(terms).items():
-            by_id[collection_id].postings = PostingIndex.build(
-                (int(r[0]), str(r[2]).split()) for r in mine
-            )
+            # Seconds at 100k chunks: in a thread, so a reopen while serving (the database
+            # came back) does not hold the event loop.
+            by_id[collection_id].postings = await asyncio.to_thread(_build_postings, mine)
 
     def _index(self, name: str) -> CollectionIndex:
         index = self._indexes.get(name)
@@ -679,6 +693,10 @@ class SQLiteAdapter:
     async def ping(self) -> None:
         async with self._read() as db, db.execute("SELECT 1") as cursor:
             await cursor.fetchone()
+
+
+def _build_postings(rows: Sequence[Any]) -> PostingIndex:
+    return PostingIndex.build((int(r[0]), str(r[2]).split()) for r in rows)
 
 
 def _by_collection(rows: Iterable[Sequence[Any]]) -> dict[int, list[Sequence[Any]]]:

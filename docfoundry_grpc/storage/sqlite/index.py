@@ -33,6 +33,7 @@ class CollectionIndex:
         self.matrix = VectorMatrix(collection.dimension)
         self.postings = PostingIndex()
         self.document_of = np.zeros(1024, dtype=np.int64)  # by chunk id
+        self.compacting = False  # a vector compaction is running in a thread
         self.generation = 0  # bumped by every committed write to the collection
 
     def add(
