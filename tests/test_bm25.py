@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import struct
+from typing import Any
 
 import numpy as np
 import pytest
@@ -141,3 +142,46 @@ def test_packed_layout_is_postgresql_int8send_and_int4send() -> None:
     )
     back = Postings.unpack(*packed)
     assert back.chunk_ids.tolist() == [1, 2**40] and back.dls.tolist() == [70000, 2]
+
+
+async def test_large_queries_are_scored_in_a_thread_with_the_same_ranking(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import threading
+
+    from docfoundry_grpc import bm25
+
+    rng = np.random.default_rng(7)
+    terms = [
+        bm25.TermPostings(
+            f"t{n}",
+            1000,
+            [
+                bm25.Postings(
+                    np.sort(rng.choice(20_000, 1000, replace=False)).astype(np.int64),
+                    rng.integers(1, 5, 1000).astype(np.int32),
+                    rng.integers(20, 200, 1000).astype(np.int32),
+                )
+            ],
+        )
+        for n in range(3)
+    ]
+    expected = bm25.top_chunks(terms, chunk_count=20_000, token_count=2_000_000, limit=10)
+    where: list[int] = []
+    original = bm25.top_chunks
+
+    def recording(*args: Any, **kwargs: Any) -> list[tuple[int, float]]:
+        where.append(threading.get_ident())
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(bm25, "top_chunks", recording)
+
+    async def ranked_off_loop() -> list[tuple[int, float]]:
+        return await bm25.top_chunks_off_loop(
+            terms, chunk_count=20_000, token_count=2_000_000, limit=10
+        )
+
+    assert await ranked_off_loop() == expected  # 3,000 postings: below the threshold
+    monkeypatch.setattr(bm25, "THREAD_MIN_POSTINGS", 2_000)
+    assert await ranked_off_loop() == expected
+    assert where[0] == threading.get_ident() != where[1]  # inline, then in a thread

@@ -172,6 +172,20 @@ class PostingIndex:
     ) -> list[tuple[int, float]]:
         """The best (chunk id, BM25 score) pairs, as `bm25.top_chunks` ranks them; with
         `only`, among those chunk ids alone."""
+        found, exclude = self.query(terms)
+        return top_chunks(
+            found,
+            chunk_count=self.chunk_count,
+            token_count=self.token_count,
+            limit=limit,
+            exclude=exclude,
+            only=only,
+        )
+
+    def query(self, terms: Sequence[str]) -> tuple[list[TermPostings], I64]:
+        """What scoring `terms` needs, as arrays no later write changes (packed arrays are
+        replaced, never modified; the tails and lengths are copied), so that the scoring
+        itself may run in a thread: the terms' postings, and the deleted chunk ids."""
         found = [
             TermPostings(term, self._df[term], self._parts(term))
             for term in dict.fromkeys(terms)
@@ -179,14 +193,7 @@ class PostingIndex:
         ]
         if self._deleted_array is None:
             self._deleted_array = np.fromiter(self._deleted, dtype=np.int64)
-        return top_chunks(
-            found,
-            chunk_count=self.chunk_count,
-            token_count=self.token_count,
-            limit=limit,
-            exclude=self._deleted_array,
-            only=only,
-        )
+        return found, self._deleted_array
 
     def _parts(self, term: str) -> list[Postings]:
         parts = []

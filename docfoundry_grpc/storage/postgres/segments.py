@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 from cachetools import LRUCache
 
-from ...bm25 import I64, Postings, TermPostings, top_chunks
+from ...bm25 import I64, Postings, TermPostings, top_chunks_off_loop
 from ...models import CacheStats, ScoredId
 from . import sql
 
@@ -138,8 +138,8 @@ async def rank(
     if not rows:
         return []
     first = rows[0]
-    return top_chunks(
-        [_term_postings(row, cached, cache) for row in rows],
+    return await top_chunks_off_loop(
+        [_term_postings(row, cached, cache) for row in rows],  # the cache: on the loop
         chunk_count=int(first["chunk_count"]),
         token_count=int(first["token_count"]),
         limit=limit,

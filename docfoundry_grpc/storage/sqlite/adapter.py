@@ -23,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 from cachetools import LRUCache
 
+from ...bm25 import top_chunks_off_loop
 from ...errors import (
     AlreadyExistsError,
     NotFoundError,
@@ -526,7 +527,16 @@ class SQLiteAdapter:
         if not terms:
             return []
         only = await self._admitted(index, where)
-        return index.postings.search(terms, limit, only=only)
+        postings = index.postings
+        found, exclude = postings.query(terms)
+        return await top_chunks_off_loop(
+            found,
+            chunk_count=postings.chunk_count,
+            token_count=postings.token_count,
+            limit=limit,
+            exclude=exclude,
+            only=only,
+        )
 
     async def chunks(self, ranked: Sequence[ScoredId]) -> list[StoredChunk]:
         if not ranked:
