@@ -123,10 +123,13 @@ class SearchEngine:
         self.embedder = embedder
         self.config = config
         self.timer = timer
-        # One thread for query embeddings, another for ingest batches: the model has its
-        # own threads (EMBEDDING_THREADS), so running calls side by side only
-        # oversubscribes the CPU, and a long ingest batch never queues a query.
-        self._query_model = ThreadPoolExecutor(1, thread_name_prefix="embed-query")
+        # Query embeddings get as many threads as admission lets run at once (one by
+        # default), ingest batches one of their own: the model has its own threads
+        # (EMBEDDING_THREADS), so more side by side only oversubscribes the CPU, and a long
+        # ingest batch never queues a query.
+        self._query_model = ThreadPoolExecutor(
+            self.admission.embedding.config.concurrency, thread_name_prefix="embed-query"
+        )
         self._ingest_model = ThreadPoolExecutor(1, thread_name_prefix="embed-ingest")
         self.preparer = DocumentPreparer(
             embedder, max_chars=config.chunk_max_chars, executor=self._ingest_model
