@@ -90,6 +90,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DocFoundryError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `docfoundry keys list | head`
+        from docfoundry_client.cli import reader_gone
+
+        return reader_gone()
     except OSError as exc:  # a port in use, an unwritable database folder…
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sys
 from pathlib import Path
 
 import grpc
@@ -191,3 +193,25 @@ async def test_cli_collections_documents_and_filters(server: Harness, tmp_path: 
     assert "guides: 384-d model vectors, 0 documents" in listed.stdout
     dropped = await run_cli("collections", "delete", "guides", *target)
     assert dropped.returncode == 0 and "deleted guides" in dropped.stdout
+
+
+async def test_output_into_a_closed_pipe_is_quiet(server: Harness) -> None:
+    """`docfoundry health | head -0`: the reader is gone before the output is written."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # nobody will read: the first write fails with EPIPE
+    try:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "docfoundry_grpc",
+            "health",
+            "--target",
+            server.target,
+            stdout=write_end,
+            stderr=asyncio.subprocess.PIPE,
+        )
+    finally:
+        os.close(write_end)
+    _, err = await asyncio.wait_for(process.communicate(), timeout=120)
+    assert process.returncode == 141
+    assert err.decode() == ""  # no "Broken pipe" error, no traceback

@@ -219,11 +219,23 @@ def _runner(command: Command) -> Callable[[argparse.Namespace], int]:
             return asyncio.run(_with_client(command, args))
         except grpc.aio.AioRpcError as exc:
             print(f"error: {exc.code().name}: {exc.details() or ''}", file=sys.stderr)
+        except BrokenPipeError:
+            return reader_gone()
         except (OSError, ValueError) as exc:
             print(f"error: {exc}", file=sys.stderr)
         return 1
 
     return run
+
+
+def reader_gone() -> int:
+    """The reader of our output left early (`… | head`): not an error to report. Standard
+    output goes to /dev/null, so the interpreter's last flush cannot fail too, and the exit
+    status is a pipe's (128 + SIGPIPE), as `head` users expect from other tools."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 141
 
 
 async def _with_client(command: Command, args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ contract (NOT_FOUND, INVALID_ARGUMENT, UNAVAILABLE…) and a wrapper would only 
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from dataclasses import dataclass
 from types import TracebackType
@@ -34,6 +35,7 @@ from .convert import (
 )
 from .models import (
     DEFAULT_TARGET,
+    TARGET_ENV,
     CollectionInfo,
     DeletedCount,
     DeleteOutcome,
@@ -149,19 +151,20 @@ class DocFoundryClient:
     belongs to the event loop that is running when it is created. `timeout` is the deadline
     of each unary call; index streams have their own (see `index_documents`).
 
+    `target`: host:port (default: $DOCFOUNDRY_TARGET, else localhost:50051).
     `credentials`: TLS (see `tls_credentials`); None is plaintext, for loopback.
     `api_key`: sent as `authorization: Bearer …` (default: $DOCFOUNDRY_API_KEY, if set).
     """
 
     def __init__(
         self,
-        target: str = DEFAULT_TARGET,
+        target: str | None = None,
         *,
         timeout: float = 30.0,
         credentials: grpc.ChannelCredentials | None = None,
         api_key: str | None = None,
     ) -> None:
-        self.target = target
+        self.target = target or os.environ.get(TARGET_ENV) or DEFAULT_TARGET
         self.timeout = timeout
         self._credentials = credentials
         self._api_key = api_key if api_key is not None else api_key_from_env()

@@ -12,6 +12,7 @@ from docfoundry.v1 import search_pb2 as pb
 from .files import DocumentSpec, MetadataValue
 
 DEFAULT_TARGET = "localhost:50051"
+TARGET_ENV = "DOCFOUNDRY_TARGET"  # the target when none is given, before DEFAULT_TARGET
 SearchMode = Literal["fulltext", "semantic", "hybrid"]
 Fusion = Literal["score", "rrf"]
 VectorSource = Literal["model", "caller"]

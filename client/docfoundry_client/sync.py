@@ -13,7 +13,6 @@ import grpc.aio
 
 from .client import DocFoundryClient
 from .models import (
-    DEFAULT_TARGET,
     CollectionInfo,
     DeletedCount,
     DeleteOutcome,
@@ -42,7 +41,7 @@ class SyncDocFoundryClient:
 
     def __init__(
         self,
-        target: str = DEFAULT_TARGET,
+        target: str | None = None,
         *,
         timeout: float = 30.0,
         credentials: grpc.ChannelCredentials | None = None,
