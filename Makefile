@@ -3,11 +3,19 @@
 #   make test   set up, then run every check CI runs
 .PHONY: setup setup-dev run test lint eval bench protos
 
-setup:
-	scripts/bootstrap.sh
+# Installing again only when pyproject.toml or the bootstrap script changed: a stamp in
+# .venv says when each setup last ran (a dev setup includes the runtime one).
+setup: .venv/.installed
 
-setup-dev:
+setup-dev: .venv/.installed-dev
+
+.venv/.installed: pyproject.toml scripts/bootstrap.sh
+	scripts/bootstrap.sh
+	touch $@
+
+.venv/.installed-dev: pyproject.toml scripts/bootstrap.sh
 	scripts/bootstrap.sh dev
+	touch $@ .venv/.installed
 
 run: setup
 	.venv/bin/docfoundry serve --ingest docs --ingest README.md
