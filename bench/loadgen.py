@@ -203,25 +203,14 @@ class ClientPool:
                 )
             )
         for _, connection in active:
-            self._expect(connection, "ready", _READY_TIMEOUT_SECONDS)
+            expect_reply(connection, "ready", _READY_TIMEOUT_SECONDS)
         on_start()
         for _, connection in active:
             connection.send("go")
         merged = LevelOutcome()
         for _, connection in active:
-            merged.merge(self._expect(connection, "done", seconds + 2 * REQUEST_TIMEOUT_SECONDS))
+            merged.merge(expect_reply(connection, "done", seconds + 2 * REQUEST_TIMEOUT_SECONDS))
         return merged
-
-    @staticmethod
-    def _expect(connection: Connection, kind: str, timeout: float) -> Any:
-        if not connection.poll(timeout):
-            raise RuntimeError(f"client process gave no {kind!r} within {timeout:g} s")
-        got, payload = connection.recv()
-        if got == "failed":
-            raise RuntimeError(f"client process failed: {payload}")
-        if got != kind:
-            raise RuntimeError(f"client process sent {got!r}, expected {kind!r}")
-        return payload
 
     def close(self) -> None:
         for _, connection in self._workers:
@@ -236,3 +225,16 @@ class ClientPool:
                 process.join(timeout=5)
             connection.close()
         self._workers = []
+
+
+def expect_reply(connection: Connection, kind: str, timeout: float) -> Any:
+    """The payload of a client process's `(kind, payload)` message; RuntimeError for
+    silence, a failure it reports, or another message."""
+    if not connection.poll(timeout):
+        raise RuntimeError(f"client process gave no {kind!r} within {timeout:g} s")
+    got, payload = connection.recv()
+    if got == "failed":
+        raise RuntimeError(f"client process failed: {payload}")
+    if got != kind:
+        raise RuntimeError(f"client process sent {got!r}, expected {kind!r}")
+    return payload

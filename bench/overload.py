@@ -15,12 +15,10 @@ and one in a benchmark report describe the same server on the same data.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import logging
 import os
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -31,8 +29,8 @@ from typing import Any
 
 from docfoundry_grpc.interrupts import stop_on_sigterm
 
-from .corpus import embedding_texts, generate_documents, prefix, read_queries, read_source
-from .ingest import index_requests, send_documents
+from .corpus import read_queries
+from .fresh import corpus_requests, fresh_server
 from .options import DEFAULT_CACHE_DIR, DEFAULT_SOURCE
 from .overload_callers import CallerJob, CallerProcesses
 from .overload_floor import refusing_server
@@ -48,8 +46,8 @@ from .overload_report import (
     to_json,
     unbounded_checks,
 )
-from .server import PostgresHost, ServerProcess, cpu_seconds, settle, sqlite_database
-from .vectors import corpus_vectors, open_cached_model
+from .results import Latency
+from .server import ServerProcess, cpu_seconds
 
 log = logging.getLogger("bench")
 MODES = {"fulltext": "Fulltext", "semantic": "Semantic", "hybrid": "Hybrid"}
@@ -99,7 +97,8 @@ SMOKE = replace(
 )
 
 
-def _env_pair(text: str) -> tuple[str, str]:
+def env_pair(text: str) -> tuple[str, str]:
+    """An argparse type for a server environment variable given as KEY=VALUE."""
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
@@ -170,7 +169,7 @@ def parse_options(argv: Sequence[str] | None = None) -> OverloadOptions:
     add("--cache-dir", type=Path, help=f"embedding cache folder (default {DEFAULT_CACHE_DIR})")
     add(
         "--server-env",
-        type=_env_pair,
+        type=env_pair,
         action="append",
         metavar="KEY=VALUE",
         help="extra server environment variable (repeatable)",
@@ -245,14 +244,10 @@ class Harness:
                 self.job("floor", callers=callers, seconds=5.0, deadline=None), target=target
             )
             calls = self.clients.run(job)
-        refused = sorted(c.seconds for c in calls if c.code == "RESOURCE_EXHAUSTED")
-        if not refused:
+        refused = Latency.of([c.seconds * 1000 for c in calls if c.code == "RESOURCE_EXHAUSTED"])
+        if not refused.count:
             return {"refusals": 0, "p50_ms": 0.0, "p99_ms": 0.0}
-        return {
-            "refusals": len(refused),
-            "p50_ms": refused[len(refused) // 2] * 1000,
-            "p99_ms": refused[min(len(refused) - 1, int(len(refused) * 0.99))] * 1000,
-        }
+        return {"refusals": refused.count, "p50_ms": refused.p50_ms, "p99_ms": refused.p99_ms}
 
     def job(self, tag: str, *, callers: int, seconds: float, deadline: float | None) -> CallerJob:
         # A call with a deadline ends by itself; the drain is only a margin for those.
@@ -333,42 +328,27 @@ class Harness:
 def _harness(options: OverloadOptions, queries: list[str]) -> Iterator[Harness]:
     """A loaded server and its callers; everything goes (server, client processes,
     database, cluster, temporary folder) when the block ends, however it ends."""
-    source = read_source(options.source / "corpus.jsonl")
-    documents = prefix(
-        list(generate_documents(source, options.chunks, seed=options.seed, chunks_per_document=8)),
+    requests = corpus_requests(
+        options.source,
         options.chunks,
+        cache_dir=options.cache_dir,
+        embed_pool=options.embed_pool,
+        seed=options.seed,
     )
-    model = open_cached_model(options.cache_dir / "bench-embeddings.sqlite")
-    try:
-        texts = embedding_texts(documents)
-        vectors = corpus_vectors(model, texts, pool_size=options.embed_pool, seed=options.seed)
-    finally:
-        model.close()
-    with contextlib.ExitStack() as stack:
-        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="docfoundry-overload-")))
-        postgres: PostgresHost | None = None
-        if options.backend == "postgresql":
-            postgres = PostgresHost(None)
-            stack.callback(postgres.close)
-            database = stack.enter_context(postgres.database())
-        else:
-            database = stack.enter_context(sqlite_database(work / "sqlite"))
-        database = replace(database, env={**database.env, **dict(options.server_env)})
-        server = ServerProcess(database, log_path=work / "server.log")
-        stack.callback(server.stop)
-        # Registered after the server, so closed first: callers stop before their server.
+    with fresh_server(
+        options.backend, dict(options.server_env), name="docfoundry-overload"
+    ) as fresh:
+        # Inside the server's block, so the callers stop before their server.
         clients = CallerProcesses(min(options.client_processes, options.callers), queries)
-        stack.callback(clients.close)
-        server.wait_serving()
-        if options.split_cpus:
-            _split_cpus(server.pid, clients.pids, postgres.postmaster_pid() if postgres else None)
-        seconds = asyncio.run(
-            send_documents(server.target, index_requests(documents, vectors.vectors))
-        )
-        log.info("loaded %d chunks in %.1f s", options.chunks, seconds)
-        if postgres is not None:
-            settle(database)  # postings packed, statistics and checkpoint, as the bench does
-        yield Harness(options, server, clients, postgres.postmaster_pid() if postgres else None)
+        try:
+            if options.split_cpus:
+                fresh.server.wait_serving()
+                _split_cpus(fresh.server.pid, clients.pids, fresh.postmaster)
+            seconds = fresh.load(requests)
+            log.info("loaded %d chunks in %.1f s", options.chunks, seconds)
+            yield Harness(options, fresh.server, clients, fresh.postmaster)
+        finally:
+            clients.close()
 
 
 def _split_cpus(server: int, clients: Sequence[int], postmaster: int | None) -> None:

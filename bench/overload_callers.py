@@ -30,7 +30,7 @@ from grpc_status import rpc_status
 from docfoundry.v1 import search_pb2 as pb
 from docfoundry.v1 import search_pb2_grpc as pb_grpc
 
-from .loadgen import CONNECT_TIMEOUT_SECONDS
+from .loadgen import CONNECT_TIMEOUT_SECONDS, expect_reply
 
 REFUSED = grpc.StatusCode.RESOURCE_EXHAUSTED.name
 DEADLINE_EXCEEDED = grpc.StatusCode.DEADLINE_EXCEEDED.name
@@ -208,14 +208,14 @@ class CallerProcesses:
         for n, connection in active:
             connection.send(replace(job, callers=shares[n], tag=f"{job.tag}{n}"))
         for _, connection in active:
-            _expect(connection, "ready", CONNECT_TIMEOUT_SECONDS + _REPORT_SLACK_SECONDS)
+            expect_reply(connection, "ready", CONNECT_TIMEOUT_SECONDS + _REPORT_SLACK_SECONDS)
         on_start()
         for _, connection in active:
             connection.send("go")
         calls: list[Call] = []
         for _, connection in active:
             timeout = job.seconds + job.drain + _REPORT_SLACK_SECONDS
-            calls += _expect(connection, "done", timeout)
+            calls += expect_reply(connection, "done", timeout)
         self._busy = False
         return calls
 
@@ -234,14 +234,3 @@ class CallerProcesses:
                 process.join(timeout=5)
             connection.close()
         self._workers = []
-
-
-def _expect(connection: Connection, kind: str, timeout: float) -> Any:
-    if not connection.poll(timeout):
-        raise RuntimeError(f"client process gave no {kind!r} within {timeout:g} s")
-    got, payload = connection.recv()
-    if got == "failed":
-        raise RuntimeError(f"client process failed: {payload}")
-    if got != kind:
-        raise RuntimeError(f"client process sent {got!r}, expected {kind!r}")
-    return payload

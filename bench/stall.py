@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import logging
 import os
 import sys
-import tempfile
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 import grpc
@@ -30,32 +28,21 @@ from docfoundry.v1 import search_pb2 as pb
 from docfoundry.v1 import search_pb2_grpc as pb_grpc
 from docfoundry_grpc.interrupts import stop_on_sigterm
 
-from .corpus import embedding_texts, generate_documents, prefix, read_queries, read_source
-from .ingest import index_requests, send_documents
+from .corpus import read_queries
+from .fresh import corpus_requests, fresh_server
 from .options import DEFAULT_CACHE_DIR, DEFAULT_SOURCE
-from .server import PostgresHost, ServerProcess, sqlite_database
-from .vectors import corpus_vectors, open_cached_model
+from .overload import env_pair
+from .results import Latency
 
 log = logging.getLogger("bench")
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_RATIO = 2.0
 
 
-@dataclass(frozen=True)
-class Phase:
-    calls: int
-    p50_ms: float
-    p99_ms: float
-    max_ms: float
-
-    @classmethod
-    def of(cls, latencies: Sequence[float]) -> Phase:
-        ordered = sorted(latencies)
-
-        def at(quantile: float) -> float:
-            return ordered[min(len(ordered) - 1, int(len(ordered) * quantile))] * 1000
-
-        return cls(len(ordered), at(0.5), at(0.99), ordered[-1] * 1000)
+def phase(latencies: Sequence[float]) -> dict[str, float]:
+    """The bench's latency summary of one phase (ms), with its longest call."""
+    ms = [seconds * 1000 for seconds in latencies]
+    return {**asdict(Latency.of(ms)), "max_ms": max(ms)}
 
 
 def markdown_document(size: int) -> str:
@@ -118,53 +105,25 @@ async def measure(
     warm_up = time.monotonic() + 1.0
     await fulltext_loop(target, queries, until=warm_up, interval=interval)
     until = time.monotonic() + idle_seconds
-    idle = Phase.of(await fulltext_loop(target, queries, until=until, interval=interval))
+    idle = phase(await fulltext_loop(target, queries, until=until, interval=interval))
     ingesting = asyncio.ensure_future(ingest(target, content))
-    busy = Phase.of(await fulltext_loop(target, queries, until=ingesting, interval=interval))
+    busy = phase(await fulltext_loop(target, queries, until=ingesting, interval=interval))
     seconds = await ingesting
-    ratio = busy.p99_ms / idle.p99_ms
+    ratio = busy["p99_ms"] / idle["p99_ms"]
     return {
-        "idle": asdict(idle),
-        "during_ingest": asdict(busy),
+        "idle": idle,
+        "during_ingest": busy,
         "ingest_seconds": seconds,
         "p99_ratio": ratio,
         "passed": ratio <= TARGET_RATIO,
     }
 
 
-@contextlib.contextmanager
-def loaded_server(backend: str, chunks: int, cache_dir: Path, env: dict[str, str]) -> Iterator[str]:
-    source = read_source(DEFAULT_SOURCE / "corpus.jsonl")
-    documents = prefix(
-        list(generate_documents(source, chunks, seed=1, chunks_per_document=8)), chunks
-    )
-    model = open_cached_model(cache_dir / "bench-embeddings.sqlite")
-    try:
-        texts = embedding_texts(documents)
-        vectors = corpus_vectors(model, texts, pool_size=min(chunks, 2000), seed=1)
-    finally:
-        model.close()
-    with contextlib.ExitStack() as stack:
-        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="docfoundry-stall-")))
-        if backend == "postgresql":
-            postgres = PostgresHost(None)
-            stack.callback(postgres.close)
-            database = stack.enter_context(postgres.database())
-        else:
-            database = stack.enter_context(sqlite_database(work / "sqlite"))
-        database = replace(database, env={**database.env, **env})
-        server = ServerProcess(database, log_path=work / "server.log")
-        stack.callback(server.stop)
-        server.wait_serving()
-        asyncio.run(send_documents(server.target, index_requests(documents, vectors.vectors)))
-        yield server.target
-
-
 def _line(name: str, phase: object) -> str:
     assert isinstance(phase, dict)
     return (
         f"{name}: Fulltext p50 {phase['p50_ms']:.2f} ms, p99 {phase['p99_ms']:.2f} ms, "
-        f"max {phase['max_ms']:.1f} ms ({phase['calls']} calls)"
+        f"max {phase['max_ms']:.1f} ms ({phase['count']:.0f} calls)"
     )
 
 
@@ -180,6 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR)
     parser.add_argument(
         "--server-env",
+        type=env_pair,
         action="append",
         default=[],
         metavar="KEY=VALUE",
@@ -192,14 +152,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     queries = read_queries(DEFAULT_SOURCE / "queries.jsonl")
     content = markdown_document(args.document_bytes)
     env = {"MAX_DOCUMENT_BYTES": str(len(content.encode()) + 1), "LOG_LEVEL": "WARNING"}
-    env.update(pair.split("=", 1) for pair in args.server_env)
+    env.update(args.server_env)
     print(
         f"stall: {args.backend}, {args.chunks} chunks indexed, a {len(content.encode()):,}-byte "
         f"Markdown document, load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs",
         flush=True,
     )
-    with loaded_server(args.backend, args.chunks, args.cache_dir, env) as target:
+    requests = corpus_requests(
+        DEFAULT_SOURCE,
+        args.chunks,
+        cache_dir=args.cache_dir,
+        embed_pool=min(args.chunks, 2000),
+        seed=1,
+    )
+    with fresh_server(args.backend, env, name="docfoundry-stall") as fresh:
+        fresh.load(requests)
         interval = 1 / args.rate
+        target = fresh.server.target
         report = asyncio.run(measure(target, queries, content, args.idle_seconds, interval))
     print(_line("idle", report["idle"]))
     print(

@@ -3,7 +3,7 @@
 Chunking a document and analysing its chunks is pure Python (markdown-it, html.parser,
 Snowball): a 2 MB Markdown document takes about a second of CPU. On the event loop that
 second delays every other call; in a thread it would still hold the GIL. So documents past
-PROCESS_THRESHOLD_BYTES are prepared in one worker process, and smaller ones, which take
+PROCESS_THRESHOLD_CHARS are prepared in one worker process, and smaller ones, which take
 about a millisecond, stay on the loop, where a process hop would cost more than it saves.
 This module imports only the text modules, so the worker starts without the model.
 """
@@ -20,7 +20,7 @@ from .chunking import chunk_content
 from .models import ContentType
 from .text import chunk_tokens
 
-PROCESS_THRESHOLD_BYTES = 64 * 1024
+PROCESS_THRESHOLD_CHARS = 64 * 1024  # characters of content and chunk text
 
 # (heading, anchor, text, index terms) of one chunk.
 PreparedText = tuple[str, str, str, tuple[str, ...]]
@@ -53,7 +53,7 @@ async def prepare_text_off_loop(
 ) -> list[PreparedText]:
     """`prepare_text`, in the worker process when the text is large."""
     size = len(content) + sum(len(text) for _, _, text in given)
-    if size < PROCESS_THRESHOLD_BYTES:
+    if size < PROCESS_THRESHOLD_CHARS:
         return prepare_text(title, content, content_type, max_chars, given)
     loop = asyncio.get_running_loop()
     job = (title, content, content_type, max_chars, list(given))

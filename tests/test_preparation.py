@@ -7,7 +7,7 @@ import os
 
 from docfoundry_grpc import preparation
 from docfoundry_grpc.models import ContentType
-from docfoundry_grpc.preparation import PROCESS_THRESHOLD_BYTES, prepare_text, prepare_text_off_loop
+from docfoundry_grpc.preparation import PROCESS_THRESHOLD_CHARS, prepare_text, prepare_text_off_loop
 
 
 def markdown(size: int) -> str:
@@ -22,7 +22,7 @@ def markdown(size: int) -> str:
 
 
 async def test_a_large_document_is_prepared_in_the_worker_process() -> None:
-    content = markdown(PROCESS_THRESHOLD_BYTES * 2)
+    content = markdown(PROCESS_THRESHOLD_CHARS * 2)
     inline = prepare_text("Title", content, ContentType.MARKDOWN, 1200)
     off_loop = await prepare_text_off_loop("Title", content, ContentType.MARKDOWN, 1200)
     assert off_loop == inline and len(inline) > 10

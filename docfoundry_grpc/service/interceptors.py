@@ -82,17 +82,11 @@ def rich_status(exc: BaseException) -> grpc.Status:
         details.append(_packed(error_details_pb2.BadRequest(field_violations=[violation])))
     if isinstance(exc, errors.OverloadedError):
         delay = duration_pb2.Duration()
-        delay.FromTimedelta(_timedelta(exc.retry_after))
+        delay.FromNanoseconds(round(exc.retry_after * 1e9))
         details.append(_packed(error_details_pb2.RetryInfo(retry_delay=delay)))
     status = status_pb2.Status(code=_CODES[code], message=message, details=details)
     converted: grpc.Status = rpc_status.to_status(status)
     return converted
-
-
-def _timedelta(seconds: float) -> Any:
-    from datetime import timedelta
-
-    return timedelta(seconds=seconds)
 
 
 _CODES = {code: code_pb2.Code.Value(code.name) for code in grpc.StatusCode}

@@ -104,7 +104,7 @@ class SQLiteAdapter:
             ADMITTED_CACHE_BYTES, getsizeof=lambda entry: entry[1].nbytes + 1
         )
         self._waiting = 0
-        self._folds: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def open(self) -> None:
         try:
@@ -127,7 +127,7 @@ class SQLiteAdapter:
                 raise StoreUnavailableError(message) from exc
             raise
 
-    def _fold_if_due(self, index: CollectionIndex) -> None:
+    def _maintain_if_due(self, index: CollectionIndex) -> None:
         """Starts folding the collection's posting backlog, and compacting its vectors, in
         threads when due; the write returns at once and searches go on meanwhile."""
         if index.matrix.compaction_due and not index.compacting:
@@ -157,12 +157,12 @@ class SQLiteAdapter:
     def _background(self, work: Coroutine[Any, Any, None], name: str) -> None:
         """Work the adapter awaits at close, not the write that started it."""
         task = asyncio.create_task(work, name=name)
-        self._folds.add(task)
-        task.add_done_callback(self._folds.discard)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def close(self) -> None:
-        folds, self._folds = list(self._folds), set()
-        await asyncio.gather(*folds, return_exceptions=True)
+        tasks, self._tasks = list(self._tasks), set()
+        await asyncio.gather(*tasks, return_exceptions=True)
         # Every reader, not only the idle ones: a reader a cancelled call still holds would
         # otherwise keep its thread, and with it the process, alive after shutdown.
         readers, self._all_readers = self._all_readers, []
@@ -334,7 +334,7 @@ class SQLiteAdapter:
             index.add(new_ids, document_id, _stack(item.chunks, index.collection.dimension))
             for chunk_id, chunk in zip(new_ids, item.chunks, strict=True):
                 index.postings.add(chunk_id, chunk.tokens)
-        self._fold_if_due(index)
+        self._maintain_if_due(index)
         created = (old is None for old, _, _, _ in written)
         return [UpsertOutcome.CREATED if new else UpsertOutcome.REPLACED for new in created]
 
@@ -449,7 +449,7 @@ class SQLiteAdapter:
             )
             result, removed = await self._remove_documents(db, [int(r[0]) for r in rows])
         forget(index, removed)
-        self._fold_if_due(index)
+        self._maintain_if_due(index)
         return result
 
     async def get_document(
