@@ -3,17 +3,17 @@
 #   make test   set up, then run every check CI runs
 .PHONY: setup setup-dev run test lint eval bench protos
 
-# Installing again only when pyproject.toml or the bootstrap script changed: a stamp in
+# Installing again only when a pyproject.toml or the bootstrap script changed: a stamp in
 # .venv says when each setup last ran (a dev setup includes the runtime one).
 setup: .venv/.installed
 
 setup-dev: .venv/.installed-dev
 
-.venv/.installed: pyproject.toml scripts/bootstrap.sh
+.venv/.installed: pyproject.toml client/pyproject.toml scripts/bootstrap.sh
 	scripts/bootstrap.sh
 	touch $@
 
-.venv/.installed-dev: pyproject.toml scripts/bootstrap.sh
+.venv/.installed-dev: pyproject.toml client/pyproject.toml scripts/bootstrap.sh
 	scripts/bootstrap.sh dev
 	touch $@ .venv/.installed
 

@@ -26,7 +26,7 @@ from .floor import hybrid_window, measure_engine, measure_floor
 from .ingest import delete_documents, index_requests, sample_documents, send_documents, time_model
 from .loadgen import RPCS, ClientPool, LevelOutcome
 from .options import BenchOptions
-from .recall import measure_recall
+from .recall import measure_recall, measure_sqlite_recall
 from .results import (
     BackendRun,
     EmbeddingIngestResult,
@@ -223,6 +223,11 @@ def run_backend(
         log.info("%s, %d chunks: server up at %s, ingesting", database.backend, size, server.target)
         ingest = _ingest(ctx, server, _Usage(server, postmaster), documents, vectors)
         log.info("ingest: %.0f chunks/s", ingest.chunks_per_second)
+        if database.backend == "sqlite":
+            graphs = server.wait_vector_graphs()
+            ingest = replace(ingest, graph_build_seconds=graphs)
+            if graphs is not None:
+                log.info("the server's vector graph was ready %.0f s after the load", graphs)
         if index_after_load:
             server.stop()
             started = time.perf_counter()
@@ -259,15 +264,15 @@ def run_backend(
             )
         )
         run = BackendRun(database.backend, size, ingest, embedding, floor)
-        if database.backend == "postgresql":
-            run.recall = asyncio.run(
-                measure_recall(
-                    database.config,
-                    ctx.floor_vectors,
-                    limits=(ctx.options.k, hybrid_window(ctx.options.k)),
-                    dimension=ctx.model.dimension,
-                )
+        measure = measure_recall if database.backend == "postgresql" else measure_sqlite_recall
+        run.recall = asyncio.run(
+            measure(
+                database.config,
+                ctx.floor_vectors,
+                limits=(ctx.options.k, hybrid_window(ctx.options.k)),
+                dimension=ctx.model.dimension,
             )
+        )
         run.levels = _levels(ctx, server, usage)
         run.server_cpu_seconds = server.cpu_seconds()
         run.server_peak_rss_mb = server.peak_rss_mb()

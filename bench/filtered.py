@@ -145,7 +145,7 @@ async def _measure(
 
     cells: list[Cell] = []
     async with grpc.aio.insecure_channel(target) as channel:
-        stub = pb_grpc.SearchServiceStub(channel)  # type: ignore[no-untyped-call]
+        stub = pb_grpc.SearchServiceStub(channel)
         for mode in MODES:
             unfiltered_p50 = 0.0
             for name, condition in FILTERS.items():

@@ -61,7 +61,7 @@ async def send_documents(target: str, requests: Sequence[pb.IndexDocumentsReques
             yield request
 
     async with grpc.aio.insecure_channel(target, options=_CHANNEL_OPTIONS) as channel:
-        stub = pb_grpc.IndexServiceStub(channel)  # type: ignore[no-untyped-call]
+        stub = pb_grpc.IndexServiceStub(channel)
         started = time.perf_counter()
         results = [result async for result in stub.IndexDocuments(stream())]
         seconds = time.perf_counter() - started
@@ -73,7 +73,7 @@ async def send_documents(target: str, requests: Sequence[pb.IndexDocumentsReques
 
 async def delete_documents(target: str, paths: Sequence[str]) -> None:
     async with grpc.aio.insecure_channel(target) as channel:
-        stub = pb_grpc.IndexServiceStub(channel)  # type: ignore[no-untyped-call]
+        stub = pb_grpc.IndexServiceStub(channel)
         for path in paths:
             await stub.DeleteDocument(pb.DeleteDocumentRequest(path=path))
 

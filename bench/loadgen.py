@@ -108,7 +108,7 @@ async def _run_job(job: LevelJob, queries: Sequence[str], connection: Connection
     warm = LevelOutcome()
     async with grpc.aio.insecure_channel(job.target) as channel:
         await asyncio.wait_for(channel.channel_ready(), CONNECT_TIMEOUT_SECONDS)
-        stub = pb_grpc.SearchServiceStub(channel)  # type: ignore[no-untyped-call]
+        stub = pb_grpc.SearchServiceStub(channel)
         rpc, request = getattr(stub, job.rpc), getattr(pb, f"{job.rpc}Request")
 
         def method(query: str, k: int, *, timeout: float) -> Any:

@@ -128,7 +128,7 @@ async def run_callers(
     at most seconds + drain, whatever the server does."""
     async with grpc.aio.insecure_channel(job.target) as channel:
         await asyncio.wait_for(channel.channel_ready(), CONNECT_TIMEOUT_SECONDS)
-        stub = pb_grpc.SearchServiceStub(channel)  # type: ignore[no-untyped-call]
+        stub = pb_grpc.SearchServiceStub(channel)
         method, request = getattr(stub, job.rpc), getattr(pb, f"{job.rpc}Request")
 
         def send(text: str) -> Awaitable[object]:

@@ -41,7 +41,7 @@ def refusing_server() -> Iterator[str]:
         nonlocal stop
         stop = asyncio.Event()
         server = grpc.aio.server(interceptors=[ServiceInterceptor()])
-        pb_grpc.add_SearchServiceServicer_to_server(_Refuser(), server)  # type: ignore[no-untyped-call]
+        pb_grpc.add_SearchServiceServicer_to_server(_Refuser(), server)
         address.append(f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}")
         await server.start()
         started.set()

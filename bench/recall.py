@@ -1,39 +1,47 @@
-"""What the approximate vector index gives up, and what each search breadth costs.
+"""What the approximate vector indexes give up, and what each search breadth costs.
 
-PostgreSQL answers vector queries from an HNSW graph, which may miss true neighbours;
-SQLite scans every vector, so it has nothing to measure here. The exact answer comes from
-the vectors PostgreSQL stores, read back once and ranked by cosine distance in numpy.
-Each breadth (`hnsw.ef_search`) is measured through the storage adapter opened with that
-setting, at k (Semantic) and at Hybrid's candidate window, so the figures include what the
-adapter does when a limit exceeds the breadth: it widens the breadth to the limit for that
-query. The alternative, leaving pgvector's iterative scan to fetch past the breadth, is
-measured beside it on a plain connection running the adapter's own statement.
+PostgreSQL answers vector queries from an HNSW graph over the float32 vectors
+(POSTGRES_HNSW_PRECISION=full, the default) or over their half-precision casts (half);
+SQLite, past SQLITE_ANN_THRESHOLD chunks, from a usearch HNSW graph in the server.
+Either may miss true neighbours. The exact answer comes from the stored vectors, read back
+once and ranked by cosine in numpy.
+
+PostgreSQL: both precisions are measured on the same rows in one run (the bench builds the
+index the server does not use, measures, and drops it), each at the breadths of
+`EF_SEARCH`, at k (Semantic) and at Hybrid's candidate window, running the adapter's own
+statement with hnsw.ef_search at max(breadth, limit): a walk returns at most that many rows,
+and the adapter widens it so. SQLite: the adapter itself, exact and with its graph, at k
+and at the window.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import logging
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from pathlib import Path
 
 import asyncpg
 import numpy as np
 import numpy.typing as npt
 from pgvector.asyncpg import register_vector
 
-from docfoundry_grpc.config import DatabaseConfig
-from docfoundry_grpc.storage import build_store
+from docfoundry_grpc.config import AnnConfig, DatabaseConfig
+from docfoundry_grpc.storage import StorageAdapter
 from docfoundry_grpc.storage.postgres import sql as adapter_sql
 
-from .floor import WARMUP
+from .floor import WARMUP, open_settled
 from .results import Latency, RecallResult
-
-# The bench's corpus lives in the default collection (id 1) of the server's model.
-RANK_VECTOR = adapter_sql.nearest(1, 384, "true", rows=False)
 
 F32 = npt.NDArray[np.float32]
 EF_SEARCH = (40, 64, 100, 200)
+PRECISIONS = ("full", "half")
+# Every stored vector; the bench's corpus is the default collection (id 1).
 _ALL_VECTORS = "SELECT id, embedding FROM chunks"
+log = logging.getLogger("bench")
 
 
 async def _stored_vectors(dsn: str) -> tuple[npt.NDArray[np.int64], F32]:
@@ -46,6 +54,14 @@ async def _stored_vectors(dsn: str) -> tuple[npt.NDArray[np.int64], F32]:
     ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
     vectors = np.stack([row[1].to_numpy() for row in rows]).astype(np.float32)
     return ids, vectors
+
+
+def _sqlite_vectors(path: Path, dimension: int) -> tuple[npt.NDArray[np.int64], F32]:
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        rows = connection.execute(_ALL_VECTORS).fetchall()
+    ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
+    vectors = np.frombuffer(b"".join(row[1] for row in rows), dtype=np.float32)
+    return ids, vectors.reshape(len(rows), dimension)
 
 
 def _unit(vectors: F32) -> F32:
@@ -80,60 +96,92 @@ async def _timed_ranking(
     return found, Latency.of(samples)
 
 
-async def _approximate(
-    config: DatabaseConfig, ef_search: int, queries: F32, limit: int, dimension: int
-) -> tuple[list[set[int]], Latency]:
-    postgres = dataclasses.replace(config.postgres, hnsw_ef_search=ef_search)
-    store = build_store(dataclasses.replace(config, postgres=postgres), dimension=dimension)
-    await store.open()
-
-    async def rank(vector: F32) -> list[int]:
-        return [chunk_id for chunk_id, _ in await store.rank_vector(vector, limit=limit)]
-
-    try:
-        return await _timed_ranking(rank, queries)
-    finally:
-        await store.close()
-
-
-async def _iterative(
-    dsn: str, ef_search: int, queries: F32, limit: int
-) -> tuple[list[set[int]], Latency]:
-    settings = {"hnsw.ef_search": str(ef_search), "hnsw.iterative_scan": "relaxed_order"}
-    connection = await asyncpg.connect(dsn, server_settings=settings)
-
-    async def rank(vector: F32) -> list[int]:
-        rows = await connection.fetch(RANK_VECTOR, vector, limit)
-        return [int(row[0]) for row in rows]
-
-    try:
-        await register_vector(connection)
-        return await _timed_ranking(rank, queries)
-    finally:
-        await connection.close()
-
-
 def _recall(found: Sequence[set[int]], exact: Sequence[set[int]]) -> float:
     return float(np.mean([len(f & e) / max(len(e), 1) for f, e in zip(found, exact, strict=True)]))
+
+
+async def _walks(
+    connection: asyncpg.Connection,
+    precision: str,
+    queries: F32,
+    limit: int,
+    exact: list[set[int]],
+    dimension: int,
+) -> list[RecallResult]:
+    statement = adapter_sql.nearest(1, dimension, "true", rows=False, half=precision == "half")
+
+    async def rank(vector: F32) -> list[int]:
+        rows = await connection.fetch(statement, vector, limit)
+        return [int(row[0]) for row in rows]
+
+    out = []
+    for ef_search in EF_SEARCH:
+        await connection.execute(f"SET hnsw.ef_search = {max(ef_search, limit)}")
+        found, latency = await _timed_ranking(rank, queries)
+        out.append(
+            RecallResult(f"hnsw {precision}", ef_search, limit, _recall(found, exact), latency)
+        )
+    return out
 
 
 async def measure_recall(
     config: DatabaseConfig, queries: F32, *, limits: Sequence[int], dimension: int
 ) -> list[RecallResult]:
-    """Recall@limit of the HNSW index against exact search, per ef_search and limit; where
-    the limit exceeds the breadth, also with an iterative scan in place of widening."""
+    """Recall@limit of PostgreSQL's HNSW index at both precisions against exact search, per
+    breadth and limit. Builds the index of the precision the server does not use (logged:
+    minutes at 100k chunks) and drops it afterwards."""
     dsn = config.postgres.dsn()
     ids, stored = await _stored_vectors(dsn)
     ranking = exact_ranking(ids, stored, queries, max(limits))
+    served = config.postgres.hnsw_precision
+    other = "full" if served == "half" else "half"
+    pg = config.postgres
+    extra = adapter_sql.hnsw_create(1, dimension, pg.hnsw_m, pg.hnsw_ef_construction, other)
+    connection = await asyncpg.connect(dsn)
+    try:
+        await register_vector(connection)
+        await connection.execute(f"SET maintenance_work_mem = '{pg.index_build_memory}'")
+        started = time.perf_counter()
+        await connection.execute(extra)
+        log.info("built the %s-precision index in %.0f s", other, time.perf_counter() - started)
+        out = []
+        for limit in limits:
+            exact = [set(nearest[:limit]) for nearest in ranking]
+            for precision in PRECISIONS:
+                out += await _walks(connection, precision, queries, limit, exact, dimension)
+        return out
+    finally:
+        await connection.execute(adapter_sql.hnsw_drop(1, other))
+        await connection.close()
+
+
+async def measure_sqlite_recall(
+    config: DatabaseConfig, queries: F32, *, limits: Sequence[int], dimension: int
+) -> list[RecallResult]:
+    """Recall@limit of the SQLite adapter with its graph (the server's settings; none below
+    SQLITE_ANN_THRESHOLD) against exact search, and the exact scan's own latency."""
+    ids, stored = _sqlite_vectors(config.sqlite_path, dimension)
+    ranking = exact_ranking(ids, stored, queries, max(limits))
     out = []
-    for limit in limits:
-        exact = [set(nearest[:limit]) for nearest in ranking]
-        for ef_search in EF_SEARCH:
-            found, latency = await _approximate(config, ef_search, queries, limit, dimension)
-            out.append(RecallResult(ef_search, limit, "widen", _recall(found, exact), latency))
-            if limit > ef_search:
-                found, latency = await _iterative(dsn, ef_search, queries, limit)
-                out.append(
-                    RecallResult(ef_search, limit, "iterative", _recall(found, exact), latency)
-                )
+    exact_config = dataclasses.replace(config, sqlite_ann=AnnConfig(threshold=0))
+    for name, variant in (("exact scan", exact_config), ("usearch f16", config)):
+        store = await open_settled(variant, dimension)
+        try:
+            graph = (await store.stats()).vector_graph
+            if variant is config and (graph is None or not graph.chunks):
+                break  # below SQLITE_ANN_THRESHOLD: no graph, exact search only
+            for limit in limits:
+                exact = [set(nearest[:limit]) for nearest in ranking]
+                found, latency = await _timed_ranking(_ranker(store, limit), queries)
+                ef_search = variant.sqlite_ann.ef_search if variant.sqlite_ann.threshold else 0
+                out.append(RecallResult(name, ef_search, limit, _recall(found, exact), latency))
+        finally:
+            await store.close()
     return out
+
+
+def _ranker(store: StorageAdapter, limit: int) -> Callable[[F32], Awaitable[list[int]]]:
+    async def rank(vector: F32) -> list[int]:
+        return [chunk_id for chunk_id, _ in await store.rank_vector(vector, limit=limit)]
+
+    return rank

@@ -46,6 +46,8 @@ class IngestResult:
     database_cpu_seconds: float | None
     # Set when the load ran without a vector index: the server's start that built it.
     index_build_seconds: float | None = None
+    # SQLite: seconds from the end of the load until the server's graph builds finished.
+    graph_build_seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -93,15 +95,13 @@ class FloorResult:
 
 @dataclass(frozen=True)
 class RecallResult:
-    """PostgreSQL's HNSW index at one search breadth against exact search."""
+    """An approximate vector index at one search breadth against exact search."""
 
-    ef_search: int
+    index: str  # "hnsw full", "hnsw half" (PostgreSQL), "usearch f16", "exact scan" (SQLite)
+    ef_search: int  # the walk's breadth (0: no walk)
     limit: int
-    # Past the breadth: "widen" raises it to the limit (the adapter), "iterative" lets
-    # pgvector's iterative scan go on past it
-    beyond_breadth: str
-    recall: float  # share of the exact `limit` nearest chunks the index returned
-    latency: Latency  # the adapter's rank_vector at this breadth and limit
+    recall: float  # share of the exact `limit` nearest chunks returned
+    latency: Latency  # one id-only ranking at this breadth and limit
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -172,6 +173,9 @@ SELECT (SELECT count(*) FROM chunks c, segment_state s WHERE c.id > s.through)
 """
 
 
+INDEX_WAIT_SECONDS = 3600.0
+
+
 def settle(database: Database, *, timeout: float = 3600.0) -> float:
     """Brings a freshly loaded PostgreSQL database to the state a server reaches once writes
     pause: the server packs the new postings by itself (its compactor runs when the backlog
@@ -212,8 +216,9 @@ def sqlite_database(folder: Path) -> Iterator[Database]:
             DatabaseConfig(type="sqlite", sqlite_path=path),
         )
     finally:
-        for suffix in ("", "-wal", "-shm"):
+        for suffix in ("", "-wal", "-shm", ".lock"):
             path.with_name(path.name + suffix).unlink(missing_ok=True)
+        shutil.rmtree(path.with_name(path.name + ".graphs"), ignore_errors=True)
 
 
 # The server -----------------------------------------------------------------------------
@@ -294,8 +299,22 @@ class ServerProcess:
 
     def segment_cache_bytes(self) -> tuple[float, float] | None:
         """(used, capacity) bytes of the server's full-text segment cache, or None."""
-        size = self._samples("docfoundry_fulltext_cache_bytes", "state")
-        return (size["used"], size["capacity"]) if size else None
+        used = self._samples("docfoundry_fulltext_cache_bytes", "backend")
+        capacity = self._samples("docfoundry_fulltext_cache_capacity_bytes", "backend")
+        if not used or not capacity:
+            return None
+        return sum(used.values()), sum(capacity.values())
+
+    def wait_vector_graphs(self, timeout: float = INDEX_WAIT_SECONDS) -> float | None:
+        """Waits until the server's approximate vector graphs are built (SQLite); returns
+        the seconds waited, None if the server has no graph at all."""
+        started = time.monotonic()
+        while self._samples("docfoundry_vector_graph_builds", "backend").get("sqlite", 0):
+            if time.monotonic() - started > timeout:
+                raise RuntimeError(f"the server's vector graphs took over {timeout:.0f}s")
+            time.sleep(0.5)
+        chunks = self._samples("docfoundry_vector_graph_chunks", "backend").get("sqlite", 0)
+        return time.monotonic() - started if chunks else None
 
     def _samples(self, name: str, label: str) -> dict[str, float]:
         """The values of the metric samples called `name`, keyed by `label`."""

@@ -72,7 +72,7 @@ async def fulltext_loop(
     it (a caller that only sends after each answer hides stalls: coordinated omission)."""
     latencies: list[float] = []
     async with grpc.aio.insecure_channel(target) as channel:
-        stub = pb_grpc.SearchServiceStub(channel)  # type: ignore[no-untyped-call]
+        stub = pb_grpc.SearchServiceStub(channel)
         due = time.perf_counter()
         n = 0
         while not (until.done() if isinstance(until, asyncio.Future) else time.monotonic() > until):
@@ -89,7 +89,7 @@ async def fulltext_loop(
 async def ingest(target: str, content: str) -> float:
     started = time.monotonic()
     async with grpc.aio.insecure_channel(target) as channel:
-        stub = pb_grpc.IndexServiceStub(channel)  # type: ignore[no-untyped-call]
+        stub = pb_grpc.IndexServiceStub(channel)
         document = pb.Document(path="stall/large.md", title="Large", content=content)
         async for result in stub.IndexDocuments(
             iter([pb.IndexDocumentsRequest(document=document)])

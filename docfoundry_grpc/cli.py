@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .config import Settings
 from .errors import DocFoundryError
+from .interrupts import exit_interrupted
 from .logs import configure_logging
 
 log = logging.getLogger("docfoundry_grpc")
@@ -75,6 +76,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_ops_commands(commands)
 
+    from .backup_cli import add_backup_commands
+
+    add_backup_commands(commands)
+
+    from .learning_cli import add_learning_commands
+
+    add_learning_commands(commands)
+
     from docfoundry_client.cli import add_client_commands
 
     add_client_commands(commands)
@@ -98,4 +107,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        return 130
+        exit_interrupted()

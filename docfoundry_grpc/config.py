@@ -27,6 +27,13 @@ def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int | None
     return value
 
 
+def _urls(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """URLs separated by spaces or commas (a comma inside one, as in libpq's multi-host
+    `postgresql://a,b/db`, stays: only a comma before a scheme separates)."""
+    parts = re.split(r"\s+|,(?=\s*postgres(?:ql)?://)", env.get(name, ""))
+    return tuple(part for part in parts if part)
+
+
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
     raw = env.get(name, "").strip()
     try:
@@ -87,6 +94,7 @@ class PostgresConfig:
     hnsw_m: int = 16
     hnsw_ef_construction: int = 64
     hnsw_ef_search: int = 100
+    hnsw_precision: str = "full"
     ivfflat_lists: int = 100
     ivfflat_probes: int = 10
     index_build_memory: str = "1GB"
@@ -95,6 +103,20 @@ class PostgresConfig:
     postings_cache_mb: int = 256
     filter_exact_max: int = 2000
     statement_timeout: float = 30.0
+    # Streaming replicas that serve searches (see storage/postgres/replicas.py).
+    read_urls: tuple[str, ...] = field(default=(), repr=False)
+    read_max_lag: float = 5.0
+    read_wait: float = 1.0
+
+    @property
+    def half_precision_walk(self) -> bool:
+        """Vector searches walk a half-precision HNSW index (and re-score in float32)."""
+        return self.vector_index == "hnsw" and self.hnsw_precision == "half"
+
+    @property
+    def index_kind(self) -> str:
+        """The vector index's kind, as its name says it: hnsw, hnsw_half, ivfflat, none."""
+        return "hnsw_half" if self.half_precision_walk else self.vector_index
 
     def dsn(self) -> str:
         """The connection string; contains the password, so never log it (see `safe_dsn`)."""
@@ -123,10 +145,57 @@ def mask_dsn(dsn: str) -> str:
 
 
 @dataclass(frozen=True)
+class AnnConfig:
+    """The SQLite backend's approximate vector index (storage/vector_index.py): an HNSW
+    graph per collection of `threshold` chunks or more (0: always exact)."""
+
+    threshold: int = 20_000
+    connectivity: int = 16
+    ef_construction: int = 128
+    ef_search: int = 300
+    threads: int = 2
+
+
+@dataclass(frozen=True)
 class DatabaseConfig:
     type: str = "sqlite"
     sqlite_path: Path = Path("data/docfoundry.db")
+    sqlite_ann: AnnConfig = field(default_factory=AnnConfig)
     postgres: PostgresConfig = field(default_factory=PostgresConfig)
+
+
+@dataclass(frozen=True)
+class ClickConfig:
+    """The click model (see docs/clicks.md): examination propensity (1/rank)^eta, never
+    below `min_propensity`; a click whose dwell is under `short_dwell_seconds` weighs
+    `short_dwell_weight`; `prior_sources` is the shrinkage of a query's estimates toward
+    no feedback; one source adds at most `source_bound` of the top score to a result. The
+    caps are counted clicks per session, user and API key for one query."""
+
+    weight: float = 1.0
+    eta: float = 1.0
+    min_propensity: float = 0.2
+    short_dwell_seconds: float = 10.0
+    short_dwell_weight: float = -0.5
+    prior_sources: float = 2.0
+    source_bound: float = 0.25
+    session_cap: int = 3
+    user_cap: int = 5
+    key_cap: int = 1000
+    impression_ttl_seconds: float = 86400.0
+
+    @property
+    def enabled(self) -> bool:
+        return self.weight > 0
+
+    def describe(self) -> str:
+        """What Health reports as the click model."""
+        if not self.enabled:
+            return ""
+        return (
+            f"pbm-ipw eta={self.eta:g} min_propensity={self.min_propensity:g} "
+            f"weight={self.weight:g} bound={self.source_bound:g}"
+        )
 
 
 @dataclass(frozen=True)
@@ -135,7 +204,7 @@ class SearchConfig:
     max_k: int = 1000
     max_query_chars: int = 4096
     candidate_window: int = 100
-    click_weight: float = 0.5
+    clicks: ClickConfig = field(default_factory=ClickConfig)
     chunk_max_chars: int = 1200
     fusion: Fusion = Fusion.SCORE
     # About 1,400 chunks: tens of seconds of embedding on one core, not minutes.
@@ -154,6 +223,39 @@ class TlsConfig:
     @property
     def enabled(self) -> bool:
         return self.cert_file is not None
+
+
+TRACE_EXPORTERS = ("otlp", "console")
+
+
+@dataclass(frozen=True)
+class TracingConfig:
+    """OpenTelemetry tracing, off unless OTEL_TRACES_EXPORTER names an exporter (here,
+    unlike in the SDK, unset means `none`). The SDK reads its other OTEL_* variables itself:
+    endpoint, headers, sampler, batching, resource attributes."""
+
+    exporters: tuple[str, ...] = ()
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.exporters)
+
+
+def _tracing(env: Mapping[str, str]) -> TracingConfig:
+    raw = env.get("OTEL_TRACES_EXPORTER", "").strip().lower()
+    names = tuple(dict.fromkeys(n.strip() for n in raw.split(",") if n.strip()))
+    if names in ((), ("none",)):
+        return TracingConfig()
+    if not set(names) <= set(TRACE_EXPORTERS):
+        raise InvalidArgumentError(
+            f"OTEL_TRACES_EXPORTER must be none, otlp, console or a list of them, got {raw!r}"
+        )
+    protocol = env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or env.get(
+        "OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"
+    )
+    if "otlp" in names and protocol.strip().lower() != "grpc":
+        raise InvalidArgumentError(f"OTLP export here is over grpc only, got {protocol!r}")
+    return TracingConfig(names)
 
 
 @dataclass(frozen=True)
@@ -181,6 +283,7 @@ class Settings:
     admission: AdmissionConfig = field(default_factory=AdmissionConfig)
     request_timeout_seconds: float = 30.0
     max_message_bytes: int = 8 * 1024 * 1024
+    tracing: TracingConfig = field(default_factory=TracingConfig)
 
     def check_exposure(self) -> None:
         """Refuses a configuration that would serve a network in the clear or without keys
@@ -214,6 +317,7 @@ class Settings:
             hnsw_m=_int(env, "POSTGRES_HNSW_M", 16),
             hnsw_ef_construction=_int(env, "POSTGRES_HNSW_EF_CONSTRUCTION", 64),
             hnsw_ef_search=_int(env, "POSTGRES_HNSW_EF_SEARCH", 100),
+            hnsw_precision=_choice(env, "POSTGRES_HNSW_PRECISION", "full", ("full", "half")),
             ivfflat_lists=_int(env, "POSTGRES_IVFFLAT_LISTS", 100),
             ivfflat_probes=_int(env, "POSTGRES_IVFFLAT_PROBES", 10),
             index_build_memory=_memory(env, "POSTGRES_INDEX_BUILD_MEMORY", "1GB"),
@@ -226,10 +330,14 @@ class Settings:
                 "POSTGRES_STATEMENT_TIMEOUT_SECONDS",
                 _float(env, "REQUEST_TIMEOUT_SECONDS", 30.0),
             ),
+            read_urls=_urls(env, "POSTGRES_READ_URLS"),
+            read_max_lag=_float(env, "POSTGRES_READ_MAX_LAG_SECONDS", 5.0),
+            read_wait=_float(env, "POSTGRES_READ_WAIT_SECONDS", 1.0),
         )
         database = DatabaseConfig(
             type=_choice(env, "DATABASE_TYPE", "sqlite", ("sqlite", "postgresql")),
             sqlite_path=Path(env.get("SQLITE_PATH", "data/docfoundry.db")),
+            sqlite_ann=_ann_config(env),
             postgres=postgres,
         )
         search = SearchConfig(
@@ -237,7 +345,7 @@ class Settings:
             max_k=_int(env, "SEARCH_MAX_K", 1000),
             max_query_chars=_int(env, "SEARCH_MAX_QUERY_CHARS", 4096),
             candidate_window=_int(env, "SEARCH_CANDIDATE_WINDOW", 100),
-            click_weight=_float(env, "SEARCH_CLICK_WEIGHT", 0.5),
+            clicks=_click_config(env),
             chunk_max_chars=_int(env, "CHUNK_MAX_CHARS", 1200),
             fusion=Fusion(_choice(env, "SEARCH_FUSION", "score", ("score", "rrf"))),
             max_document_bytes=_int(env, "MAX_DOCUMENT_BYTES", 1024 * 1024, minimum=1),
@@ -283,4 +391,41 @@ class Settings:
             ),
             request_timeout_seconds=_float(env, "REQUEST_TIMEOUT_SECONDS", 30.0),
             max_message_bytes=_int(env, "MAX_MESSAGE_BYTES", 8 * 1024 * 1024, minimum=1024),
+            tracing=_tracing(env),
         )
+
+
+def _ann_config(env: Mapping[str, str]) -> AnnConfig:
+    defaults = AnnConfig()
+    return AnnConfig(
+        threshold=_int(env, "SQLITE_ANN_THRESHOLD", defaults.threshold, minimum=0),
+        connectivity=_int(env, "SQLITE_ANN_CONNECTIVITY", defaults.connectivity, minimum=2),
+        ef_construction=_int(
+            env, "SQLITE_ANN_EF_CONSTRUCTION", defaults.ef_construction, minimum=1
+        ),
+        ef_search=_int(env, "SQLITE_ANN_EF_SEARCH", defaults.ef_search, minimum=1),
+        threads=_int(env, "SQLITE_ANN_THREADS", defaults.threads, minimum=1),
+    )
+
+
+def _click_config(env: Mapping[str, str]) -> ClickConfig:
+    defaults = ClickConfig()
+    return ClickConfig(
+        weight=_float(env, "SEARCH_CLICK_WEIGHT", defaults.weight),
+        eta=_float(env, "SEARCH_CLICK_ETA", defaults.eta),
+        min_propensity=_float(env, "SEARCH_CLICK_MIN_PROPENSITY", defaults.min_propensity),
+        short_dwell_seconds=_float(
+            env, "SEARCH_CLICK_SHORT_DWELL_SECONDS", defaults.short_dwell_seconds
+        ),
+        short_dwell_weight=_float(
+            env, "SEARCH_CLICK_SHORT_DWELL_WEIGHT", defaults.short_dwell_weight
+        ),
+        prior_sources=_float(env, "SEARCH_CLICK_PRIOR_SOURCES", defaults.prior_sources),
+        source_bound=_float(env, "SEARCH_CLICK_SOURCE_BOUND", defaults.source_bound),
+        session_cap=_int(env, "SEARCH_CLICK_SESSION_CAP", defaults.session_cap, minimum=0),
+        user_cap=_int(env, "SEARCH_CLICK_USER_CAP", defaults.user_cap, minimum=0),
+        key_cap=_int(env, "SEARCH_CLICK_KEY_CAP", defaults.key_cap, minimum=0),
+        impression_ttl_seconds=_float(
+            env, "SEARCH_IMPRESSION_TTL_SECONDS", defaults.impression_ttl_seconds
+        ),
+    )

@@ -122,10 +122,36 @@ class LocalPostgres:
         self.base_dir.chmod(0o755)
         shutil.chown(self.base_dir, self.user, self.user)
 
+    @classmethod
+    def replica_of(cls, primary: LocalPostgres) -> LocalPostgres:
+        """A streaming replica of the running `primary`, copied with pg_basebackup (which
+        writes the standby settings, -R) into a folder beside it; start it with `start`."""
+        replica = cls(primary.base_dir.parent, settings=primary.settings)
+        replica._run(
+            "pg_basebackup",
+            *("-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres"),
+            *("-D", str(replica.data_dir), "-R", "-X", "stream", "-c", "fast", "--no-sync"),
+        )
+        return replica
+
     def _run(self, *args: str) -> None:
+        """Runs a PostgreSQL tool, as the unprivileged user when we are root.
+
+        The user switch is `setpriv` in the command, not subprocess's `user=`: with `user=`
+        Python must fork() instead of vfork(), and fork() runs gRPC's at-fork handlers in
+        the child, which crash it now and then while other threads are inside gRPC (seen as
+        pg_ctl "dying" with SIGSEGV in a test process that serves gRPC)."""
+        command = [str(self.bin / args[0]), *args[1:]]
+        if self.user is not None:
+            command = [
+                "setpriv",
+                f"--reuid={self.user}",
+                f"--regid={self.user}",
+                "--init-groups",
+                *command,
+            ]
         subprocess.run(
-            [str(self.bin / args[0]), *args[1:]],
-            user=self.user,
+            command,
             check=True,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

@@ -6,27 +6,39 @@ import asyncio
 import hashlib
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
-from . import __version__
+from . import __version__, sibling_tasks
 from .admission import Admission, AdmissionConfig
 from .config import SearchConfig
 from .embedding import Embedder
 from .errors import DocFoundryError, InvalidArgumentError, NotFoundError
+from .feedback import (
+    ImpressionTokens,
+    apply_boosts,
+    click_boosts,
+    click_source,
+    click_vote,
+    judge_caps,
+    one_chunk_per_document,
+)
 from .filters import Filter
 from .ingest import DocumentInput, DocumentPreparer, check_document, content_hash
+from .learned_ranker import HEAD, Candidate, LearnedRanker, LiveRankers, score_head
 from .models import (
     DEFAULT_COLLECTION,
     ClickEvent,
+    ClickEvidence,
+    ClickOutcome,
+    ClickRecord,
     Collection,
     CollectionSpec,
     DeleteManyResult,
     DeleteResult,
     DocumentChunks,
-    DocumentClicks,
     Hit,
     LegResult,
     Rejection,
@@ -41,10 +53,11 @@ from .models import (
     VectorSource,
 )
 from .paging import PageTokens
-from .ranking import FusionParams, fuse
+from .ranking import FusedCandidate, FusionParams, fuse
 from .snippets import snippet
 from .storage.base import StorageAdapter
-from .text import query_terms
+from .text import query_key, query_terms
+from .tracing import STEPS_OFF, Attributes, StepSpans
 from .validation import SearchQuery, check_click, check_document_path, check_vector
 
 QUERY_CACHE_SIZE = 2048
@@ -54,6 +67,7 @@ QUERY_CACHE_SIZE = 2048
 class SearchPage:
     hits: list[Hit]
     next_page_token: str = ""
+    impression_id: str = ""  # names the hits for RecordClick (see feedback.py)
 
 
 @dataclass(frozen=True)
@@ -80,6 +94,8 @@ class HealthReport:
     roundtrip_ms: float
     embedding_model: str
     embedding_dimension: int
+    click_model: str = ""
+    rankers: dict[str, str] = field(default_factory=dict)
     version: str = __version__
 
 
@@ -106,7 +122,9 @@ SearchTimer = Callable[[str], AbstractContextManager[object]]
 
 
 class SearchEngine:
-    """`timer(mode)` wraps each search, end to end, so metrics can see it per mode."""
+    """`timer(mode)` wraps each search, end to end, so metrics can see it per mode;
+    `spans` traces its steps (embedding, each leg, fusion, snippets, ingest batches);
+    `on_click` hears each stored click's outcome."""
 
     def __init__(
         self,
@@ -117,8 +135,12 @@ class SearchEngine:
         timer: SearchTimer = lambda mode: nullcontext(),
         page_token_secret: str = "",
         admission: Admission | None = None,
+        spans: StepSpans = STEPS_OFF,
+        on_click: Callable[[ClickOutcome], None] = lambda outcome: None,
     ) -> None:
         self.store = store
+        self._spans = spans
+        self._on_click = on_click
         self.admission = admission or Admission(AdmissionConfig())
         self.embedder = embedder
         self.config = config
@@ -132,10 +154,12 @@ class SearchEngine:
         )
         self._ingest_model = ThreadPoolExecutor(1, thread_name_prefix="embed-ingest")
         self.preparer = DocumentPreparer(
-            embedder, max_chars=config.chunk_max_chars, executor=self._ingest_model
+            embedder, max_chars=config.chunk_max_chars, executor=self._ingest_model, spans=spans
         )
         self._query_vectors = _QueryVectorCache(QUERY_CACHE_SIZE)
         self._pages = PageTokens(page_token_secret)
+        self._impressions = ImpressionTokens(page_token_secret)
+        self.rankers = LiveRankers(store)
 
     def close(self) -> None:
         self._query_model.shutdown(wait=False, cancel_futures=True)
@@ -163,6 +187,10 @@ class SearchEngine:
             )
         return await self.store.create_collection(spec)
 
+    async def write_position(self) -> str:
+        """The consistency token of the writes acknowledged so far (see `consistency`)."""
+        return await self.store.write_position()
+
     async def get_collection(self, name: str) -> Collection:
         return await self.store.get_collection(name)
 
@@ -182,7 +210,7 @@ class SearchEngine:
             found = await self.store.search_fulltext(
                 terms, limit=page.ranked, collection=query.collection, where=query.where
             )
-            hits = [self._hit(c, c.score, terms) for c in found[page.offset : page.end]]
+            hits = self._hits(found[page.offset : page.end], terms)
             return self._search_page(query, "fulltext", page, hits, len(found) > page.end)
 
     async def semantic(self, query: SearchQuery) -> SearchPage:
@@ -191,13 +219,13 @@ class SearchEngine:
             page = self._page(query, "semantic")
             vector = await self._query_vector(query, collection)
             if vector is None:
-                return SearchPage([])
+                return self._search_page(query, "semantic", page, [], False)
             found = await self.store.search_vector(
                 vector, limit=page.ranked, collection=query.collection, where=query.where
             )
             similar = [c for c in found if _similar_enough(c.score, query)]
             terms = query_terms(query.q)
-            hits = [self._hit(c, c.score, terms) for c in similar[page.offset : page.end]]
+            hits = self._hits(similar[page.offset : page.end], terms)
             return self._search_page(query, "semantic", page, hits, len(similar) > page.end)
 
     async def hybrid(self, query: SearchQuery) -> SearchPage:
@@ -224,64 +252,85 @@ class SearchEngine:
         self, query: SearchQuery, mode: str, page: _Page, hits: list[Hit], more: bool
     ) -> SearchPage:
         """A page, with a token for the next one if the ranking has more (at most
-        SEARCH_MAX_K results in all)."""
-        if not more:
-            return SearchPage(hits)
-        return SearchPage(hits, self._pages.encode(_fingerprint(mode, query), page.end))
+        SEARCH_MAX_K results in all), and the impression a click on its hits sends back."""
+        impression = self._impressions.issue(
+            query.q,
+            query.collection,
+            [h.chunk.chunk_id for h in hits],
+            first_rank=page.offset + 1,
+        )
+        next_page = self._pages.encode(_fingerprint(mode, query), page.end) if more else ""
+        return SearchPage(hits, next_page, impression)
 
     async def _hybrid(
         self, query: SearchQuery, collection: Collection, page: _Page
     ) -> tuple[list[Hit], bool]:
         """Both legs rank a window of chunk ids side by side, while the store says whether
-        the query has clicks at all; rows are read only for the page's fused results, not
-        for the whole window. Returns the page's hits and whether more follow."""
+        the query has counted clicks at all; only then is the whole window fused and the
+        clicks read for it. Rows are read only for the page's results, not for the whole
+        window. Returns the page's hits and whether more follow."""
         window = max(self.config.candidate_window, 2 * page.ranked)
         terms = query_terms(query.q)
-        fulltext, semantic, clicked = await asyncio.gather(
-            self.store.rank_fulltext(
-                terms, limit=window, collection=query.collection, where=query.where
-            ),
-            self._semantic_ranking(query, collection, limit=window),
-            self._has_clicks(terms),
+        (fulltext, semantic), clicked, ranker = await sibling_tasks.gather(
+            self._legs(query, collection, terms, window),
+            self._has_clicks(query, terms),
+            self._live_ranker(query),
         )
-        clicks: dict[int, DocumentClicks] = {}
-        if clicked:
-            clicks = await self.store.document_clicks(
-                query_key(terms), sorted({i for i, _ in (*fulltext, *semantic)})
+        params = self._fusion_params(query)
+        with self._spans("fuse", {"docfoundry.fusion.method": params.method.value}) as span:
+            whole = clicked or ranker is not None
+            fused = fuse(fulltext, semantic, params, limit=None if whole else page.ranked)
+            span.set_attribute("docfoundry.fusion.results", len(fused))
+        rows: dict[int, StoredChunk] = {}
+        if ranker is not None and fused:
+            fused, rows = await self._learned(ranker, query, terms, fused)
+        if clicked and fused:
+            evidence = await self.store.click_evidence(
+                query_key(terms), [f.chunk_id for f in fused], collection=query.collection
             )
-        params = FusionParams(
-            method=query.fusion or self.config.fusion,
-            rrf_k=query.rrf_k,
-            fulltext_weight=query.fulltext_weight,
-            semantic_weight=query.semantic_weight,
-            click_weight=self.config.click_weight,
-        )
-        fused = fuse(fulltext, semantic, params, clicks=clicks, limit=page.ranked)
+            fused = self._with_clicks(fused, evidence)
         shown = fused[page.offset : page.end]
-        chunks = await self.store.chunks([(f.chunk_id, f.score) for f in shown])
+        if all(f.chunk_id in rows for f in shown):  # read already, for the ranker
+            chunks = [replace(rows[f.chunk_id], score=f.score) for f in shown]
+        else:
+            chunks = await self.store.chunks([(f.chunk_id, f.score) for f in shown])
         legs = {f.chunk_id: f for f in shown}
-        hits = [
-            self._hit(
-                c,
-                c.score,
-                terms,
-                fulltext=legs[c.chunk_id].fulltext,
-                semantic=legs[c.chunk_id].semantic,
-            )
-            for c in chunks
-        ]
+        with self._spans("snippets", {"docfoundry.hits": len(chunks)}):
+            hits = [
+                self._hit(
+                    c,
+                    c.score,
+                    terms,
+                    fulltext=legs[c.chunk_id].fulltext,
+                    semantic=legs[c.chunk_id].semantic,
+                )
+                for c in chunks
+            ]
         return hits, len(fused) > page.end
+
+    async def _fulltext_ranking(
+        self, query: SearchQuery, terms: Sequence[str], *, limit: int
+    ) -> list[ScoredId]:
+        with self._spans("fulltext leg", {"docfoundry.search.window": limit}) as span:
+            found = await self.store.rank_fulltext(
+                terms, limit=limit, collection=query.collection, where=query.where
+            )
+            span.set_attribute("docfoundry.search.candidates", len(found))
+            return found
 
     async def _semantic_ranking(
         self, query: SearchQuery, collection: Collection, *, limit: int
     ) -> list[ScoredId]:
-        vector = await self._query_vector(query, collection)
-        if vector is None:
-            return []
-        found = await self.store.rank_vector(
-            vector, limit=limit, collection=query.collection, where=query.where
-        )
-        return [(i, score) for i, score in found if _similar_enough(score, query)]
+        with self._spans("semantic leg", {"docfoundry.search.window": limit}) as span:
+            vector = await self._query_vector(query, collection)
+            if vector is None:
+                return []
+            found = await self.store.rank_vector(
+                vector, limit=limit, collection=query.collection, where=query.where
+            )
+            similar = [(i, score) for i, score in found if _similar_enough(score, query)]
+            span.set_attribute("docfoundry.search.candidates", len(similar))
+            return similar
 
     async def _query_vector(self, query: SearchQuery, collection: Collection) -> Vector | None:
         """The request's vector (checked against the collection's dimension), or the query
@@ -300,23 +349,115 @@ class SearchEngine:
         key = " ".join(text.split())
         if not key:
             return None
-        vector = self._query_vectors.get(key)
-        if vector is None:
-            # Admitted against the call's deadline; a call cancelled while it waits leaves
-            # the queue and its text is never embedded.
-            async with self.admission.embedding.slot():
-                loop = asyncio.get_running_loop()
-                embedded = await loop.run_in_executor(self._query_model, self.embedder.embed, [key])
-            vector = embedded[0]
-            self._query_vectors.put(key, vector)
-        return vector
+        with self._spans(
+            "embed query", {"docfoundry.embedding.model": self.embedder.model_name}
+        ) as span:
+            vector = self._query_vectors.get(key)
+            span.set_attribute("docfoundry.embedding.cached", vector is not None)
+            if vector is None:
+                # Admitted against the call's deadline; a call cancelled while it waits
+                # leaves the queue and its text is never embedded.
+                async with self.admission.embedding.slot():
+                    span.add_event("admitted")
+                    loop = asyncio.get_running_loop()
+                    embedded = await loop.run_in_executor(
+                        self._query_model, self.embedder.embed, [key]
+                    )
+                vector = embedded[0]
+                self._query_vectors.put(key, vector)
+            return vector
 
-    async def _has_clicks(self, terms: Sequence[str]) -> bool:
-        """False without asking when clicks cannot count: no terms to group them by, or
-        a click weight of 0."""
-        if not terms or self.config.click_weight == 0:
+    async def embed_texts(self, texts: Sequence[str]) -> Vector:
+        """Many texts embedded at once, on the ingest thread (training, not queries)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._ingest_model, self.embedder.embed, list(texts))
+
+    async def _has_clicks(self, query: SearchQuery, terms: Sequence[str]) -> bool:
+        """False without asking when clicks cannot count: no terms to group them by, click
+        feedback off, or a request for the plain ranking."""
+        if not terms or not self.config.clicks.enabled or query.plain_ranking:
             return False
         return await self.store.has_clicks(query_key(terms))
+
+    async def _live_ranker(self, query: SearchQuery) -> LearnedRanker | None:
+        if query.plain_ranking or not query.q.strip() or not self.config.clicks.enabled:
+            return None  # the ranker is made of clicks: feedback off turns it off too
+        return await self.rankers.get(query.collection)
+
+    async def _learned(
+        self,
+        ranker: LearnedRanker,
+        query: SearchQuery,
+        terms: Sequence[str],
+        fused: list[FusedCandidate],
+    ) -> tuple[list[FusedCandidate], dict[int, StoredChunk]]:
+        """The head of the fused list re-ordered by the learned ranker, and its rows."""
+        with self._spans("learned ranker", {"docfoundry.ranker.version": ranker.version}):
+            candidates = await self.head_candidates(fused[:HEAD])
+            vector = await self.embed_query(query.q)
+            order = await asyncio.to_thread(score_head, ranker, terms, candidates, vector)
+        head = [
+            FusedCandidate(
+                candidates[i].chunk.chunk_id, score, candidates[i].fulltext, candidates[i].semantic
+            )
+            for i, score in order
+        ]
+        return head + fused[HEAD:], {c.chunk.chunk_id: c.chunk for c in candidates}
+
+    async def head_candidates(self, head: Sequence[FusedCandidate]) -> list[Candidate]:
+        """The head's candidates with their rows (a chunk deleted meanwhile is left out)."""
+        found = await self.store.chunks([(f.chunk_id, f.score) for f in head])
+        by_id = {c.chunk_id: c for c in found}
+        return [
+            Candidate(by_id[f.chunk_id], f.score, f.fulltext, f.semantic)
+            for f in head
+            if f.chunk_id in by_id
+        ]
+
+    async def plain_head(self, text: str, collection: str) -> list[Candidate]:
+        """What the learned ranker sees for a query: the head of its plain fused list."""
+        query = SearchQuery(q=text, k=HEAD, collection=collection, plain_ranking=True)
+        described = await self.collection(collection)
+        window = max(self.config.candidate_window, 2 * HEAD)
+        legs = await self._legs(query, described, query_terms(text), window)
+        fused = fuse(*legs, self._fusion_params(query), limit=HEAD)
+        return await self.head_candidates(fused)
+
+    async def _legs(
+        self, query: SearchQuery, collection: Collection, terms: Sequence[str], window: int
+    ) -> tuple[list[ScoredId], list[ScoredId]]:
+        """Both legs' rankings of `window` candidates, side by side."""
+        fulltext, semantic = await sibling_tasks.gather(
+            self._fulltext_ranking(query, terms, limit=window),
+            self._semantic_ranking(query, collection, limit=window),
+        )
+        return fulltext, semantic
+
+    def _fusion_params(self, query: SearchQuery) -> FusionParams:
+        return FusionParams(
+            method=query.fusion or self.config.fusion,
+            rrf_k=query.rrf_k,
+            fulltext_weight=query.fulltext_weight,
+            semantic_weight=query.semantic_weight,
+        )
+
+    def _with_clicks(
+        self, fused: list[FusedCandidate], evidence: ClickEvidence
+    ) -> list[FusedCandidate]:
+        """The fused candidates with what the query's clicks add, re-ranked."""
+        boosts = click_boosts(evidence, fused[0].score, self.config.clicks)
+        boosts = one_chunk_per_document(
+            boosts, [f.chunk_id for f in fused], evidence.documents, evidence.own_clicks
+        )
+        if not boosts:
+            return fused
+        by_id = {f.chunk_id: f for f in fused}
+        boosted = apply_boosts([(f.chunk_id, f.score) for f in fused], boosts)
+        return [replace(by_id[chunk_id], score=score) for chunk_id, score in boosted]
+
+    def _hits(self, chunks: Sequence[StoredChunk], terms: Sequence[str]) -> list[Hit]:
+        with self._spans("snippets", {"docfoundry.hits": len(chunks)}):
+            return [self._hit(c, c.score, terms) for c in chunks]
 
     @staticmethod
     def _hit(
@@ -332,9 +473,46 @@ class SearchEngine:
 
     # Feedback ---------------------------------------------------------------------------
 
-    async def record_click(self, click: ClickEvent) -> int:
+    async def record_click(self, click: ClickEvent) -> tuple[int, ClickOutcome]:
+        """Stores the click, and whether it counts: only a click on a hit of an impression
+        this service issued counts, within the caps (see feedback.py)."""
         check_click(click, self.config)
-        return await self.store.record_click(click, query_key=query_key(query_terms(click.query)))
+        config = self.config.clicks
+        record = self._click_record(click)
+        click_id, outcome = await self.store.record_click(
+            record, judge=lambda counts: judge_caps(click, counts, config)
+        )
+        self._on_click(outcome)
+        return click_id, outcome
+
+    def _click_record(self, click: ClickEvent) -> ClickRecord:
+        key = query_key(query_terms(click.query))
+        if not click.impression_id:
+            source = click_source(click, "")
+            return ClickRecord(
+                click, key, click.position, "", source, 0.0, ClickOutcome.NO_IMPRESSION
+            )
+        impression = self._impressions.read(click.impression_id)
+        if click.query and key != impression.query_key:
+            raise InvalidArgumentError("query is not the query of the impression", field="query")
+        if not click.query:
+            click = replace(click, query=impression.query)
+        source = click_source(click, impression.nonce)
+        position = impression.position_of(click.chunk_id)
+        expired = time.time() - impression.issued_at > self.config.clicks.impression_ttl_seconds
+        if position is None or expired:
+            outcome = ClickOutcome.NOT_SHOWN if position is None else ClickOutcome.NO_IMPRESSION
+            return ClickRecord(
+                click,
+                impression.query_key,
+                position or click.position,
+                impression.nonce,
+                source,
+                0.0,
+                outcome,
+            )
+        vote = click_vote(position, click.dwell_time, self.config.clicks)
+        return ClickRecord(click, impression.query_key, position, impression.nonce, source, vote)
 
     # Indexing ---------------------------------------------------------------------------
 
@@ -346,8 +524,13 @@ class SearchEngine:
         at fault; the others are stored. Documents for a collection that does not exist are
         rejected too (NOT_FOUND), not the stream. Unchanged documents cost one lookup.
         Each call is one unit of ingest work for admission control."""
-        async with self.admission.ingest.slot():
-            return await self._index(docs, collection)
+        attributes: Attributes = {
+            "docfoundry.collection": collection,
+            "docfoundry.documents": len(docs),
+        }
+        with self._spans("index batch", attributes):
+            async with self.admission.ingest.slot():
+                return await self._index(docs, collection)
 
     async def _index(self, docs: Sequence[DocumentInput], collection: str) -> list[UpsertResult]:
         try:
@@ -366,8 +549,8 @@ class SearchEngine:
             else:
                 valid.append(i)
         hashes = {i: content_hash(docs[i], chunking=self.preparer.chunking) for i in valid}
-        stored = await asyncio.gather(
-            *(self.store.content_hash(docs[i].path, collection=collection) for i in valid)
+        stored = await sibling_tasks.gather_all(
+            self.store.content_hash(docs[i].path, collection=collection) for i in valid
         )
         changed = [i for i, old in zip(valid, stored, strict=True) if hashes[i] != old]
         for i in valid:
@@ -423,12 +606,18 @@ class SearchEngine:
             await self.store.ping()
             roundtrip_ms = (time.perf_counter() - started) * 1000
             stats = await self.store.stats()
+            rankers = await self.store.live_rankers()
         except DocFoundryError as exc:
             return self._report(False, str(exc), None, 0.0)
-        return self._report(True, "", stats, roundtrip_ms)
+        return self._report(True, "", stats, roundtrip_ms, rankers)
 
     def _report(
-        self, serving: bool, detail: str, stats: StoreStats | None, roundtrip_ms: float
+        self,
+        serving: bool,
+        detail: str,
+        stats: StoreStats | None,
+        roundtrip_ms: float,
+        rankers: Mapping[str, int] | None = None,
     ) -> HealthReport:
         return HealthReport(
             serving=serving,
@@ -438,6 +627,8 @@ class SearchEngine:
             roundtrip_ms=roundtrip_ms,
             embedding_model=self.embedder.model_name,
             embedding_dimension=self.embedder.dimension,
+            click_model=self.config.clicks.describe(),
+            rankers={name: f"v{v}" for name, v in sorted((rankers or {}).items())},
         )
 
 
@@ -479,8 +670,3 @@ def _fingerprint(mode: str, query: SearchQuery) -> str:
 
 def _similar_enough(score: float, query: SearchQuery) -> bool:
     return query.min_similarity is None or score >= query.min_similarity
-
-
-def query_key(terms: Sequence[str]) -> str:
-    """The form under which clicks are grouped: 'Install guides' and 'install guide' meet."""
-    return " ".join(sorted(terms))

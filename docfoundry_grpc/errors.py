@@ -24,6 +24,10 @@ class NotFoundError(DocFoundryError):
     """A referenced document or chunk does not exist."""
 
 
+class NotEnoughClicksError(DocFoundryError):
+    """A learned ranker cannot be trained yet: too few queries have counted clicks."""
+
+
 class StoreUnavailableError(DocFoundryError):
     """The database cannot be reached or refused the work; retrying later may succeed."""
 

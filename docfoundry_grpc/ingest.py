@@ -25,6 +25,7 @@ from .models import (
 )
 from .preparation import PreparedText, prepare_text_off_loop
 from .storage.base import metadata_json
+from .tracing import STEPS_OFF, Attributes, StepSpans
 from .validation import (
     MAX_CONTENT_CHARS,
     check_document_path,
@@ -115,12 +116,21 @@ def embedding_text(title: str, heading: str, text: str) -> str:
 
 
 class DocumentPreparer:
-    """Chunks and embeds documents; embeds all chunks of a batch in one model call."""
+    """Chunks and embeds documents; embeds all chunks of a batch in one model call.
+    `spans` traces the two steps, chunking and embedding."""
 
-    def __init__(self, embedder: Embedder, *, max_chars: int, executor: Executor) -> None:
+    def __init__(
+        self,
+        embedder: Embedder,
+        *,
+        max_chars: int,
+        executor: Executor,
+        spans: StepSpans = STEPS_OFF,
+    ) -> None:
         self.embedder = embedder
         self.max_chars = max_chars
         self.executor = executor
+        self._spans = spans
         self.chunking = f"chars={max_chars};model={embedder.model_name}"
 
     async def _sections(self, doc: DocumentInput) -> list[PreparedText]:
@@ -137,15 +147,22 @@ class DocumentPreparer:
         after the slice at hand instead of embedding the rest of a large document."""
         loop = asyncio.get_running_loop()
         parts = []
-        for start in range(0, len(texts), EMBED_SLICE):
-            piece = texts[start : start + EMBED_SLICE]
-            parts.append(await loop.run_in_executor(self.executor, self.embedder.embed, piece))
+        attributes: Attributes = {
+            "docfoundry.embedding.model": self.embedder.model_name,
+            "docfoundry.embedding.texts": len(texts),
+        }
+        with self._spans("embed chunks", attributes):
+            for start in range(0, len(texts), EMBED_SLICE):
+                piece = texts[start : start + EMBED_SLICE]
+                parts.append(await loop.run_in_executor(self.executor, self.embedder.embed, piece))
         return np.concatenate(parts)
 
     async def prepare(
         self, docs: Sequence[DocumentInput], hashes: Sequence[str]
     ) -> list[DocumentChunks]:
-        sections = [await self._sections(doc) for doc in docs]
+        with self._spans("chunk", {"docfoundry.documents": len(docs)}) as span:
+            sections = [await self._sections(doc) for doc in docs]
+            span.set_attribute("docfoundry.chunks", sum(map(len, sections)))
         to_embed = [
             embedding_text(doc.title, heading, text)
             for doc, doc_sections in zip(docs, sections, strict=True)

@@ -13,12 +13,21 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from .admission import Limiter
 from .embedding.base import Embedder
-from .models import StoreStats
+from .models import ClickOutcome, StoreStats
 
 log = logging.getLogger(__name__)
 
@@ -44,33 +53,163 @@ LATENCY_BUCKETS = (
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 
 
-class ServiceMetrics:
-    def __init__(self, registry: CollectorRegistry, *, backend: str) -> None:
-        self.registry = registry
-        self.backend = backend
-        self.rpc_requests = Counter(
-            "docfoundry_grpc_requests",
-            "gRPC requests handled, by method and status code.",
-            ["method", "code"],
+# The grpc-ecosystem's spellings (go-grpc-prometheus, whose names stock dashboards and alert
+# rules query): method types in lower snake case, and codes as Go's codes.Code prints them,
+# by the name of Python's grpc.StatusCode (keyed by name, so nothing below the gRPC layer
+# imports grpc).
+GRPC_TYPES = {
+    (False, False): "unary",
+    (True, False): "client_stream",
+    (False, True): "server_stream",
+    (True, True): "bidi_stream",
+}
+GRPC_CODE_NAMES: dict[str, str] = {
+    "OK": "OK",
+    "CANCELLED": "Canceled",
+    "UNKNOWN": "Unknown",
+    "INVALID_ARGUMENT": "InvalidArgument",
+    "DEADLINE_EXCEEDED": "DeadlineExceeded",
+    "NOT_FOUND": "NotFound",
+    "ALREADY_EXISTS": "AlreadyExists",
+    "PERMISSION_DENIED": "PermissionDenied",
+    "RESOURCE_EXHAUSTED": "ResourceExhausted",
+    "FAILED_PRECONDITION": "FailedPrecondition",
+    "ABORTED": "Aborted",
+    "OUT_OF_RANGE": "OutOfRange",
+    "UNIMPLEMENTED": "Unimplemented",
+    "INTERNAL": "Internal",
+    "UNAVAILABLE": "Unavailable",
+    "DATA_LOSS": "DataLoss",
+    "UNAUTHENTICATED": "Unauthenticated",
+}
+GRPC_LABELS = ("grpc_type", "grpc_service", "grpc_method")
+
+
+class GrpcServerMetrics:
+    """The grpc-ecosystem server metrics (grpc_server_started_total, _handled_total,
+    _handling_seconds, _msg_received_total, _msg_sent_total), with its label names and
+    spellings, so off-the-shelf gRPC dashboards and alerts work unchanged.
+
+    Defined here rather than taken from py-grpc-prometheus: its interceptor is for the
+    synchronous server (it reads the servicer context's private state, which grpc.aio's
+    lacks), and its asyncio fork records a cancelled call as OK and spells codes the
+    Python way (NOT_FOUND where dashboards expect NotFound). The one interceptor that
+    already settles each call's final status records these, once per call. The latency
+    buckets are the service's own, finer than prometheus.DefBuckets at the fast end, which
+    histogram_quantile does not mind."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._calls: dict[tuple[str, bool, bool], RpcCall] = {}
+        self.started = Counter(
+            "grpc_server_started",
+            "Total number of RPCs started on the server.",
+            GRPC_LABELS,
             registry=registry,
         )
-        self.rpc_duration = Histogram(
-            "docfoundry_grpc_request_duration_seconds",
-            "gRPC request handling time.",
-            ["method"],
+        self.handled = Counter(
+            "grpc_server_handled",
+            "Total number of RPCs completed on the server, regardless of success or failure.",
+            (*GRPC_LABELS, "grpc_code"),
+            registry=registry,
+        )
+        self.handling = Histogram(
+            "grpc_server_handling_seconds",
+            "Histogram of response latency (seconds) of gRPC that had been application-level "
+            "handled by the server.",
+            GRPC_LABELS,
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
+        self.received = Counter(
+            "grpc_server_msg_received",
+            "Total number of RPC stream messages received on the server.",
+            GRPC_LABELS,
+            registry=registry,
+        )
+        self.sent = Counter(
+            "grpc_server_msg_sent",
+            "Total number of gRPC stream messages sent by the server.",
+            GRPC_LABELS,
+            registry=registry,
+        )
+
+    def call(self, full_method: str, *, client_streaming: bool, server_streaming: bool) -> RpcCall:
+        """The series of calls to `full_method` (`/package.Service/Method`)."""
+        key = (full_method, client_streaming, server_streaming)
+        if (call := self._calls.get(key)) is None:
+            _, service, method = full_method.split("/", 2)
+            labels = (GRPC_TYPES[client_streaming, server_streaming], service, method)
+            call = self._calls[key] = RpcCall(self, labels)
+        return call
+
+
+class RpcCall:
+    """One method's series, resolved once and shared by its calls. As in go-grpc-prometheus,
+    a unary call counts its request on arrival and its response on success; a stream
+    counts each message."""
+
+    def __init__(self, metrics: GrpcServerMetrics | None, labels: tuple[str, str, str]) -> None:
+        self._metrics = metrics
+        self._labels = labels
+        if metrics is not None:
+            self._started = metrics.started.labels(*labels)
+            self._received = metrics.received.labels(*labels)
+            self._sent = metrics.sent.labels(*labels)
+            self._handling = metrics.handling.labels(*labels)
+
+    def started(self) -> None:
+        if self._metrics:
+            self._started.inc()
+
+    def received(self) -> None:
+        if self._metrics:
+            self._received.inc()
+
+    def sent(self) -> None:
+        if self._metrics:
+            self._sent.inc()
+
+    def handled(self, code: str, seconds: float) -> None:
+        """`code`: the name of a grpc.StatusCode (`NOT_FOUND`)."""
+        if self._metrics:
+            self._metrics.handled.labels(*self._labels, GRPC_CODE_NAMES[code]).inc()
+            self._handling.observe(seconds)
+
+
+# The call of a server built without metrics: records nothing.
+UNMEASURED = RpcCall(None, ("", "", ""))
+
+
+class ServiceMetrics:
+    """Every metric of a server, on one registry: the standard gRPC, process and Python
+    ones, then DocFoundry's own."""
+
+    def __init__(self, registry: CollectorRegistry, *, backend: str) -> None:
+        self.registry = registry
+        self.backend = backend
+        self.grpc = GrpcServerMetrics(registry)
+        # process_* (CPU, memory, file descriptors), python_info and python_gc_*.
+        ProcessCollector(registry=registry)
+        PlatformCollector(registry=registry)
+        GCCollector(registry=registry)
         self.admission_refusals = Counter(
             "docfoundry_admission_refusals",
             "Calls refused at once (RESOURCE_EXHAUSTED) because a kind of work was at its bound.",
             ["kind"],
             registry=registry,
         )
-        self.rpc_in_flight = Gauge(
-            "docfoundry_grpc_requests_in_flight",
-            "gRPC requests being handled.",
-            ["method"],
+        self.clicks = Counter(
+            "docfoundry_clicks",
+            "Clicks recorded, by outcome: counted, or why not (no_impression, not_shown, "
+            "duplicate, session_cap, user_cap, key_cap).",
+            ["outcome"],
+            registry=registry,
+        )
+        for outcome in ClickOutcome:
+            self.clicks.labels(outcome.value)
+        self.serving = Gauge(
+            "docfoundry_serving",
+            "1 while grpc.health.v1 reports SERVING (the database answers), else 0.",
             registry=registry,
         )
         self.storage_duration = Histogram(
@@ -115,6 +254,13 @@ class ServiceMetrics:
     def time_search(self, mode: str) -> AbstractContextManager[object]:
         return self.search_duration.labels(mode, self.backend).time()
 
+    def register_admission_collector(self, limiters: Sequence[Limiter]) -> None:
+        """Usage and bounds of each limiter, and its refusals counted from zero (a counter
+        with no series yet has no rate for dashboards and alerts to read)."""
+        self.registry.register(_AdmissionCollector(limiters))
+        for limiter in limiters:
+            self.admission_refusals.labels(limiter.kind)
+
     def register_store_collector(
         self, stats: Callable[[], StoreStats | None], *, vector_index: str
     ) -> None:
@@ -157,14 +303,49 @@ class _StoreCollector(Collector):
             "type",
             {self._vector_index: 1},
         )
-        if stats.pool is not None:
-            states = ("size", "in_use", "idle", "min_size", "max_size", "waiting")
+        if (graph := stats.vector_graph) is not None:
+            for name, doc, value in (
+                (
+                    "docfoundry_vector_graph_chunks",
+                    "Chunks in SQLite's approximate vector graphs.",
+                    graph.chunks,
+                ),
+                (
+                    "docfoundry_vector_graph_backlog_chunks",
+                    "Chunks waiting for the next graph build (searched exactly meanwhile).",
+                    graph.backlog,
+                ),
+                (
+                    "docfoundry_vector_graph_builds",
+                    "Approximate vector graph builds running.",
+                    graph.building,
+                ),
+            ):
+                yield self._gauge(name, doc, value)
+        if (pool := stats.pool) is not None:
+            # Usage and limits are separate series, so sum() over servers means something
+            # and "in use / max" divides like by like.
             yield self._by_label(
                 GaugeMetricFamily,
                 "docfoundry_pool_connections",
-                "Database connections by state.",
+                "Open database connections: in use by a request, or idle in the pool.",
                 "state",
-                {state: getattr(stats.pool, state) for state in states},
+                {"in_use": pool.in_use, "idle": pool.idle},
+            )
+            yield self._gauge(
+                "docfoundry_pool_connections_max",
+                "Most connections the pool opens (POSTGRES_POOL_MAX_SIZE).",
+                pool.max_size,
+            )
+            yield self._gauge(
+                "docfoundry_pool_connections_min",
+                "Connections the pool keeps open (POSTGRES_POOL_MIN_SIZE).",
+                pool.min_size,
+            )
+            yield self._gauge(
+                "docfoundry_pool_waiting_requests",
+                "Requests waiting for a free connection.",
+                pool.waiting,
             )
         if (cache := stats.fulltext_cache) is not None:
             yield self._by_label(
@@ -174,22 +355,46 @@ class _StoreCollector(Collector):
                 "result",
                 {"hit": cache.hits, "miss": cache.misses},
             )
+            yield self._gauge(
+                "docfoundry_fulltext_cache_bytes",
+                "Bytes of decoded posting segments held in the server.",
+                cache.bytes,
+            )
+            yield self._gauge(
+                "docfoundry_fulltext_cache_capacity_bytes",
+                "Bound of the decoded posting segment cache (POSTGRES_POSTINGS_CACHE_MB).",
+                cache.capacity,
+            )
+        if stats.reads:
+            yield self._by_label(
+                CounterMetricFamily,
+                "docfoundry_reads",
+                "Database connections taken for reads, by target: the primary or a read "
+                "replica (POSTGRES_READ_URLS).",
+                "target",
+                stats.reads,
+            )
+        if stats.replicas_healthy:
             yield self._by_label(
                 GaugeMetricFamily,
-                "docfoundry_fulltext_cache_bytes",
-                "Bytes of decoded posting segments held, and the bound "
-                "(POSTGRES_POSTINGS_CACHE_MB).",
-                "state",
-                {"used": cache.bytes, "capacity": cache.capacity},
+                "docfoundry_read_replica_healthy",
+                "1 while a read replica is in use; 0 while it is skipped (down or lagging).",
+                "replica",
+                {name: float(up) for name, up in stats.replicas_healthy.items()},
             )
         if stats.extra:
             yield self._by_label(
-                GaugeMetricFamily,
+                CounterMetricFamily,
                 "docfoundry_index_scans",
-                "Scans of the search indexes (pg_stat_user_indexes).",
+                "Scans of the search indexes since statistics were reset (pg_stat_user_indexes).",
                 "index",
                 dict(sorted(stats.extra.items())),
             )
+
+    def _gauge(self, name: str, doc: str, value: float) -> Metric:
+        family = GaugeMetricFamily(name, doc, labels=["backend"])
+        family.add_metric([self._backend], value)
+        return family
 
     def _by_label(
         self,
@@ -204,6 +409,38 @@ class _StoreCollector(Collector):
         for key, value in values.items():
             family.add_metric([self._backend, key], value)
         return family
+
+
+class _AdmissionCollector(Collector):
+    """Each kind of work's calls running and queued, beside its bounds (ADMISSION_*), read
+    at scrape time. The counts are plain ints the event loop updates; a scrape from
+    another thread reads a value that was true a moment ago, as any gauge does."""
+
+    def __init__(self, limiters: Sequence[Limiter]) -> None:
+        self._limiters = limiters
+
+    def collect(self) -> Iterator[Metric]:
+        calls = GaugeMetricFamily(
+            "docfoundry_admission_calls",
+            "Calls of each kind of work running, or queued for a slot.",
+            labels=["kind", "state"],
+        )
+        concurrency = GaugeMetricFamily(
+            "docfoundry_admission_concurrency_limit",
+            "Calls of each kind that may run at once (ADMISSION_*_CONCURRENCY).",
+            labels=["kind"],
+        )
+        queue = GaugeMetricFamily(
+            "docfoundry_admission_queue_limit",
+            "Calls of each kind that may queue (ADMISSION_*_QUEUE).",
+            labels=["kind"],
+        )
+        for limiter in self._limiters:
+            calls.add_metric([limiter.kind, "running"], limiter.running)
+            calls.add_metric([limiter.kind, "queued"], limiter.waiting)
+            concurrency.add_metric([limiter.kind], limiter.config.concurrency)
+            queue.add_metric([limiter.kind], limiter.config.max_queue)
+        yield from (calls, concurrency, queue)
 
 
 def stats_from_loop(

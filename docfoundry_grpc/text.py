@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 from functools import lru_cache
 
 import Stemmer
@@ -57,3 +58,8 @@ def query_terms(text: str) -> list[str]:
 def chunk_tokens(title: str, heading: str, text: str) -> tuple[str, ...]:
     """Index terms of a chunk: its document's title and its heading count as its text."""
     return tuple(analyze(f"{title}\n{heading}\n{text}"))
+
+
+def query_key(terms: Sequence[str]) -> str:
+    """The form under which clicks are grouped: 'Install guides' and 'install guide' meet."""
+    return " ".join(sorted(terms))

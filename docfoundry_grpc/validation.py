@@ -45,6 +45,7 @@ class SearchQuery:
     collection: str = DEFAULT_COLLECTION
     where: Filter | None = None
     page_token: str = ""
+    plain_ranking: bool = False  # Hybrid without click feedback or the learned ranker
 
 
 def check_text(value: str, field: str, *, max_chars: int = MAX_TEXT_FIELD_CHARS) -> str:
@@ -261,6 +262,7 @@ def search_query(
     collection: str = "",
     where: Filter | None = None,
     page_token: str = "",
+    plain_ranking: bool = False,
 ) -> SearchQuery:
     """A checked query. `dimension` None leaves the vector's dimension to be checked
     against its collection's; `path_prefix` joins `where` as one more condition."""
@@ -291,6 +293,7 @@ def search_query(
         collection=check_collection_name(collection),
         where=combine(PathPrefix(path_prefix) if path_prefix else None, check_filter(where)),
         page_token=page_token,
+        plain_ranking=plain_ranking,
     )
 
 
@@ -301,16 +304,20 @@ def check_document_path(path: str, *, field: str = "path") -> str:
 
 
 MAX_ID_CHARS = 256  # session and user ids
+MAX_IMPRESSION_CHARS = 65_536  # an impression names up to SEARCH_MAX_K chunk ids
 MAX_DWELL_SECONDS = 86_400.0
 
 
 def check_click(click: ClickEvent, config: SearchConfig) -> ClickEvent:
     """A click that can have happened: a query, a chunk id, a 1-based position within the
-    deepest ranking the server returns, and a finite, non-negative dwell of at most a day."""
-    check_query_text(click.query, config, required=True)
+    deepest ranking the server returns, and a finite, non-negative dwell of at most a day.
+    With an impression, which carries the query and the position, both may be left out."""
+    shown = bool(click.impression_id)
+    check_text(click.impression_id, "impression_id", max_chars=MAX_IMPRESSION_CHARS)
+    check_query_text(click.query, config, required=not shown)
     if click.chunk_id < 1:
         raise InvalidArgumentError(f"chunk_id must be ≥ 1, got {click.chunk_id}", field="chunk_id")
-    if not 1 <= click.position <= config.max_k:
+    if not (shown and click.position == 0) and not 1 <= click.position <= config.max_k:
         raise InvalidArgumentError(
             f"position is 1-based and at most {config.max_k}, got {click.position}",
             field="position",

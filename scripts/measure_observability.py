@@ -39,7 +39,7 @@ async def bare_server(database: DatabaseConfig, embedder: MiniLMEmbedder) -> tup
     await store.open()
     engine = SearchEngine(store, embedder, Settings().search)
     server = grpc.aio.server(interceptors=[ServiceInterceptor(None)])
-    pb_grpc.add_SearchServiceServicer_to_server(SearchServicer(engine), server)  # type: ignore[no-untyped-call]
+    pb_grpc.add_SearchServiceServicer_to_server(SearchServicer(engine), server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     return server, port
@@ -70,8 +70,8 @@ async def measure(requests: int) -> None:
             grpc.aio.insecure_channel(app.address) as full_channel,
             grpc.aio.insecure_channel(f"127.0.0.1:{bare_port}") as bare_channel,
         ):
-            full = pb_grpc.SearchServiceStub(full_channel)  # type: ignore[no-untyped-call]
-            plain = pb_grpc.SearchServiceStub(bare_channel)  # type: ignore[no-untyped-call]
+            full = pb_grpc.SearchServiceStub(full_channel)
+            plain = pb_grpc.SearchServiceStub(bare_channel)
             print(f"{'rpc':<10}{'with p50':>10}{'bare p50':>10}{'overhead':>10}  (ms)")
             for method in ("Fulltext", "Hybrid"):
                 with_obs: list[float] = []

@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager
@@ -30,8 +31,10 @@ from docfoundry.v1 import search_pb2_grpc as pb_grpc
 from docfoundry_grpc.config import DatabaseConfig, PostgresConfig, Settings
 from docfoundry_grpc.devdb import LocalPostgres
 from docfoundry_grpc.embedding import MiniLMEmbedder
+from docfoundry_grpc.models import ClickEvent, ClickOutcome, ClickRecord
 from docfoundry_grpc.service.app import App, build_app
 from docfoundry_grpc.storage import StorageAdapter, build_store
+from docfoundry_grpc.tracing import Tracing
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 T = TypeVar("T")
@@ -159,10 +162,10 @@ class Harness:
 
     app: App
     channel: grpc.aio.Channel
-    search: pb_grpc.SearchServiceStub
-    index: pb_grpc.IndexServiceStub
+    search: pb_grpc.SearchServiceAsyncStub
+    index: pb_grpc.IndexServiceAsyncStub
     health: health_pb2_grpc.HealthStub
-    collections: pb_grpc.CollectionServiceStub
+    collections: pb_grpc.CollectionServiceAsyncStub
     registry: CollectorRegistry
 
     @property
@@ -171,21 +174,27 @@ class Harness:
 
 
 async def start_harness(
-    database: DatabaseConfig, embedder: MiniLMEmbedder, **overrides: object
+    database: DatabaseConfig,
+    embedder: MiniLMEmbedder,
+    *,
+    tracer: Tracing | None = None,
+    **overrides: object,
 ) -> Harness:
+    """A started server on `database`, with `overrides` of its Settings; `tracer` is
+    build_app's `tracing` (default: what the settings' tracing asks for)."""
     settings = replace(Settings(), database=database, grpc_port=0, metrics_port=0)
     settings = replace(settings, **overrides)  # type: ignore[arg-type]
     registry = CollectorRegistry()
-    app = build_app(settings, embedder=embedder, registry=registry)
+    app = build_app(settings, embedder=embedder, registry=registry, tracing=tracer)
     await app.start()
     channel = grpc.aio.insecure_channel(app.address)
     return Harness(
         app,
         channel,
-        pb_grpc.SearchServiceStub(channel),  # type: ignore[no-untyped-call]
-        pb_grpc.IndexServiceStub(channel),  # type: ignore[no-untyped-call]
+        pb_grpc.SearchServiceStub(channel),
+        pb_grpc.IndexServiceStub(channel),
         health_pb2_grpc.HealthStub(channel),
-        pb_grpc.CollectionServiceStub(channel),  # type: ignore[no-untyped-call]
+        pb_grpc.CollectionServiceStub(channel),
         registry,
     )
 
@@ -222,3 +231,57 @@ async def run_cli(*args: str, env: dict[str, str] | None = None) -> CliResult:
     )
     out, err = await asyncio.wait_for(process.communicate(), timeout=300)
     return CliResult(process.returncode or 0, out.decode(), err.decode())
+
+
+@pytest.fixture(scope="session")
+def replica(postgres_server: PostgresServer) -> Iterator[LocalPostgres]:
+    """A streaming replica of the tests' PostgreSQL cluster (pg_basebackup -R), on loopback."""
+    if postgres_server.local is None:
+        pytest.skip("a streaming replica needs the tests' own PostgreSQL cluster")
+    standby = LocalPostgres.replica_of(postgres_server.local).start()
+    yield standby
+    standby.destroy()
+
+
+@pytest.fixture
+async def replicated(
+    postgres_server: PostgresServer, replica: LocalPostgres, embedder: MiniLMEmbedder
+) -> AsyncIterator[Harness]:
+    """A server on a fresh database of the primary, reading from its copy on the replica."""
+    async with fresh_database(postgres_server) as dsn:
+        name = dsn.rsplit("/", 1)[1]
+        database = postgres_config(dsn)
+        postgres = replace(
+            database.postgres, read_urls=(replica.dsn_for(name),), read_max_lag=0.5, read_wait=1.0
+        )
+        await wait_for_replay(replica, postgres_server)
+        harness = await start_harness(replace(database, postgres=postgres), embedder)
+        try:
+            yield harness
+        finally:
+            await stop_harness(harness)
+
+
+async def wait_for_replay(replica: LocalPostgres, primary: PostgresServer) -> None:
+    """Until the replica has replayed everything the primary has written (a new database)."""
+    source = await asyncpg.connect(primary.admin_dsn)
+    standby = await asyncpg.connect(replica.dsn)
+    try:
+        position = await source.fetchval("SELECT pg_current_wal_lsn()")
+        deadline = time.monotonic() + 30
+        while not await standby.fetchval("SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn", position):
+            assert time.monotonic() < deadline, "the replica never caught up"
+            await asyncio.sleep(0.01)
+    finally:
+        await source.close()
+        await standby.close()
+
+
+async def record_click(
+    store: StorageAdapter, event: ClickEvent, *, query_key: str, weight: float = 1.0
+) -> int:
+    """Stores `event` straight into a store as a counted click of `weight` (the engine's
+    impression and cap checks are tested through it and over gRPC)."""
+    record = ClickRecord(event, query_key, event.position, "", f"test:{event.session_id}", weight)
+    click_id, _ = await store.record_click(record, judge=lambda _counts: ClickOutcome.COUNTED)
+    return click_id

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from docfoundry.v1 import search_pb2 as pb
 
 MARKDOWN = {
@@ -64,5 +66,5 @@ def documents() -> list[pb.Document]:
     return docs
 
 
-def requests(docs: list[pb.Document]) -> list[pb.IndexDocumentsRequest]:
-    return [pb.IndexDocumentsRequest(document=d) for d in docs]
+def requests(docs: list[pb.Document]) -> Iterator[pb.IndexDocumentsRequest]:
+    return iter([pb.IndexDocumentsRequest(document=d) for d in docs])

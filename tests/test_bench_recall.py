@@ -3,11 +3,16 @@ index measured against them through the adapter."""
 
 from __future__ import annotations
 
-import numpy as np
+from pathlib import Path
 
-from bench.recall import EF_SEARCH, exact_ranking, measure_recall
+import asyncpg
+import numpy as np
+import numpy.typing as npt
+
+from bench.recall import EF_SEARCH, exact_ranking, measure_recall, measure_sqlite_recall
+from docfoundry_grpc.config import AnnConfig, DatabaseConfig
 from docfoundry_grpc.models import Chunk, Document, DocumentChunks
-from docfoundry_grpc.storage import build_store
+from docfoundry_grpc.storage import StorageAdapter, build_store
 
 from .conftest import PostgresServer, fresh_database, postgres_config
 
@@ -29,33 +34,70 @@ def test_exact_ranking_is_nearest_first_by_cosine_whatever_the_vector_lengths() 
         assert neighbours == ids[np.argsort(distance)[:7]].tolist()
 
 
+async def stored(config: DatabaseConfig, vectors: npt.NDArray[np.float32]) -> None:
+    store = build_store(config, dimension=DIMENSION)
+    await store.open()
+    try:
+        await load(store, vectors)
+    finally:
+        await store.close()
+
+
+async def load(store: StorageAdapter, vectors: npt.NDArray[np.float32]) -> None:
+    for n in range(0, len(vectors), 50):
+        chunks = [
+            Chunk("", "", f"chunk {n + i}", ("chunk",), v)
+            for i, v in enumerate(vectors[n : n + 50])
+        ]
+        await store.replace_documents([DocumentChunks(Document(f"d{n}", "", "", f"d{n}"), chunks)])
+
+
 async def test_recall_of_the_hnsw_index_on_postgresql(postgres_server: PostgresServer) -> None:
     rng = np.random.default_rng(5)
     vectors = rng.normal(size=(300, DIMENSION)).astype(np.float32)
     queries = rng.normal(size=(25, DIMENSION)).astype(np.float32)
     async with fresh_database(postgres_server) as dsn:
         config = postgres_config(dsn)
-        store = build_store(config, dimension=DIMENSION)
-        await store.open()
-        try:
-            for n in range(0, len(vectors), 50):
-                chunks = [
-                    Chunk("", "", f"chunk {n + i}", ("chunk",), v)
-                    for i, v in enumerate(vectors[n : n + 50])
-                ]
-                await store.replace_documents(
-                    [DocumentChunks(Document(f"d{n}", "", "", f"d{n}"), chunks)]
-                )
-        finally:
-            await store.close()
-
+        await stored(config, vectors)
         results = await measure_recall(config, queries, limits=(5, 60), dimension=DIMENSION)
+        connection = await asyncpg.connect(dsn)
+        try:
+            left = await connection.fetch(
+                "SELECT indexname FROM pg_indexes WHERE indexname LIKE 'chunks_embedding%'"
+            )
+        finally:
+            await connection.close()
 
-    measured = [(r.ef_search, r.limit, r.beyond_breadth) for r in results]
-    widened = [(ef, limit, "widen") for limit in (5, 60) for ef in EF_SEARCH]
-    iterative = [(ef, 60, "iterative") for ef in EF_SEARCH if ef < 60]
-    assert sorted(measured) == sorted(widened + iterative)
+    assert [r[0] for r in left] == ["chunks_embedding_hnsw_1"]  # the extra one dropped
+    measured = [(r.index, r.ef_search, r.limit) for r in results]
+    expected = [
+        (f"hnsw {precision}", ef, limit)
+        for limit in (5, 60)
+        for precision in ("full", "half")
+        for ef in EF_SEARCH
+    ]
+    assert measured == expected
     for result in results:
         # 300 points: the graph search reaches nearly all of them at any breadth.
         assert result.recall >= 0.9, result
         assert result.latency.count == len(queries)
+
+
+async def test_recall_of_the_sqlite_graph(tmp_path: Path) -> None:
+    rng = np.random.default_rng(6)
+    vectors = rng.normal(size=(300, DIMENSION)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)  # as validation stores them
+    queries = rng.normal(size=(25, DIMENSION)).astype(np.float32)
+    config = DatabaseConfig(sqlite_path=tmp_path / "r.db", sqlite_ann=AnnConfig(threshold=100))
+    await stored(config, vectors)
+    results = await measure_sqlite_recall(config, queries, limits=(5, 60), dimension=DIMENSION)
+
+    measured = [(r.index, r.ef_search, r.limit) for r in results]
+    assert measured == [
+        ("exact scan", 0, 5),
+        ("exact scan", 0, 60),
+        ("usearch f16", 300, 5),
+        ("usearch f16", 300, 60),
+    ]
+    assert [r.recall for r in results[:2]] == [1.0, 1.0]
+    assert min(r.recall for r in results[2:]) >= 0.9

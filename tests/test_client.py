@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -40,12 +41,20 @@ async def test_async_client_round_trip(server: Harness) -> None:
         assert [(o.path, o.outcome, o.chunk_count) for o in outcomes] == [("a.md", "created", 1)]
         result = await client.search("port", "hybrid", k=3)
         assert result.search_type == "hybrid" and result.hits[0].link == "a.md#alpha"
-        click_id = await client.record_click("port", result.hits[0].chunk_id, position=1)
-        assert click_id > 0
+        assert result.impression_id
+        receipt = await client.record_click(
+            "", result.hits[0].chunk_id, impression_id=result.impression_id, dwell_time=40
+        )
+        assert receipt.click_id > 0 and receipt.counted and receipt.outcome == "counted"
+        unverified = await client.record_click("port", result.hits[0].chunk_id, position=1)
+        assert (unverified.counted, unverified.outcome) == (False, "no_impression")
+        plain = await client.hybrid("port", k=3, plain_ranking=True)
+        assert [h.chunk_id for h in plain.hits] == [h.chunk_id for h in result.hits]
         health = await client.health()
-        assert health.serving and health.click_count == 1
+        assert health.serving and health.click_count == 2
+        assert health.click_model.startswith("pbm-ipw")
         deleted = await client.delete_document("a.md")
-        assert (deleted.chunks_deleted, deleted.clicks_deleted) == (1, 1)
+        assert (deleted.chunks_deleted, deleted.clicks_deleted) == (1, 2)
         with pytest.raises(grpc.aio.AioRpcError) as error:
             await client.fulltext("")
         assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -71,21 +80,27 @@ async def test_cli_commands(server: Harness, tmp_path: Path) -> None:
     search = await run_cli(
         "search", "which port", "--mode", "fulltext", "-k", "2", "--json", *target
     )
-    hits = json.loads(search.stdout)["hits"]
+    found = json.loads(search.stdout)
+    hits = found["hits"]
     assert hits[0]["document_path"] == "docs/guides/install.md"
+    chunk = str(hits[0]["chunk_id"])
     click = await run_cli(
-        "click",
-        "--query",
-        "which port",
-        "--chunk-id",
-        str(hits[0]["chunk_id"]),
-        "--position",
-        "1",
-        *target,
+        "click", "--chunk-id", chunk, "--impression", found["impression_id"], *target
     )
-    assert click.returncode == 0 and int(click.stdout.strip()) > 0
+    assert click.returncode == 0, click.stderr
+    assert re.fullmatch(r"click \d+: counted", click.stdout.strip()), click.stdout
+    bare = await run_cli(
+        "click", "--query", "which port", "--chunk-id", chunk, "--position", "1", *target
+    )
+    assert re.fullmatch(r"click \d+: no_impression", bare.stdout.strip()), bare.stdout
+    text = await run_cli("search", "which port", "-k", "2", *target)
+    assert (
+        f"chunk {chunk}" in text.stdout and "impression (for click --impression): " in text.stdout
+    )
+    plain = await run_cli("search", "which port", "-k", "2", "--plain", *target)
+    assert plain.returncode == 0, plain.stderr
     health = await run_cli("health", "--json", *target)
-    assert json.loads(health.stdout)["click_count"] == 1
+    assert json.loads(health.stdout)["click_count"] == 2
     delete = await run_cli("delete", "docs/guides/install.md", *target)
     assert delete.returncode == 0, delete.stderr
     missing = await run_cli("delete", "docs/guides/install.md", *target)

@@ -38,6 +38,7 @@ from docfoundry_grpc.models import (
 from docfoundry_grpc.storage import StorageAdapter
 from docfoundry_grpc.text import analyze, query_terms
 
+from .conftest import record_click
 from .test_storage import load, reference_bm25
 
 META: dict[str, dict[str, MetadataValue]] = {
@@ -258,7 +259,7 @@ async def test_deleting_a_collection_removes_everything_it_held(
     await store.create_collection(CollectionSpec("gone", VectorSource.MODEL, 384))
     await load_metadata_corpus(store, collection="gone")
     [hit] = await store.search_fulltext(["guid"], limit=1, collection="gone")
-    await store.record_click(ClickEvent("guide", hit.chunk_id, 1), query_key="guid")
+    await record_click(store, ClickEvent("guide", hit.chunk_id, 1), query_key="guid")
     result = await store.delete_collection("gone")
     assert (result.documents_deleted, result.chunks_deleted, result.clicks_deleted) == (
         len(META),

@@ -13,8 +13,8 @@ import pytest
 from docfoundry_grpc.chunking import chunk_content, content_type_for, github_slug, split_section
 from docfoundry_grpc.config import SearchConfig, Settings
 from docfoundry_grpc.errors import InvalidArgumentError
-from docfoundry_grpc.models import ContentType, DocumentClicks, Fusion
-from docfoundry_grpc.ranking import FusionParams, click_ranks, fuse
+from docfoundry_grpc.models import ContentType, Fusion
+from docfoundry_grpc.ranking import FusionParams, fuse
 from docfoundry_grpc.snippets import SNIPPET_CHARS, snippet
 from docfoundry_grpc.text import _fold, analyze, query_terms
 from docfoundry_grpc.validation import check_vector, search_query
@@ -110,33 +110,10 @@ def test_a_limited_fusion_is_the_head_of_the_full_one() -> None:
         semantic = [
             (rng.randrange(40), round(rng.uniform(-0.2, 1), 1)) for _ in range(rng.randrange(25))
         ]
-        clicks = {i: DocumentClicks(i % 5, rng.randint(1, 3)) for i in rng.sample(range(40), 4)}
-        params = FusionParams(rng.choice(list(Fusion)), click_weight=rng.choice([0.0, 0.5]))
-        full = fuse(fulltext, semantic, params, clicks=clicks)
+        params = FusionParams(rng.choice(list(Fusion)))
+        full = fuse(fulltext, semantic, params)
         for limit in (1, 3, 10, len(full) + 1):
-            assert fuse(fulltext, semantic, params, clicks=clicks, limit=limit) == full[:limit]
-
-
-def test_clicks_lift_but_never_add() -> None:
-    fulltext = [(1, 3.0), (2, 2.0), (3, 1.0)]
-    assert click_ranks({3: 5, 99: 10}) == {99: 1, 3: 2}
-    for method in Fusion:
-        params = FusionParams(method, click_weight=1.0)
-        fused = fuse(fulltext, [], params, clicks={3: DocumentClicks(30, 5)})
-        assert [f.chunk_id for f in fused] == [3, 1, 2]
-
-
-def test_clicks_are_per_document() -> None:
-    """Two chunks of one clicked document get the same lift; a document with fewer clicks
-    gets less (score fusion: clicks / most clicks; RRF: by the documents' click ranks)."""
-    fulltext = [(1, 4.0), (2, 3.0), (3, 2.0), (4, 1.0)]
-    clicks = {2: DocumentClicks(7, 4), 4: DocumentClicks(7, 4), 3: DocumentClicks(8, 2)}
-    score = fuse(fulltext, [], FusionParams(Fusion.SCORE, click_weight=1.0), clicks=clicks)
-    expected = {1: 1.0, 2: 0.75 + 1.0, 3: 0.5 + 0.5, 4: 0.25 + 1.0}
-    assert {f.chunk_id: f.score for f in score} == pytest.approx(expected)
-    rrf = fuse(fulltext, [], FusionParams(Fusion.RRF, rrf_k=60, click_weight=1.0), clicks=clicks)
-    expected = {1: 1 / 61, 2: 1 / 62 + 1 / 61, 3: 1 / 63 + 1 / 62, 4: 1 / 64 + 1 / 61}
-    assert {f.chunk_id: f.score for f in rrf} == pytest.approx(expected)
+            assert fuse(fulltext, semantic, params, limit=limit) == full[:limit]
 
 
 def test_snippet_starts_near_first_match() -> None:

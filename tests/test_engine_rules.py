@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from docfoundry_grpc.config import DatabaseConfig, SearchConfig
+from docfoundry_grpc.config import ClickConfig, DatabaseConfig, SearchConfig
 from docfoundry_grpc.embedding import MiniLMEmbedder
 from docfoundry_grpc.engine import SearchEngine, _QueryVectorCache
 from docfoundry_grpc.errors import InvalidArgumentError
@@ -155,7 +155,7 @@ async def test_each_leg_ranks_twice_the_page_depth_no_more_no_less(
 async def test_a_click_weight_of_one_still_lets_clicks_lift(
     sqlite_store: StorageAdapter, embedder: MiniLMEmbedder
 ) -> None:
-    engine = SearchEngine(sqlite_store, embedder, SearchConfig(click_weight=1.0))
+    engine = SearchEngine(sqlite_store, embedder, SearchConfig(clicks=ClickConfig(weight=1.0)))
     try:
         await engine.create_collection(CollectionSpec("clicks", VectorSource.CALLER, 2))
         docs = [
@@ -171,9 +171,11 @@ async def test_a_click_weight_of_one_still_lets_clicks_lift(
             config=SearchConfig(),
             dimension=None,
         )
-        before = [h.chunk for h in (await engine.hybrid(ask)).hits]
+        page = await engine.hybrid(ask)
+        before = [h.chunk for h in page.hits]
         assert [c.document_path for c in before] == ["d3.txt", "d2.txt", "d1.txt"]
-        await engine.record_click(ClickEvent("alpha", before[2].chunk_id, 3))
+        shown = ClickEvent("alpha", before[2].chunk_id, 0, impression_id=page.impression_id)
+        await engine.record_click(shown)
         after = [h.chunk.document_path for h in (await engine.hybrid(ask)).hits]
         assert after == ["d1.txt", "d3.txt", "d2.txt"]
     finally:

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from docfoundry_grpc.models import DocumentClicks, Fusion, LegResult
-from docfoundry_grpc.ranking import FusedCandidate, FusionParams, click_ranks, fuse
+from docfoundry_grpc.config import ClickConfig
+from docfoundry_grpc.models import Fusion, LegResult
+from docfoundry_grpc.ranking import FusedCandidate, FusionParams, fuse
 
 SCORE = FusionParams(Fusion.SCORE)
 
@@ -18,7 +19,8 @@ def order(fused: list[FusedCandidate]) -> list[int]:
 
 
 def test_the_defaults() -> None:
-    assert FusionParams() == FusionParams(Fusion.SCORE, 60, 1.0, 1.0, 0.0)
+    assert FusionParams() == FusionParams(Fusion.SCORE, 60, 1.0, 1.0)
+    assert ClickConfig() == ClickConfig(1.0, 1.0, 0.2, 10.0, -0.5, 2.0, 0.25, 3, 5, 1000, 86400.0)
 
 
 def test_score_fusion_scales_each_leg_by_its_best_and_clips_negatives() -> None:
@@ -72,42 +74,3 @@ def test_a_limit_takes_the_head() -> None:
     legs = [(i, float(10 - i)) for i in range(10)], [(i, 1.0 / (i + 1)) for i in range(5, 15)]
     full = fuse(*legs, SCORE)
     assert [fuse(*legs, SCORE, limit=n) for n in (0, 1, 4, 30)] == [[], full[:1], full[:4], full]
-
-
-def test_score_clicks_are_clicks_over_the_most_clicks_times_the_weight() -> None:
-    clicks = {1: DocumentClicks(70, 1), 2: DocumentClicks(71, 4), 5: DocumentClicks(71, 4)}
-    fused = fuse(
-        [(1, 1.0), (2, 1.0)], [], FusionParams(Fusion.SCORE, click_weight=0.5), clicks=clicks
-    )
-    # Chunk 5 was clicked but found by neither leg: it is not added.
-    assert order(fused) == [2, 1]
-    assert [f.score for f in fused] == pytest.approx([1.0 + 0.5, 1.0 + 0.5 * 1 / 4])
-
-
-def test_rrf_clicks_rank_the_clicked_documents() -> None:
-    clicks = {1: DocumentClicks(70, 1), 2: DocumentClicks(71, 4), 3: DocumentClicks(69, 1)}
-    params = FusionParams(Fusion.RRF, rrf_k=10, click_weight=2.0)
-    fused = fuse([(1, 3.0), (2, 2.0), (3, 1.0)], [], params, clicks=clicks)
-    # Documents by clicks: 71 (4), then 69 and 70 (1 each, lower id first).
-    assert {f.chunk_id: f.score for f in fused} == pytest.approx(
-        {1: 1 / 11 + 2 / 13, 2: 1 / 12 + 2 / 11, 3: 1 / 13 + 2 / 12}
-    )
-
-
-def test_no_click_weight_means_no_lift() -> None:
-    clicks = {2: DocumentClicks(71, 9)}
-    for method in Fusion:
-        fused = fuse([(1, 2.0), (2, 1.0)], [], FusionParams(method), clicks=clicks)
-        assert order(fused) == [1, 2]
-
-
-def test_a_click_weight_without_clicks_changes_nothing() -> None:
-    for method in Fusion:
-        params = FusionParams(method, click_weight=0.5)
-        legs = [(1, 2.0), (2, 1.0)], [(2, 0.9)]
-        assert fuse(*legs, params, clicks={}) == fuse(*legs, FusionParams(method))
-
-
-def test_click_ranks_most_clicked_first_ties_by_id() -> None:
-    assert click_ranks({5: 2, 3: 2, 9: 7, 1: 1}) == {9: 1, 3: 2, 5: 3, 1: 4}
-    assert click_ranks({}) == {}

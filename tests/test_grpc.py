@@ -244,10 +244,13 @@ async def test_clicks_lift_results_and_delete_removes_them(server: Harness) -> N
     q = "search"
     before = await server.search.Hybrid(pb.HybridRequest(q=q, k=5))
     target = before.hits[-1]
-    for position in range(3):
+    for session in range(3):
+        shown = await server.search.Hybrid(pb.HybridRequest(q=q, k=5))
         await server.search.RecordClick(
             pb.RecordClickRequest(
-                query=q, chunk_id=target.chunk_id, position=5, session_id=f"s{position}"
+                chunk_id=target.chunk_id,
+                impression_id=shown.impression_id,
+                session_id=f"s{session}",
             )
         )
     after = await server.search.Hybrid(pb.HybridRequest(q=q, k=5))
@@ -291,7 +294,7 @@ async def test_health_reports_detail_and_standard_health(server: Harness) -> Non
     health = await server.search.Health(pb.HealthRequest())
     assert health.status == pb.HealthResponse.STATUS_SERVING
     assert health.database_type == server.app.store.backend
-    assert health.schema_version == SCHEMA_VERSION == 3
+    assert health.schema_version == SCHEMA_VERSION == 4
     assert (health.embedding_model, health.embedding_dimension) == (
         "sentence-transformers/all-MiniLM-L6-v2",
         384,

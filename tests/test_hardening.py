@@ -79,8 +79,16 @@ async def test_malformed_messages_are_invalid_argument(server: Harness) -> None:
         document=pb.Document(path="ok.md", content="fine")
     ).SerializeToString()
     bad_path = b"\x0a\x04\x0a\x02\xc3\x28"  # document { path: invalid UTF-8 }
+
+    async def bad_then_good() -> AsyncIterator[bytes]:
+        yield bad_path
+        # Sent at once, the good message can race the server's refusal, and the client then
+        # reports its own failed send (INTERNAL) instead of the server's status.
+        await asyncio.sleep(1.0)
+        yield good
+
     with pytest.raises(grpc.aio.AioRpcError) as refused:
-        async for _ in stream(iter([bad_path, good])):
+        async for _ in stream(bad_then_good()):
             pass
     assert refused.value.code() == INVALID
     assert "malformed" in (refused.value.details() or "")
@@ -109,7 +117,12 @@ async def test_clicks_that_cannot_have_happened_are_invalid(
 ) -> None:
     await indexed(server)
     hit = (await server.search.Fulltext(pb.FulltextRequest(q="purr"))).hits[0]
-    valid = {"query": "purr", "chunk_id": hit.chunk_id, "position": 1, "dwell_time": 3.0}
+    valid: dict[str, Any] = {
+        "query": "purr",
+        "chunk_id": hit.chunk_id,
+        "position": 1,
+        "dwell_time": 3.0,
+    }
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await server.search.RecordClick(pb.RecordClickRequest(**{**valid, **changes}))
     assert refused.value.code() == INVALID
@@ -129,6 +142,7 @@ async def test_health_watch_streams_and_list_lists(server: Harness) -> None:
         "docfoundry.v1.SearchService",
         "docfoundry.v1.IndexService",
         "docfoundry.v1.CollectionService",
+        "liveness",
     }
     serving = health_pb2.HealthCheckResponse.SERVING
     assert {s.status for s in statuses.statuses.values()} == {serving}
@@ -149,24 +163,28 @@ class SlowSearch(pb_grpc.SearchServiceServicer):
 @asynccontextmanager
 async def slow_server(
     **interceptor: Any,
-) -> AsyncIterator[tuple[pb_grpc.SearchServiceStub, CollectorRegistry]]:
+) -> AsyncIterator[tuple[pb_grpc.SearchServiceAsyncStub, CollectorRegistry]]:
     registry = CollectorRegistry()
     metrics = ServiceMetrics(registry, backend="sqlite")
     server = grpc.aio.server(interceptors=[ServiceInterceptor(metrics, **interceptor)])
-    pb_grpc.add_SearchServiceServicer_to_server(SlowSearch(), server)  # type: ignore[no-untyped-call]
+    pb_grpc.add_SearchServiceServicer_to_server(SlowSearch(), server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            yield pb_grpc.SearchServiceStub(channel), registry  # type: ignore[no-untyped-call]
+            yield pb_grpc.SearchServiceStub(channel), registry
     finally:
         await server.stop(None)
 
 
 def handled(registry: CollectorRegistry, code: str) -> float:
-    sample = registry.get_sample_value(
-        "docfoundry_grpc_requests_total", {"method": "Fulltext", "code": code}
-    )
+    labels = {
+        "grpc_type": "unary",
+        "grpc_service": "docfoundry.v1.SearchService",
+        "grpc_method": "Fulltext",
+        "grpc_code": code,
+    }
+    sample = registry.get_sample_value("grpc_server_handled_total", labels)
     return sample or 0.0
 
 
@@ -182,12 +200,12 @@ async def test_deadline_exceeded_and_cancelled_are_counted_apart() -> None:
         with pytest.raises(grpc.aio.AioRpcError) as late:
             await stub.Fulltext(pb.FulltextRequest(k=100), timeout=0.2)
         assert late.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-        await eventually(lambda: handled(registry, "DEADLINE_EXCEEDED") == 1)
+        await eventually(lambda: handled(registry, "DeadlineExceeded") == 1)
         call = stub.Fulltext(pb.FulltextRequest(k=100), timeout=10)
         await asyncio.sleep(0.2)
         call.cancel()
-        await eventually(lambda: handled(registry, "CANCELLED") == 1)
-        assert handled(registry, "DEADLINE_EXCEEDED") == 1
+        await eventually(lambda: handled(registry, "Canceled") == 1)
+        assert handled(registry, "DeadlineExceeded") == 1
 
 
 async def test_calls_without_a_deadline_get_the_servers_limit() -> None:
@@ -197,7 +215,7 @@ async def test_calls_without_a_deadline_get_the_servers_limit() -> None:
             await stub.Fulltext(pb.FulltextRequest(k=300))  # 3 s of work, no deadline
         assert limited.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
         assert time.monotonic() - started < 2
-        assert handled(registry, "DEADLINE_EXCEEDED") == 1
+        assert handled(registry, "DeadlineExceeded") == 1
         await stub.Fulltext(pb.FulltextRequest(k=5))  # within the limit
 
 
@@ -222,7 +240,7 @@ async def test_past_its_bound_a_call_is_refused_at_once_with_retry_advice() -> N
         assert any(d.Unpack(retry) for d in status.details)
         assert retry.retry_delay.ToTimedelta().total_seconds() > 0
         await asyncio.gather(running, queued)  # the admitted calls finish normally
-        assert handled(registry, "OK") == 3 and handled(registry, "RESOURCE_EXHAUSTED") == 1
+        assert handled(registry, "OK") == 3 and handled(registry, "ResourceExhausted") == 1
         # A call whose deadline would pass in the queue is refused, not left to time out.
         running = asyncio.ensure_future(stub.Fulltext(pb.FulltextRequest(k=100)))
         await eventually(lambda: admission.search.running == 1)
@@ -286,7 +304,7 @@ async def test_database_passwords_never_reach_logs_or_health(
     await app.start()
     try:
         async with grpc.aio.insecure_channel(app.address) as channel:
-            stub = pb_grpc.SearchServiceStub(channel)  # type: ignore[no-untyped-call]
+            stub = pb_grpc.SearchServiceStub(channel)
             await asyncio.sleep(2.2)  # two supervisor rounds
             health = await stub.Health(pb.HealthRequest())
     finally:
@@ -410,10 +428,16 @@ async def test_a_stream_past_its_deadline_is_counted_as_deadline_exceeded(
         with pytest.raises(grpc.aio.AioRpcError) as late:
             await _drain(call)
         assert late.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-        labels = {"method": "IndexDocuments", "code": "DEADLINE_EXCEEDED"}
-        metric = "docfoundry_grpc_requests_total"
+        labels = {
+            "grpc_type": "bidi_stream",
+            "grpc_service": "docfoundry.v1.IndexService",
+            "grpc_method": "IndexDocuments",
+            "grpc_code": "DeadlineExceeded",
+        }
+        metric = "grpc_server_handled_total"
         await eventually(lambda: harness.registry.get_sample_value(metric, labels) == 1)
-        assert harness.registry.get_sample_value(metric, {**labels, "code": "CANCELLED"}) is None
+        canceled = {**labels, "grpc_code": "Canceled"}
+        assert harness.registry.get_sample_value(metric, canceled) is None
     finally:
         await stop_harness(harness)
 
@@ -441,7 +465,7 @@ async def test_sigterm_during_a_long_embedding_exits_within_the_grace(tmp_path: 
         target = f"127.0.0.1:{port}"
         await wait_for_health(target, health_pb2.HealthCheckResponse.SERVING)
         async with grpc.aio.insecure_channel(target) as channel:
-            stub = pb_grpc.IndexServiceStub(channel)  # type: ignore[no-untyped-call]
+            stub = pb_grpc.IndexServiceStub(channel)
             document = pb.Document(path="long.md", content=long_markdown(600))  # minutes
             call = stub.IndexDocuments(iter([pb.IndexDocumentsRequest(document=document)]))
             results = asyncio.ensure_future(_drain(call))

@@ -27,13 +27,13 @@ async def test_unknown_errors_become_internal_without_details(
     server = grpc.aio.server(
         interceptors=[ServiceInterceptor(ServiceMetrics(registry, backend="sqlite"))]
     )
-    pb_grpc.add_SearchServiceServicer_to_server(BrokenServicer(), server)  # type: ignore[no-untyped-call]
+    pb_grpc.add_SearchServiceServicer_to_server(BrokenServicer(), server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             with pytest.raises(grpc.aio.AioRpcError) as info:
-                stub = pb_grpc.SearchServiceStub(channel)  # type: ignore[no-untyped-call]
+                stub = pb_grpc.SearchServiceStub(channel)
                 await stub.Fulltext(pb.FulltextRequest(q="x"))
     finally:
         await server.stop(None)
@@ -44,7 +44,13 @@ async def test_unknown_errors_become_internal_without_details(
     assert errors and errors[0].exc_info and "RuntimeError" in caplog.text
     assert (
         registry.get_sample_value(
-            "docfoundry_grpc_requests_total", {"method": "Fulltext", "code": "INTERNAL"}
+            "grpc_server_handled_total",
+            {
+                "grpc_type": "unary",
+                "grpc_service": "docfoundry.v1.SearchService",
+                "grpc_method": "Fulltext",
+                "grpc_code": "Internal",
+            },
         )
         == 1
     )

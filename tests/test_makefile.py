@@ -21,7 +21,7 @@ def planned(folder: Path, *args: str) -> str:
 
 
 def test_make_run_skips_the_install_when_nothing_changed(tmp_path: Path) -> None:
-    for name in ("Makefile", "pyproject.toml", "scripts/bootstrap.sh"):
+    for name in ("Makefile", "pyproject.toml", "client/pyproject.toml", "scripts/bootstrap.sh"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / name, tmp_path / name)
     assert "bootstrap.sh" in planned(tmp_path, "run")  # a fresh clone installs
@@ -33,5 +33,7 @@ def test_make_run_skips_the_install_when_nothing_changed(tmp_path: Path) -> None
     assert "bootstrap.sh" not in planned(tmp_path, "run")
     assert "docfoundry serve" in planned(tmp_path, "run")
     assert "bootstrap.sh dev" not in planned(tmp_path, "setup-dev")
-    # A changed pyproject.toml installs again.
+    # A changed pyproject.toml, the server's or the client's, installs again.
     assert "scripts/bootstrap.sh" in planned(tmp_path, "-W", "pyproject.toml", "run")
+    assert "scripts/bootstrap.sh" in planned(tmp_path, "-W", "client/pyproject.toml", "run")
+    assert "bootstrap.sh dev" in planned(tmp_path, "-W", "client/pyproject.toml", "setup-dev")

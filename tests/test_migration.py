@@ -21,7 +21,7 @@ from .conftest import (
 from .test_grpc import indexed
 from .test_grpc_collections import index_into
 
-QUERIES = ["which port does the server use", "kittens", "rank fusion", "errors NOT_FOUND"]
+QUERIES = ["which port does the server use", "kittens", "rank fusion", "errors NOT_FOUND", "purr"]
 
 
 async def answers(harness: object) -> dict[str, list[tuple[str, str]]]:
@@ -39,13 +39,15 @@ async def test_migrate_sqlite_to_postgres(
 ) -> None:
     sqlite = DatabaseConfig(type="sqlite", sqlite_path=tmp_path / "source.db")
     source = await indexed(await start_harness(sqlite, embedder))
-    hit = (await source.search.Fulltext(pb.FulltextRequest(q="purr", k=1))).hits[0]
-    for session in ("a", "b"):
-        await source.search.RecordClick(
+    hit = (await source.search.Hybrid(pb.HybridRequest(q="purr", k=5))).hits[-1]
+    for session in ("a", "b"):  # counted clicks: their votes must move with them
+        shown = await source.search.Hybrid(pb.HybridRequest(q="purr", k=5))
+        counted = await source.search.RecordClick(
             pb.RecordClickRequest(
-                query="purr", chunk_id=hit.chunk_id, position=1, session_id=session
+                chunk_id=hit.chunk_id, impression_id=shown.impression_id, session_id=session
             )
         )
+        assert counted.outcome == pb.CLICK_OUTCOME_COUNTED
     await source.collections.CreateCollection(
         pb.CreateCollectionRequest(name="extra", vectors=pb.VECTOR_SOURCE_CALLER, dimension=4)
     )

@@ -121,7 +121,7 @@ async def test_callers_record_refusals_with_retry_info_and_stop_by_themselves(
 ) -> None:
     servicer = RefusingServicer()
     server = grpc.aio.server()
-    pb_grpc.add_SearchServiceServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
+    pb_grpc.add_SearchServiceServicer_to_server(servicer, server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     job = CallerJob(

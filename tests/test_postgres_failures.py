@@ -43,9 +43,9 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 20.0
         await asyncio.sleep(0.2)
 
 
-def health_is(harness: Harness, status: int) -> Callable[[], Awaitable[bool]]:
+def health_is(harness: Harness, status: int, service: str = "") -> Callable[[], Awaitable[bool]]:
     async def check() -> bool:
-        response = await harness.health.Check(health_pb2.HealthCheckRequest())
+        response = await harness.health.Check(health_pb2.HealthCheckRequest(service=service))
         return bool(response.status == status)
 
     return check
@@ -78,6 +78,8 @@ async def test_recovers_after_database_restart(
     try:
         await asyncio.to_thread(own_postgres.stop)
         await eventually(health_is(harness, NOT_SERVING))
+        # Unready, yet alive: a liveness probe must not restart a server for its database.
+        assert await health_is(harness, SERVING, service="liveness")()
         await expect_status(
             harness.search.Hybrid(pb.HybridRequest(q="port")), grpc.StatusCode.UNAVAILABLE
         )

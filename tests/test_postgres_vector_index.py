@@ -130,12 +130,14 @@ async def test_a_start_warns_when_the_vector_index_outgrows_shared_buffers(
 
 
 async def test_switching_index_kinds_keeps_one_index(config: PostgresConfig) -> None:
-    for kind, expected in [
-        ("ivfflat", ["chunks_embedding_ivfflat_1"]),
-        ("hnsw", ["chunks_embedding_hnsw_1"]),
-        ("none", []),
+    for kind, precision, expected in [
+        ("ivfflat", "half", ["chunks_embedding_ivfflat_1"]),
+        ("hnsw", "full", ["chunks_embedding_hnsw_1"]),
+        ("hnsw", "half", ["chunks_embedding_hnsw_half_1"]),
+        ("none", "half", []),
     ]:
-        await (await opened(replace(config, vector_index=kind))).close()
+        changed = replace(config, vector_index=kind, hnsw_precision=precision)
+        await (await opened(changed)).close()
         assert await vector_indexes(config) == expected
 
 
@@ -190,7 +192,7 @@ async def test_a_filter_that_starves_the_index_walk_still_gets_k_hits(
         collection = await adapter.get_collection("small")
         rare = Range("bucket", gte=7.0, lt=8.0)  # 3 chunks; no index serves a range
         condition, params = filter_sql.compile_filter(rare, alias="c", first_param=3)
-        walk = sql.nearest(collection.id, 8, condition, rows=False)
+        walk = sql.nearest(collection.id, 8, condition, rows=False, half=False)
         async with adapter._connections.acquire() as connection, connection.transaction():
             await connection.execute("SET LOCAL hnsw.ef_search = 320")  # the adapter's breadth
             assert len(await connection.fetch(walk, query, 3, *params)) < 3  # starved
@@ -201,5 +203,25 @@ async def test_a_filter_that_starves_the_index_walk_still_gets_k_hits(
         broad = Range("bucket", lt=500.0)
         walked = await adapter.search_vector(query, limit=5, where=broad, collection="small")
         assert len(walked) == 5 and all(int(c.text.split()[1]) % 1000 < 500 for c in walked)
+    finally:
+        await adapter.close()
+
+
+@pytest.mark.parametrize("precision", ["half", "full"])
+async def test_the_walk_scores_hits_in_full_precision(
+    config: PostgresConfig, precision: str
+) -> None:
+    """The half-precision index only finds the candidates: every score is the float32
+    cosine, as exact search and the SQLite backend give it, and the order follows it."""
+    vectors, queries = unit_vectors(300, seed=3), unit_vectors(5, seed=4)
+    adapter = await opened(replace(config, hnsw_precision=precision))
+    try:
+        await load(adapter, vectors)
+        for query in queries:
+            hits = await adapter.search_vector(query, limit=5)
+            exact = [float(vectors[int(hit.text.split()[1])] @ query) for hit in hits]
+            assert [hit.score for hit in hits] == pytest.approx(exact, abs=1e-6)
+            assert exact == sorted(exact, reverse=True)
+            assert [h.text for h in hits] == exact_texts(vectors, query[None, :], 5)[0]
     finally:
         await adapter.close()

@@ -3,16 +3,23 @@ rebuilds, a search ranks as a fresh index of the live chunks would, by the BM25 
 
 from __future__ import annotations
 
+import asyncio
 import random
+from pathlib import Path
 
+import numpy as np
 import pytest
 
+from docfoundry_grpc.models import Chunk, Document, DocumentChunks
 from docfoundry_grpc.storage import posting_index
 from docfoundry_grpc.storage.posting_index import PostingIndex
+from docfoundry_grpc.storage.sqlite import SQLiteAdapter
+from docfoundry_grpc.storage.sqlite.adapter import QUIET_SECONDS
 
 from .bm25_reference import bm25_scores, ranked
 
 WORDS = [f"w{n}" for n in range(40)]
+UNIT = np.array([1.0, 0.0, 0.0, 0.0], dtype=np.float32)
 QUERIES = [["w0", "w1"], ["w3", "w17", "w39"], ["w5"], ["w2", "w2", "w30", "missing"]]
 
 
@@ -121,3 +128,52 @@ def test_a_chunk_deleted_while_its_tail_is_folded_is_gone_after_the_next_rebuild
     assert index.search(["rare"], 10) == [] and index.backlog_chunks == 0
     assert [i for i, _ in index.search(["common"], 10)] == [1, 2]
     assert index.packed_postings == 2  # chunk 3's postings are gone, not just hidden
+
+
+def test_a_fold_is_urgent_once_the_tail_reaches_the_packed_size(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(posting_index, "REBUILD_MIN_POSTINGS", 100)
+    rng = random.Random(7)
+    live = {n: tokens(rng) for n in range(200)}
+    index = PostingIndex.build(live.items())
+    packed = index.packed_postings
+    written = 0
+    chunk_id = 1000
+    while written < packed // 2:  # a backlog past 5% of the packed size: due, not urgent
+        live[chunk_id] = tokens(rng)
+        index.add(chunk_id, live[chunk_id])
+        written += len(set(live[chunk_id]))
+        chunk_id += 1
+    assert index.due() and not index.urgent
+    while written < packed:
+        live[chunk_id] = tokens(rng)
+        index.add(chunk_id, live[chunk_id])
+        written += len(set(live[chunk_id]))
+        chunk_id += 1
+    assert index.urgent
+    index.rebuild()
+    assert not index.due() and not index.urgent
+    assert_ranks_like(index, live)
+
+
+async def test_the_sqlite_adapter_folds_once_writes_pause(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A due backlog waits for a pause in the collection's writes (QUIET_SECONDS), so a
+    bulk load is not slowed by folds; then it is folded without further writes."""
+    monkeypatch.setattr(posting_index, "REBUILD_MIN_POSTINGS", 50)
+    store = SQLiteAdapter(tmp_path / "f.db", dimension=4)
+    await store.open()
+    try:
+        rng = random.Random(8)
+        for n in range(3):
+            chunks = [Chunk("", "", "text", tuple(tokens(rng)), UNIT) for _ in range(20)]
+            await store.replace_documents([DocumentChunks(Document(f"d{n}", "", "", "h"), chunks)])
+        postings = store._index("default").postings
+        assert postings.due() and not postings.urgent  # packed by the first fold at 50
+        assert (await store.stats()).fulltext_backlog > 0
+        await asyncio.sleep(QUIET_SECONDS + 0.5)
+        assert (await store.stats()).fulltext_backlog == 0
+    finally:
+        await store.close()

@@ -8,9 +8,8 @@ import unicodedata
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from docfoundry_grpc.engine import query_key
 from docfoundry_grpc.snippets import snippet
-from docfoundry_grpc.text import analyze, chunk_tokens, query_terms
+from docfoundry_grpc.text import analyze, chunk_tokens, query_key, query_terms
 
 settings.register_profile(
     "properties-text",

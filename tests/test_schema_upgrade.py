@@ -31,7 +31,7 @@ from docfoundry_grpc.storage import StorageAdapter, build_store
 from docfoundry_grpc.storage.base import SCHEMA_VERSION
 from docfoundry_grpc.text import query_terms
 
-from .conftest import PostgresServer, fresh_database, postgres_config
+from .conftest import PostgresServer, fresh_database, postgres_config, record_click
 from .test_storage import reference_bm25
 
 FIXTURES = Path(__file__).parent / "data" / "schema_v1"
@@ -108,7 +108,7 @@ async def test_a_schema_1_database_upgrades_in_place(
         assert (await store.stats()).documents == 5
         # Schema 3: clicks name their API key, and keys are stored.
         [hit, *_] = await store.search_fulltext(query_terms(query), limit=1)
-        await store.record_click(ClickEvent(query, hit.chunk_id, 1, key_id="k1"), query_key="x")
+        await record_click(store, ClickEvent(query, hit.chunk_id, 1, key_id="k1"), query_key="x")
         _, key = new_key("upgraded", [Scope.SEARCH])
         await store.create_api_key(key)
         stored = await store.get_api_key(key.key_id)

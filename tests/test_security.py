@@ -93,13 +93,21 @@ async def call_raw(
         except grpc.aio.AioRpcError as exc:
             return exc.code()
         return grpc.StatusCode.OK
+    if path.endswith("/TrainRanker"):  # the one server stream
+        streamed: Any = channel.unary_stream(path, request_serializer=serialize)
+        try:
+            async for _ in streamed(request, metadata=metadata, timeout=10):
+                pass
+        except grpc.aio.AioRpcError as exc:
+            return exc.code()
+        return grpc.StatusCode.OK
     unary: Any = channel.unary_unary(path, request_serializer=serialize)
     return await status_of(unary(request, metadata=metadata, timeout=10))
 
 
 async def test_anonymous_calls_are_refused_except_health_check(keyed: Harness) -> None:
     methods = every_method()
-    assert len(methods) == 14
+    assert len(methods) == 15
     codes = {
         path: await call_raw(keyed.channel, path, request, stream)
         for path, request, stream in methods
@@ -132,7 +140,9 @@ async def test_a_key_does_what_its_scopes_allow(keyed: Harness) -> None:
             return exc.code()
         return grpc.StatusCode.OK
 
-    assert await ingest(reader) == DENIED
+    # Refused before the server reads a message, while the caller is still writing: every
+    # try must see the server's status, not the client library's INTERNAL for a failed write.
+    assert [await ingest(reader) for _ in range(10)] == [DENIED] * 10
     assert await ingest(writer) == grpc.StatusCode.OK
     search = keyed.search.Fulltext(pb.FulltextRequest(q="port"), metadata=bearer(reader))
     assert (await search).hits
@@ -416,3 +426,15 @@ async def test_plaintext_off_loopback_needs_an_explicit_waiver(
     assert Settings.from_env({}).auth == "none"  # loopback: plaintext and no keys
     with pytest.raises(InvalidArgumentError, match="go together"):
         Settings.from_env({"TLS_CERT_FILE": "/x.pem"})
+
+
+async def test_training_a_ranker_takes_an_admin_key(keyed: Harness) -> None:
+    request = pb.TrainRankerRequest()
+    path = "/docfoundry.v1.CollectionService/TrainRanker"
+    for scope, expected in (
+        (Scope.SEARCH, DENIED),
+        (Scope.WRITE, DENIED),
+        (Scope.ADMIN, grpc.StatusCode.FAILED_PRECONDITION),  # allowed: no clicks yet
+    ):
+        token = await make_key(keyed, scope)
+        assert await call_raw(keyed.channel, path, request, False, bearer(token)) == expected

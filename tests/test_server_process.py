@@ -4,6 +4,7 @@ PostgreSQL without pgvector refused at start with a message that says what to in
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -104,3 +105,46 @@ async def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+async def test_ready_is_logged_once_ingest_is_done(tmp_path: Path) -> None:
+    """`serve --ingest` logs "ready on" only after the files are indexed: a search made the
+    moment it appears sees every document."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i in range(40):
+        (docs / f"page{i}.md").write_text(f"# Page {i}\n\n" + "Words about ports. " * 200)
+    port = free_port()
+    env = {
+        **os.environ,
+        "SQLITE_PATH": str(tmp_path / "s.db"),
+        "GRPC_PORT": str(port),
+        "METRICS_PORT": "0",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "docfoundry_grpc",
+        "serve",
+        "--ingest",
+        str(docs),
+        env=env,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    assert process.stdout is not None
+    try:
+        lines: list[str] = []
+        while not any("ready on" in line for line in lines):
+            line = await asyncio.wait_for(process.stdout.readline(), timeout=120)
+            assert line, "".join(lines)
+            lines.append(line.decode())
+        health = await run_cli("health", "--json", "--target", f"127.0.0.1:{port}")
+        assert health.returncode == 0, health.stderr
+        assert json.loads(health.stdout)["document_count"] == 40
+        log = "".join(lines)
+        assert log.index("listening on") < log.index("indexed") < log.index("ready on")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(process.communicate(), timeout=30)

@@ -23,10 +23,13 @@ from docfoundry_grpc.filters import PathPrefix
 from docfoundry_grpc.keys import new_key, parse_token, verify
 from docfoundry_grpc.models import (
     Chunk,
+    ClickCounts,
     ClickEvent,
+    ClickEvidence,
+    ClickOutcome,
+    ClickRecord,
     Document,
     DocumentChunks,
-    DocumentClicks,
     Scope,
     UpsertOutcome,
 )
@@ -34,6 +37,7 @@ from docfoundry_grpc.storage import StorageAdapter, build_store
 from docfoundry_grpc.text import analyze, query_terms
 
 from .bm25_reference import bm25_scores
+from .conftest import record_click
 
 CORPUS = {
     "guides/install.md": (
@@ -210,7 +214,7 @@ async def test_replace_swaps_chunks_and_keeps_clicks(
 ) -> None:
     await load(store, embedder)
     [old] = await store.search_fulltext(["cat"], limit=5)
-    await store.record_click(ClickEvent("cats", old.chunk_id, 1), query_key="cat")
+    await record_click(store, ClickEvent("cats", old.chunk_id, 1), query_key="cat")
     new_doc = Document("blog/cats.md", "Dogs", "", "hash-2")
     outcome = await store_one(
         store, new_doc, make_chunks(embedder, "Dogs", ["Dogs bark at the mailman."])
@@ -219,8 +223,11 @@ async def test_replace_swaps_chunks_and_keeps_clicks(
     assert await store.search_fulltext(["purr"], limit=5) == []
     [new] = await store.search_fulltext(["bark"], limit=5)
     assert new.title == "Dogs" and new.chunk_id != old.chunk_id
-    clicked = await store.document_clicks("cat", [new.chunk_id, old.chunk_id])
-    assert clicked == {new.chunk_id: DocumentClicks(new.document_id, 1)}
+    clicked = await store.click_evidence("cat", [new.chunk_id, old.chunk_id], collection="default")
+    # The click's chunk went with the replace: the document's clicks stay, no chunk's own.
+    assert clicked == ClickEvidence(
+        1, {new.chunk_id: [1.0]}, {new.chunk_id: new.document_id}, {new.chunk_id: 0}
+    )
     stats = await store.stats()
     assert (stats.documents, stats.chunks, stats.clicks) == (4, 6, 1)
 
@@ -302,7 +309,7 @@ async def test_delete_removes_chunks_and_clicks(
 ) -> None:
     await load(store, embedder)
     [hit] = await store.search_fulltext(["purr"], limit=5)
-    await store.record_click(ClickEvent("purr", hit.chunk_id, 1), query_key="purr")
+    await record_click(store, ClickEvent("purr", hit.chunk_id, 1), query_key="purr")
     result = await store.delete_document("blog/cats.md")
     assert (result.chunks_deleted, result.clicks_deleted) == (1, 1)
     assert await store.search_fulltext(["purr"], limit=5) == []
@@ -319,20 +326,72 @@ async def test_clicks(store: StorageAdapter, embedder: MiniLMEmbedder) -> None:
     await load(store, embedder)
     [hit] = await store.search_fulltext(["purr"], limit=5)
     assert not await store.has_clicks("purr")
-    first = await store.record_click(
-        ClickEvent("purr", hit.chunk_id, 2, "s1", "u1", 3.5), query_key="purr"
+    event = ClickEvent("purr", hit.chunk_id, 1)
+    uncounted = ClickRecord(event, "purr", 1, "", "x", 1.0, ClickOutcome.NO_IMPRESSION)
+    await store.record_click(uncounted, judge=lambda _: ClickOutcome.COUNTED)
+    assert not await store.has_clicks("purr")  # stored, but it does not count
+    first = await record_click(
+        store, ClickEvent("purr", hit.chunk_id, 2, "s1", "u1", 3.5), query_key="purr", weight=2
     )
-    second = await store.record_click(ClickEvent("purr", hit.chunk_id, 1), query_key="purr")
-    assert second > first
+    second = await record_click(store, ClickEvent("purr", hit.chunk_id, 1), query_key="purr")
+    again = await record_click(store, ClickEvent("purr", hit.chunk_id, 1, "s1"), query_key="purr")
+    assert first < second < again
     assert await store.has_clicks("purr")
     assert not await store.has_clicks("other")
     [other, *_] = await store.search_fulltext(query_terms("install"), limit=5)
-    clicked = await store.document_clicks("purr", [hit.chunk_id, other.chunk_id, 999])
-    assert clicked == {hit.chunk_id: DocumentClicks(hit.document_id, 2)}
-    assert await store.document_clicks("other", [hit.chunk_id]) == {}
-    assert await store.document_clicks("purr", []) == {}
+    candidates = [hit.chunk_id, other.chunk_id, 999]
+    clicked = await store.click_evidence("purr", candidates, collection="default")
+    assert clicked.sources == 2  # "s1" twice, and the session-less click
+    assert sorted(clicked.votes[hit.chunk_id]) == [1.0, 3.0] and len(clicked.votes) == 1
+    assert clicked.documents == {hit.chunk_id: hit.document_id}
+    assert clicked.own_clicks == {hit.chunk_id: 3}
+    assert await store.click_evidence("other", [hit.chunk_id], collection="default") == (
+        ClickEvidence(0, {})
+    )
+    assert await store.click_evidence("purr", [], collection="default") == ClickEvidence(0, {})
+    elsewhere = await store.click_evidence("purr", [hit.chunk_id], collection="nowhere")
+    assert elsewhere == ClickEvidence(0, {})
     with pytest.raises(NotFoundError):
-        await store.record_click(ClickEvent("purr", 987654, 1), query_key="purr")
+        await record_click(store, ClickEvent("purr", 987654, 1), query_key="purr")
+
+
+async def test_a_click_is_judged_on_the_counted_clicks_of_its_query(
+    store: StorageAdapter, embedder: MiniLMEmbedder
+) -> None:
+    """What each cap is decided on: counted clicks only, of the same query, per session,
+    impression (for the duplicate), user and key; an uncounted click stays uncounted."""
+    await load(store, embedder)
+    [hit] = await store.search_fulltext(["purr"], limit=5)
+    [bark, *_] = await store.search_fulltext(query_terms("install"), limit=5)
+    seen: list[ClickCounts] = []
+
+    async def judged(event: ClickEvent, *, impression: str = "", key: str = "purr") -> ClickOutcome:
+        def judge(counts: ClickCounts) -> ClickOutcome:
+            seen.append(counts)
+            return ClickOutcome.COUNTED
+
+        record = ClickRecord(event, key, 1, impression, "src", 1.0)
+        return (await store.record_click(record, judge=judge))[1]
+
+    click = ClickEvent("purr", hit.chunk_id, 1, "s", "u", 0.0, "k")
+    await judged(click, impression="i1")
+    await judged(ClickEvent("purr", bark.chunk_id, 1, "s", "u", 0.0, "k"))
+    await judged(ClickEvent("purr", bark.chunk_id, 1, "t", "", 0.0, ""), impression="i1")
+    await judged(ClickEvent("purr", hit.chunk_id, 1, "", "", 0.0, ""), impression="i1")
+    await judged(click, key="other query")
+    uncounted = ClickRecord(click, "purr", 1, "", "src", 1.0, ClickOutcome.SESSION_CAP)
+    assert (await store.record_click(uncounted, judge=lambda _: ClickOutcome.COUNTED))[1] is (
+        ClickOutcome.SESSION_CAP
+    )
+    await judged(click)
+    assert seen == [
+        ClickCounts(False, 0, 0, 0),
+        ClickCounts(False, 1, 1, 1),
+        ClickCounts(False, 0, 0, 0),  # another session; another document of impression i1
+        ClickCounts(True, 0, 0, 0),  # impression i1 already clicked this document
+        ClickCounts(False, 0, 0, 0),  # another query
+        ClickCounts(True, 2, 2, 2),  # session "s" clicked it; the capped click is not counted
+    ]
 
 
 async def test_reopen_keeps_data_and_checks_dimension(
@@ -376,7 +435,7 @@ async def test_export_and_import_round_trip(
     """What one adapter exports, another SQLite store imports with the same content."""
     await load(store, embedder)
     [hit] = await store.search_fulltext(["purr"], limit=5)
-    await store.record_click(ClickEvent("purr", hit.chunk_id, 1, "s"), query_key="purr")
+    await record_click(store, ClickEvent("purr", hit.chunk_id, 1, "s"), query_key="purr")
     exported = [(d, c) async for name, d, c in store.export_documents() if name == "default"]
     assert [d.path for d, _ in exported] == list(CORPUS)
     assert [len(c) for _, c in exported] == [len(t) for _, t in CORPUS.values()]

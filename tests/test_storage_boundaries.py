@@ -29,7 +29,7 @@ from docfoundry_grpc.models import (
 )
 from docfoundry_grpc.storage import StorageAdapter, build_store
 
-from .conftest import PostgresServer, fresh_database, postgres_config
+from .conftest import PostgresServer, fresh_database, postgres_config, record_click
 
 DIMENSION = 3
 
@@ -142,9 +142,9 @@ async def test_deleting_a_document_counts_its_own_clicks(store: StorageAdapter) 
     await put(store, "docs", "second.md", "beta second")
     [first] = await store.search_fulltext(["alpha"], limit=1, collection="docs")
     [second] = await store.search_fulltext(["beta"], limit=1, collection="docs")
-    await store.record_click(ClickEvent("alpha", first.chunk_id, 1), query_key="alpha")
+    await record_click(store, ClickEvent("alpha", first.chunk_id, 1), query_key="alpha")
     for _ in range(2):
-        await store.record_click(ClickEvent("beta", second.chunk_id, 1), query_key="beta")
+        await record_click(store, ClickEvent("beta", second.chunk_id, 1), query_key="beta")
     result = await store.delete_document("first.md", collection="docs")
     assert (result.chunks_deleted, result.clicks_deleted) == (1, 1)
     assert (await store.stats()).clicks == 2

@@ -4,6 +4,7 @@ from .client import DocFoundryClient
 from .files import ChunkSpec, DocumentSpec, count_files, iter_documents
 from .models import (
     DEFAULT_TARGET,
+    ClickReceipt,
     CollectionInfo,
     DeletedCount,
     DeleteOutcome,
@@ -18,6 +19,7 @@ from .models import (
     SearchMode,
     SearchOptions,
     SearchResult,
+    TrainedRanker,
 )
 from .security import tls_credentials
 from .sync import SyncDocFoundryClient
@@ -33,6 +35,7 @@ __all__ = [
     "FilterLike",
     "DocFoundryClient",
     "DocumentSpec",
+    "ClickReceipt",
     "HealthInfo",
     "IndexOutcome",
     "LegScore",
@@ -41,6 +44,7 @@ __all__ = [
     "SearchMode",
     "SearchOptions",
     "SearchResult",
+    "TrainedRanker",
     "SyncDocFoundryClient",
     "count_files",
     "iter_documents",

@@ -18,12 +18,12 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc.aio
-from tqdm import tqdm
 
 from .client import DocFoundryClient
 from .files import MetadataValue, count_files, iter_documents
@@ -128,13 +128,34 @@ def add_client_commands(subparsers: argparse._SubParsersAction[argparse.Argument
     search.add_argument(
         "--fusion", choices=("score", "rrf"), help="hybrid fusion (default: the server's)"
     )
+    search.add_argument(
+        "--plain",
+        action="store_true",
+        help="hybrid: rank without click feedback or the learned ranker",
+    )
     search.add_argument("--json", action="store_true", help="print the result as JSON")
     search.set_defaults(func=_runner(_search))
 
+    train = subparsers.add_parser(
+        "train-ranker",
+        parents=[scoped],
+        help="train the collection's learned ranker from its clicks (an admin key)",
+    )
+    train.set_defaults(func=_runner(_train_ranker))
+
     click = subparsers.add_parser("click", parents=[common], help="record a click on a hit")
-    click.add_argument("--query", required=True)
+    click.add_argument("--query", default="", help="the query (carried by --impression)")
     click.add_argument("--chunk-id", type=int, required=True)
-    click.add_argument("--position", type=int, required=True, help="1-based rank of the hit")
+    click.add_argument(
+        "--impression",
+        default="",
+        metavar="ID",
+        help="the search's impression id (search prints it); without it the click is kept "
+        "but does not count",
+    )
+    click.add_argument(
+        "--position", type=int, default=0, help="1-based rank of the hit (without --impression)"
+    )
     click.add_argument("--session-id", default="")
     click.add_argument("--user-id", default="")
     click.add_argument("--dwell-time", type=float, default=0.0, metavar="SECONDS")
@@ -256,14 +277,13 @@ async def _ingest(args: argparse.Namespace, client: DocFoundryClient) -> int:
     outcomes: Counter[str] = Counter()
     chunks = 0
     started = time.perf_counter()
-    with tqdm(total=total, unit="file", file=sys.stderr, dynamic_ncols=True) as progress:
+    with _progress_bar(total) as advance:
         for batch in _batches(documents, args.batch):
             async for outcome in client.index_documents(batch, collection=args.collection):
                 outcomes[outcome.outcome] += 1
                 chunks += outcome.chunk_count
-                progress.update(1)
-                if outcome.outcome == "rejected":
-                    progress.write(f"rejected {outcome.path}: {outcome.error}", file=sys.stderr)
+                rejected = outcome.outcome == "rejected"
+                advance(f"rejected {outcome.path}: {outcome.error}" if rejected else "")
     elapsed = time.perf_counter() - started
     rate = chunks / elapsed if elapsed > 0 else 0.0
     print(
@@ -273,6 +293,30 @@ async def _ingest(args: argparse.Namespace, client: DocFoundryClient) -> int:
         f"{chunks} chunks in {elapsed:.1f} s ({rate:.1f} chunks/s)"
     )
     return 1 if outcomes["rejected"] else 0
+
+
+@contextmanager
+def _progress_bar(total: int) -> Iterator[Callable[[str], None]]:
+    """A function that moves a bar on standard error on by one file and prints its message,
+    if any, above the bar. Without tqdm (the client's `cli` extra) there is no bar."""
+    try:
+        from tqdm import tqdm
+    except ModuleNotFoundError:
+
+        def say(message: str) -> None:
+            if message:
+                print(message, file=sys.stderr)
+
+        yield say
+        return
+    with tqdm(total=total, unit="file", file=sys.stderr, dynamic_ncols=True) as bar:
+
+        def advance(message: str) -> None:
+            bar.update(1)
+            if message:
+                bar.write(message, file=sys.stderr)
+
+        yield advance
 
 
 async def _search(args: argparse.Namespace, client: DocFoundryClient) -> int:
@@ -285,6 +329,7 @@ async def _search(args: argparse.Namespace, client: DocFoundryClient) -> int:
         collection=args.collection,
         filter=args.filter,
         page_token=args.page_token,
+        plain_ranking=args.plain,
     )
     print(_search_json(result) if args.json else _search_text(result))
     return 0
@@ -368,16 +413,31 @@ def _collection_line(collection: CollectionInfo) -> str:
     )
 
 
+async def _train_ranker(args: argparse.Namespace, client: DocFoundryClient) -> int:
+    def progress(done: int, total: int) -> None:
+        print(f"scored the candidates of {done} of {total} clicked queries", file=sys.stderr)
+
+    ranker = await client.train_ranker(args.collection, progress=progress)
+    state = "live" if ranker.live else "stored, not live (plain fusion did as well)"
+    print(
+        f"ranker v{ranker.version} of {args.collection or 'default'}: {state}; nDCG@10 on "
+        f"{ranker.validation_queries} held-out clicked queries {ranker.validation_ndcg:.4f}, "
+        f"plain fusion {ranker.plain_validation_ndcg:.4f} (fitted on {ranker.fitted_queries})"
+    )
+    return 0
+
+
 async def _click(args: argparse.Namespace, client: DocFoundryClient) -> int:
-    click_id = await client.record_click(
+    receipt = await client.record_click(
         args.query,
         args.chunk_id,
+        impression_id=args.impression,
         position=args.position,
         session_id=args.session_id,
         user_id=args.user_id,
         dwell_time=args.dwell_time,
     )
-    print(click_id)
+    print(f"click {receipt.click_id}: {receipt.outcome}")
     return 0
 
 
@@ -410,12 +470,15 @@ def _search_text(result: SearchResult) -> str:
             if leg is not None
         ]
         details = [label] if label else []
+        details.append(f"chunk {hit.chunk_id}")
         if legs:
             details.append(f"[{', '.join(legs)}]")
         if details:
             lines.append("     " + "  ".join(details))
         if hit.snippet:
             lines.append(f"     {' '.join(hit.snippet.split())}")
+    if result.hits and result.impression_id:
+        lines.append(f"impression (for click --impression): {result.impression_id}")
     return "\n".join(lines)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Self, TypeVar, Unpack
@@ -23,6 +23,7 @@ from docfoundry.v1 import search_pb2 as pb
 from .convert import (
     SearchResponse,
     _method_path,
+    click_receipt_from_pb,
     collection_from_pb,
     deleted_from_pb,
     document_info_from_pb,
@@ -32,10 +33,12 @@ from .convert import (
     index_outcome_from_pb,
     search_request,
     search_result_from_pb,
+    trained_ranker_from_pb,
 )
 from .models import (
     DEFAULT_TARGET,
     TARGET_ENV,
+    ClickReceipt,
     CollectionInfo,
     DeletedCount,
     DeleteOutcome,
@@ -48,9 +51,11 @@ from .models import (
     SearchMode,
     SearchOptions,
     SearchResult,
+    TrainedRanker,
     VectorSource,
 )
 from .security import ApiKeyInterceptor, api_key_from_env
+from .service_config import ChannelOption, channel_options
 
 _T = TypeVar("_T")
 _Req = TypeVar("_Req", bound=Message)
@@ -84,6 +89,7 @@ class _Rpcs:
     get_collection: Unary[pb.GetCollectionRequest, pb.GetCollectionResponse]
     list_collections: Unary[pb.ListCollectionsRequest, pb.ListCollectionsResponse]
     delete_collection: Unary[pb.DeleteCollectionRequest, pb.DeleteCollectionResponse]
+    train_ranker: grpc.aio.UnaryStreamMultiCallable[pb.TrainRankerRequest, pb.TrainRankerResponse]
 
     @classmethod
     def bind(cls, channel: grpc.aio.Channel) -> _Rpcs:
@@ -141,6 +147,11 @@ class _Rpcs:
                 pb.DeleteCollectionRequest,
                 pb.DeleteCollectionResponse,
             ),
+            train_ranker=channel.unary_stream(
+                _method_path(collections, "TrainRanker"),
+                request_serializer=pb.TrainRankerRequest.SerializeToString,
+                response_deserializer=pb.TrainRankerResponse.FromString,
+            ),
         )
 
 
@@ -154,6 +165,9 @@ class DocFoundryClient:
     `target`: host:port (default: $DOCFOUNDRY_TARGET, else localhost:50051).
     `credentials`: TLS (see `tls_credentials`); None is plaintext, for loopback.
     `api_key`: sent as `authorization: Bearer …` (default: $DOCFOUNDRY_API_KEY, if set).
+    `options`: gRPC channel options, over the defaults of `service_config` (retries of
+    the reads on UNAVAILABLE, round_robin over every address of the target); pass your own
+    ("grpc.service_config", json) to replace that.
     """
 
     def __init__(
@@ -163,11 +177,13 @@ class DocFoundryClient:
         timeout: float = 30.0,
         credentials: grpc.ChannelCredentials | None = None,
         api_key: str | None = None,
+        options: Sequence[ChannelOption] = (),
     ) -> None:
         self.target = target or os.environ.get(TARGET_ENV) or DEFAULT_TARGET
         self.timeout = timeout
         self._credentials = credentials
         self._api_key = api_key if api_key is not None else api_key_from_env()
+        self._options = channel_options(options)
         self._channel: grpc.aio.Channel | None = None
         self._rpcs: _Rpcs | None = None
 
@@ -223,12 +239,15 @@ class DocFoundryClient:
         query: str,
         chunk_id: int,
         *,
-        position: int,
+        impression_id: str = "",
+        position: int = 0,
         session_id: str = "",
         user_id: str = "",
         dwell_time: float = 0.0,
-    ) -> int:
-        """Stores a click on the hit at 1-based `position`; returns the click id."""
+    ) -> ClickReceipt:
+        """Stores a click on a hit of the search whose `impression_id` is given (its
+        SearchResult's); only such a click counts as feedback. `position` (1-based) is
+        needed only without one. The receipt says whether the click counts, and why not."""
         request = pb.RecordClickRequest(
             query=query,
             chunk_id=chunk_id,
@@ -236,9 +255,10 @@ class DocFoundryClient:
             session_id=session_id,
             user_id=user_id,
             dwell_time=dwell_time,
+            impression_id=impression_id,
         )
         response = await self._bound().record_click(request, timeout=self.timeout)
-        return response.click_id
+        return click_receipt_from_pb(response)
 
     async def health(self) -> HealthInfo:
         response = await self._bound().health(pb.HealthRequest(), timeout=self.timeout)
@@ -248,7 +268,12 @@ class DocFoundryClient:
         """Removes a document with its chunks and clicks; unknown path raises NOT_FOUND."""
         request = pb.DeleteDocumentRequest(path=path, collection=collection)
         response = await self._bound().delete_document(request, timeout=self.timeout)
-        return DeleteOutcome(response.path, response.chunks_deleted, response.clicks_deleted)
+        return DeleteOutcome(
+            response.path,
+            response.chunks_deleted,
+            response.clicks_deleted,
+            response.consistency_token,
+        )
 
     async def delete_documents(self, filter: FilterLike, *, collection: str = "") -> DeletedCount:
         """Removes every document matching `filter` ({"all": {}} matches them all)."""
@@ -312,6 +337,24 @@ class DocFoundryClient:
         request = pb.DeleteCollectionRequest(name=name)
         return deleted_from_pb(await self._bound().delete_collection(request, timeout=self.timeout))
 
+    async def train_ranker(
+        self,
+        collection: str = "",
+        *,
+        progress: Callable[[int, int], None] | None = None,
+        timeout: float | None = None,
+    ) -> TrainedRanker:
+        """Trains the collection's learned ranker from its clicks (admin keys); calls
+        `progress(done, total)` as clicked queries are scored. No deadline unless `timeout`:
+        the work grows with the click history."""
+        request = pb.TrainRankerRequest(collection=collection)
+        async for step in self._bound().train_ranker(request, timeout=timeout):
+            if step.HasField("result"):
+                return trained_ranker_from_pb(step.result)
+            if progress is not None:
+                progress(step.queries_done, step.queries_total)
+        raise RuntimeError("TrainRanker ended without a result")
+
     async def index_documents(
         self,
         documents: AsyncIterable[DocumentLike] | Iterable[DocumentLike],
@@ -348,9 +391,13 @@ class DocFoundryClient:
         if self._rpcs is None:
             interceptors = [ApiKeyInterceptor(self._api_key)] if self._api_key else None
             self._channel = (
-                grpc.aio.secure_channel(self.target, self._credentials, interceptors=interceptors)
+                grpc.aio.secure_channel(
+                    self.target, self._credentials, self._options, interceptors=interceptors
+                )
                 if self._credentials is not None
-                else grpc.aio.insecure_channel(self.target, interceptors=interceptors)
+                else grpc.aio.insecure_channel(
+                    self.target, self._options, interceptors=interceptors
+                )
             )
             self._rpcs = _Rpcs.bind(self._channel)
         return self._rpcs

@@ -13,6 +13,7 @@ from docfoundry.v1 import search_pb2 as pb
 
 from .files import ChunkSpec, MetadataValue
 from .models import (
+    ClickReceipt,
     CollectionInfo,
     DeletedCount,
     DocumentInfo,
@@ -26,6 +27,7 @@ from .models import (
     SearchHit,
     SearchMode,
     SearchResult,
+    TrainedRanker,
 )
 
 SearchRequest = pb.FulltextRequest | pb.SemanticRequest | pb.HybridRequest
@@ -47,6 +49,8 @@ def search_request(
     collection: str = "",
     filter: FilterLike | None = None,
     page_token: str = "",
+    consistency_token: str = "",
+    plain_ranking: bool = False,
 ) -> SearchRequest:
     """The request of `mode`; options that mode has no field for are left out. None leaves
     an optional field unset, which the server reads as "use the default"."""
@@ -57,6 +61,7 @@ def search_request(
         "collection": collection,
         "filter": filter_to_pb(filter),
         "page_token": page_token,
+        "consistency_token": consistency_token,
     }
     if mode == "fulltext":
         return pb.FulltextRequest(**shared)
@@ -73,6 +78,7 @@ def search_request(
         fulltext_weight=fulltext_weight,
         semantic_weight=semantic_weight,
         fusion=_FUSIONS[fusion],
+        plain_ranking=plain_ranking,
     )
 
 
@@ -96,6 +102,7 @@ def search_result_from_pb(response: SearchResponse) -> SearchResult:
         took_ms=response.took_ms,
         hits=[hit_from_pb(hit) for hit in response.hits],
         next_page_token=response.next_page_token,
+        impression_id=response.impression_id,
     )
 
 
@@ -157,7 +164,10 @@ def deleted_from_pb(
     response: pb.DeleteDocumentsResponse | pb.DeleteCollectionResponse,
 ) -> DeletedCount:
     return DeletedCount(
-        response.documents_deleted, response.chunks_deleted, response.clicks_deleted
+        response.documents_deleted,
+        response.chunks_deleted,
+        response.clicks_deleted,
+        response.consistency_token,
     )
 
 
@@ -199,7 +209,18 @@ def health_from_pb(response: pb.HealthResponse) -> HealthInfo:
         database_roundtrip_ms=response.database_roundtrip_ms,
         version=response.version,
         detail=response.detail,
+        click_model=response.click_model,
+        rankers=dict(response.rankers),
     )
+
+
+def click_receipt_from_pb(response: pb.RecordClickResponse) -> ClickReceipt:
+    try:
+        name = pb.ClickOutcome.Name(response.outcome)
+    except ValueError:  # an outcome a newer server knows
+        name = "unknown"
+    outcome = name.removeprefix("CLICK_OUTCOME_").lower()
+    return ClickReceipt(response.click_id, outcome, response.consistency_token)
 
 
 def index_outcome_from_pb(result: pb.IndexDocumentsResponse) -> IndexOutcome:
@@ -210,6 +231,7 @@ def index_outcome_from_pb(result: pb.IndexDocumentsResponse) -> IndexOutcome:
         chunk_count=result.chunk_count,
         error_field=result.error.field,
         error=result.error.message,
+        consistency_token=result.consistency_token,
     )
 
 
@@ -244,3 +266,15 @@ def _method_path(service: str, method: str) -> str:
     """`/package.Service/Method`; a KeyError here means the client and proto disagree."""
     descriptor = pb.DESCRIPTOR.services_by_name[service].methods_by_name[method]
     return f"/{descriptor.containing_service.full_name}/{descriptor.name}"
+
+
+def trained_ranker_from_pb(result: pb.TrainedRanker) -> TrainedRanker:
+    return TrainedRanker(
+        version=result.version,
+        live=result.live,
+        fitted_queries=result.fitted_queries,
+        validation_queries=result.validation_queries,
+        validation_ndcg=result.validation_ndcg,
+        plain_validation_ndcg=result.plain_validation_ndcg,
+        weights=dict(result.weights),
+    )

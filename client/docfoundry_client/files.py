@@ -16,7 +16,7 @@ from pathlib import Path
 
 from docfoundry.v1 import search_pb2 as pb
 
-CONTENT_TYPES: dict[str, pb.ContentType] = {
+CONTENT_TYPES: dict[str, pb.ContentType.ValueType] = {
     ".md": pb.CONTENT_TYPE_MARKDOWN,
     ".markdown": pb.CONTENT_TYPE_MARKDOWN,
     ".html": pb.CONTENT_TYPE_HTML,
@@ -59,7 +59,7 @@ class DocumentSpec:
     title: str = ""
     source_url: str = ""
     content: str = ""
-    content_type: pb.ContentType = pb.CONTENT_TYPE_UNSPECIFIED
+    content_type: pb.ContentType.ValueType = pb.CONTENT_TYPE_UNSPECIFIED
     chunks: Sequence[ChunkSpec] = ()
     metadata: Mapping[str, MetadataValue] = field(default_factory=dict)
 
@@ -96,11 +96,11 @@ def count_files(paths: Sequence[Path], *, root: Path | None = None) -> int:
     return sum(1 for _ in _iter_files(paths, root=root))
 
 
-def content_type_for(file: Path) -> pb.ContentType:
+def content_type_for(file: Path) -> pb.ContentType.ValueType:
     return CONTENT_TYPES.get(file.suffix.lower(), pb.CONTENT_TYPE_PLAIN_TEXT)
 
 
-def extract_title(content: str, content_type: pb.ContentType) -> str:
+def extract_title(content: str, content_type: pb.ContentType.ValueType) -> str:
     """The document's own title, or "" when it has none (callers fall back to the name)."""
     if content_type == pb.CONTENT_TYPE_MARKDOWN:
         return markdown_title(content)

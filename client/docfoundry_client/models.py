@@ -58,6 +58,8 @@ class SearchResult:
     took_ms: float
     hits: list[SearchHit]
     next_page_token: str = ""
+    # Send back with a click on one of the hits (record_click's impression_id).
+    impression_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -88,10 +90,40 @@ class HealthInfo:
     database_roundtrip_ms: float
     version: str
     detail: str
+    click_model: str = ""
+    rankers: dict[str, str] = field(default_factory=dict)
 
     @property
     def serving(self) -> bool:
         return self.status == "SERVING"
+
+
+@dataclass(frozen=True)
+class TrainedRanker:
+    """A learned ranker version: whether it went live, and how it did against plain fusion
+    on the clicked queries held out of its fit."""
+
+    version: int
+    live: bool
+    fitted_queries: int
+    validation_queries: int
+    validation_ndcg: float
+    plain_validation_ndcg: float
+    weights: dict[str, float]
+
+
+@dataclass(frozen=True)
+class ClickReceipt:
+    """`outcome` is "counted", or why the click does not count: "no_impression",
+    "not_shown", "duplicate", "session_cap", "user_cap" or "key_cap"."""
+
+    click_id: int
+    outcome: str
+    consistency_token: str = ""
+
+    @property
+    def counted(self) -> bool:
+        return self.outcome == "counted"
 
 
 @dataclass(frozen=True)
@@ -104,6 +136,8 @@ class IndexOutcome:
     chunk_count: int
     error_field: str = ""
     error: str = ""
+    # Pass to a search (consistency_token=…) to read this write, on any server or replica.
+    consistency_token: str = ""
 
 
 @dataclass(frozen=True)
@@ -144,6 +178,7 @@ class DeletedCount:
     documents_deleted: int
     chunks_deleted: int
     clicks_deleted: int
+    consistency_token: str = ""
 
 
 @dataclass(frozen=True)
@@ -151,6 +186,7 @@ class DeleteOutcome:
     path: str
     chunks_deleted: int
     clicks_deleted: int
+    consistency_token: str = ""
 
 
 class SearchOptions(TypedDict, total=False):
@@ -167,3 +203,7 @@ class SearchOptions(TypedDict, total=False):
     collection: str
     filter: FilterLike | None
     page_token: str
+    # A write's consistency_token: the search sees that write (read replicas).
+    consistency_token: str
+    # Hybrid: rank by the legs alone, without click feedback or the learned ranker.
+    plain_ranking: bool

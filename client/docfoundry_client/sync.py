@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Coroutine, Iterable
+from collections.abc import AsyncIterator, Coroutine, Iterable, Sequence
 from types import TracebackType
 from typing import Any, Self, TypeVar, Unpack
 
@@ -13,6 +13,7 @@ import grpc.aio
 
 from .client import DocFoundryClient
 from .models import (
+    ClickReceipt,
     CollectionInfo,
     DeletedCount,
     DeleteOutcome,
@@ -27,6 +28,7 @@ from .models import (
     SearchResult,
     VectorSource,
 )
+from .service_config import ChannelOption
 
 _T = TypeVar("_T")
 
@@ -37,6 +39,7 @@ class SyncDocFoundryClient:
     The async client runs on a private event loop in a daemon thread, so one channel is
     reused across calls and the facade also works from code that already runs a loop
     (where `asyncio.run` would refuse). Use as a context manager or call `close()`.
+    The arguments are DocFoundryClient's.
     """
 
     def __init__(
@@ -46,9 +49,10 @@ class SyncDocFoundryClient:
         timeout: float = 30.0,
         credentials: grpc.ChannelCredentials | None = None,
         api_key: str | None = None,
+        options: Sequence[ChannelOption] = (),
     ) -> None:
         self._client = DocFoundryClient(
-            target, timeout=timeout, credentials=credentials, api_key=api_key
+            target, timeout=timeout, credentials=credentials, api_key=api_key, options=options
         )
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
@@ -94,15 +98,17 @@ class SyncDocFoundryClient:
         query: str,
         chunk_id: int,
         *,
-        position: int,
+        impression_id: str = "",
+        position: int = 0,
         session_id: str = "",
         user_id: str = "",
         dwell_time: float = 0.0,
-    ) -> int:
+    ) -> ClickReceipt:
         return self._run(
             self._client.record_click(
                 query,
                 chunk_id,
+                impression_id=impression_id,
                 position=position,
                 session_id=session_id,
                 user_id=user_id,

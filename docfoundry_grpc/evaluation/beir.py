@@ -1,4 +1,10 @@
-"""Reads a BEIR-layout folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv."""
+"""Reads a BEIR-layout folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv.
+
+A corpus row is `_id`, `title`, `text`, and may say what its text is in `content_type`
+(at the top or in its `metadata`): markdown, html or text, or their MIME types. A row that
+does not say is left to the server, which infers the type from the document's path (here
+its `_id`) as it does for any client: `guide.md` is Markdown, `4983` plain text.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +13,17 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..errors import InvalidArgumentError
+from ..models import ContentType
+
+_CONTENT_TYPES = {
+    **{kind.value: kind for kind in ContentType},
+    "text/markdown": ContentType.MARKDOWN,
+    "text/html": ContentType.HTML,
+    "text/plain": ContentType.PLAIN_TEXT,
+}
 
 
 @dataclass(frozen=True)
@@ -16,6 +31,7 @@ class BeirDocument:
     id: str
     title: str
     text: str
+    content_type: ContentType | None = None  # None: the server infers it from `id`
 
 
 @dataclass(frozen=True)
@@ -29,12 +45,36 @@ class BeirDataset:
         with (self.root / "corpus.jsonl").open(encoding="utf-8") as lines:
             for line in lines:
                 if line.strip():
-                    row = json.loads(line)
-                    yield BeirDocument(str(row["_id"]), row.get("title") or "", row["text"])
+                    yield _document(json.loads(line))
 
     def count_documents(self) -> int:
         with (self.root / "corpus.jsonl").open(encoding="utf-8") as lines:
             return sum(1 for line in lines if line.strip())
+
+
+def _document(row: dict[str, Any]) -> BeirDocument:
+    doc_id = str(row["_id"])
+    metadata = row.get("metadata")
+    declared = row.get("content_type") or (
+        metadata.get("content_type") if isinstance(metadata, dict) else None
+    )
+    return BeirDocument(
+        doc_id, row.get("title") or "", row["text"], _content_type(declared, doc_id)
+    )
+
+
+def _content_type(declared: object, doc_id: str) -> ContentType | None:
+    """The type a row declares; None when it declares none. An unknown one is refused
+    rather than guessed: indexed as the wrong type, a document loses its headings."""
+    if declared is None or declared == "":
+        return None
+    kind = _CONTENT_TYPES.get(str(declared).strip().lower())
+    if kind is None:
+        raise InvalidArgumentError(
+            f"corpus document {doc_id!r}: content_type must be one of "
+            f"{', '.join(_CONTENT_TYPES)}, got {declared!r}"
+        )
+    return kind
 
 
 def load_dataset(root: Path, split: str = "test") -> BeirDataset:

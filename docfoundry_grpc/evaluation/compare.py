@@ -15,11 +15,18 @@ def compare_reports(first: Path, second: Path) -> str:
         if other is None:
             continue
         queries = mode["top10"].keys() & other["top10"].keys()
-        overlap = sum(
-            len(set(mode["top10"][q]) & set(other["top10"][q])) / max(len(mode["top10"][q]), 1)
-            for q in queries
-        ) / max(len(queries), 1)
+        overlap = sum(_overlap(mode["top10"][q], other["top10"][q]) for q in queries) / max(
+            len(queries), 1
+        )
         same = sum(mode["top10"][q] == other["top10"][q] for q in queries) / max(len(queries), 1)
         delta = mode["ndcg_at_10"] - other["ndcg_at_10"]
         lines.append(f"{mode['mode']:<12}{overlap:>11.4f}{same:>11.4f}{delta:>+11.4f}")
     return "\n".join(lines)
+
+
+def _overlap(first: list[str], second: list[str]) -> float:
+    """Share of the longer list the two have in common: 1 when both found nothing (they
+    agree), 0 when only one did."""
+    if not first and not second:
+        return 1.0
+    return len(set(first) & set(second)) / max(len(first), len(second))

@@ -16,7 +16,8 @@ from tqdm import tqdm
 
 from docfoundry.v1 import search_pb2 as pb
 
-from ..config import DatabaseConfig, PostgresConfig, Settings
+from ..config import DatabaseConfig, Settings
+from ..models import ContentType
 from .beir import BeirDataset
 from .scoring import score_run
 
@@ -65,13 +66,22 @@ class EvalReport:
 
 
 def _requests(dataset: BeirDataset) -> Iterator[pb.Document]:
+    """Each document as a client would send it: with the type its row declares, else
+    unspecified, so the server infers the type from the path as it does for any client
+    (Markdown keeps its headings, plain text stays plain)."""
     for doc in dataset.documents():
         yield pb.Document(
             path=doc.id,
             title=doc.title,
             content=doc.text,
-            content_type=pb.CONTENT_TYPE_PLAIN_TEXT,
+            content_type=_content_type_to_pb(doc.content_type),
         )
+
+
+def _content_type_to_pb(content_type: ContentType | None) -> pb.ContentType.ValueType:
+    if content_type is None:
+        return pb.CONTENT_TYPE_UNSPECIFIED
+    return pb.ContentType.Value(f"CONTENT_TYPE_{content_type.name}")
 
 
 async def load(client: object, dataset: BeirDataset) -> tuple[int, float]:
@@ -130,11 +140,23 @@ async def evaluate(target: str, dataset: BeirDataset, modes: Sequence[str]) -> E
     return report
 
 
+def postgres_database(url: str, env: Settings, *, throwaway: bool) -> DatabaseConfig:
+    """The environment's POSTGRES_* settings (index type, ef_search, pool…) on the database
+    at `url`: they are what an evaluation of PostgreSQL measures, so only the URL changes.
+    A throwaway database has no replicas: POSTGRES_READ_URLS, copies of another database,
+    would answer its searches with that database's documents."""
+    postgres = replace(env.database.postgres, url=url)
+    if throwaway:
+        postgres = replace(postgres, read_urls=())
+    return DatabaseConfig(type="postgresql", postgres=postgres)
+
+
 @contextlib.asynccontextmanager
 async def local_server(
     backend: str, dsn: str | None, *, cache_path: Path | None
 ) -> AsyncIterator[str]:
-    """An in-process server on a fresh database of `backend`; yields its address.
+    """An in-process server on a fresh database of `backend`, or on the PostgreSQL at
+    `dsn`, configured otherwise by the environment; yields its address.
 
     Embeddings are cached on disk, so evaluating the second backend, or again after a
     ranking change, does not pay for the model a second time."""
@@ -142,15 +164,18 @@ async def local_server(
     from ..embedding.factory import build_embedder
     from ..service.app import build_app
 
+    env = Settings.from_env()
     with contextlib.ExitStack() as stack:
         if backend == "sqlite":
             folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="df-eval-")))
             database = DatabaseConfig(type="sqlite", sqlite_path=folder / "eval.db")
+        elif dsn is None:
+            database = postgres_database(
+                stack.enter_context(LocalPostgres()).dsn, env, throwaway=True
+            )
         else:
-            if dsn is None:
-                dsn = stack.enter_context(LocalPostgres()).dsn
-            database = DatabaseConfig(type="postgresql", postgres=PostgresConfig(url=dsn))
-        settings = replace(Settings.from_env(), database=database, grpc_port=0, metrics_port=0)
+            database = postgres_database(dsn, env, throwaway=False)
+        settings = replace(env, database=database, grpc_port=0, metrics_port=0)
         embedder = build_embedder(
             cache_path=cache_path,
             threads=settings.embedding_threads,

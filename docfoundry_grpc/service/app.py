@@ -4,10 +4,11 @@ explicitly; serve() runs until SIGTERM/SIGINT and shuts down gracefully."""
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import signal
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from wsgiref.simple_server import WSGIServer
@@ -24,16 +25,18 @@ from docfoundry.v1 import search_pb2_grpc as pb_grpc
 
 from .. import __version__
 from ..admission import Admission
-from ..config import Settings, TlsConfig
+from ..config import LOOPBACK_HOSTS, Settings, TlsConfig
 from ..embedding import Embedder
 from ..engine import SearchEngine
 from ..errors import DocFoundryError, InvalidArgumentError, SchemaMismatchError, StoreLockedError
 from ..metrics import ServiceMetrics, TimedEmbedder, stats_from_loop
 from ..storage import StorageAdapter, build_store
 from ..storage.instrumented import instrumented
+from ..tracing import Tracing
 from .auth import Authenticator
 from .interceptors import ServiceInterceptor
 from .reflection import enable_reflection
+from .rpc_spans import rpc_span_interceptors
 from .servicer import CollectionServicer, IndexServicer, SearchServicer
 
 log = logging.getLogger(__name__)
@@ -44,6 +47,13 @@ SERVICE_NAMES = (
     pb.DESCRIPTOR.services_by_name["CollectionService"].full_name,
 )
 SUPERVISE_INTERVAL_SECONDS = 1.0
+# The longest one step of a stop (beyond the drain's grace) may take before it is left.
+STOP_STEP_SECONDS = 10.0
+MAX_CONNECTION_AGE_SECONDS = 300
+# A grpc.health.v1 service name that says only "this process is alive": SERVING from start
+# until shutdown, whatever the database does. A liveness probe asks for it, so an outage
+# of the database makes servers unready (the empty name) without restarting them all.
+LIVENESS_SERVICE = "liveness"
 
 
 class HealthService(HealthServicer):  # type: ignore[misc]
@@ -80,6 +90,7 @@ class App:
     health: HealthService
     metrics: ServiceMetrics
     port: int
+    tracing: Tracing = field(default_factory=Tracing)
     _supervisor: asyncio.Task[None] | None = field(default=None, repr=False)
     _store_open: bool = False
 
@@ -88,17 +99,25 @@ class App:
         return f"{self.settings.grpc_host}:{self.port}"
 
     async def start(self) -> None:
+        await self.health.set(LIVENESS_SERVICE, health_pb2.HealthCheckResponse.SERVING)
         await self._try_open_store()
         await self.server.start()
         self._supervisor = asyncio.create_task(self._supervise(), name="store-supervisor")
         log.info(
-            "DocFoundry %s serving on %s (backend %s, model %s in %s)",
+            "DocFoundry %s listening on %s (backend %s, model %s in %s)",
             __version__,
             self.address,
             self.store.backend,
             self.engine.embedder.model_name,
             self.engine.embedder.precision,
         )
+        settings = self.settings
+        if settings.search.clicks.enabled and not settings.page_token_secret:
+            if settings.grpc_host not in LOOPBACK_HOSTS:
+                log.warning(
+                    "PAGE_TOKEN_SECRET is not set: anyone can forge impressions, and with "
+                    "them the positions their clicks are weighted by"
+                )
 
     async def _try_open_store(self) -> None:
         try:
@@ -144,6 +163,7 @@ class App:
         )
         for name in ("", *SERVICE_NAMES):
             await self.health.set(name, status)
+        self.metrics.serving.set(1 if serving else 0)
 
     async def stop(self, grace: float | None = None) -> None:
         """Health → NOT_SERVING, drain in-flight RPCs for `grace` seconds, close storage;
@@ -151,12 +171,46 @@ class App:
         grace = self.settings.shutdown_grace_seconds if grace is None else grace
         if self._supervisor is not None:
             self._supervisor.cancel()
-            await asyncio.gather(self._supervisor, return_exceptions=True)
-        await self.health.enter_graceful_shutdown()
-        await self.server.stop(grace)
+            await _bounded("the database supervisor", self._supervisor, STOP_STEP_SECONDS)
+        await _bounded("health", self.health.enter_graceful_shutdown(), STOP_STEP_SECONDS)
+        self.metrics.serving.set(0)
+        await _bounded("the gRPC server", self.server.stop(grace), grace + STOP_STEP_SECONDS)
         self.engine.close()
-        await self.store.close()
+        await _bounded("storage", self.store.close(), STOP_STEP_SECONDS)
+        await self.tracing.shutdown()
         log.info("DocFoundry stopped")
+
+
+async def _bounded(step: str, work: Awaitable[object], seconds: float) -> None:
+    """Awaits one step of a stop for at most `seconds`, then goes on without it: a stop
+    that hangs (grpc.aio's server has known cases, grpc/grpc#28999) would keep the
+    process from exiting until its orchestrator kills it, skipping every later step. An
+    overrun is logged with the stack of every task still pending, to find what held it."""
+    task = asyncio.ensure_future(work)
+    try:
+        await asyncio.wait({task}, timeout=seconds)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    if not task.done():
+        log.warning(
+            "stopping: %s did not finish in %g s; going on without it. Pending tasks:\n%s",
+            step,
+            seconds,
+            _pending_stacks(),
+        )
+        task.cancel()
+        await asyncio.wait({task}, timeout=1)  # a step may not even end when cancelled
+    elif not task.cancelled() and task.exception() is not None:
+        await task  # raises the step's own error
+
+
+def _pending_stacks() -> str:
+    stacks = io.StringIO()
+    for task in asyncio.all_tasks():
+        if task is not asyncio.current_task():
+            task.print_stack(file=stacks)
+    return stacks.getvalue()
 
 
 def build_app(
@@ -164,8 +218,11 @@ def build_app(
     *,
     embedder: Embedder,
     registry: CollectorRegistry | None = None,
+    tracing: Tracing | None = None,
 ) -> App:
+    """`tracing` defaults to what the settings (OTEL_TRACES_EXPORTER) ask for."""
     settings.check_exposure()
+    tracing = tracing if tracing is not None else Tracing.from_config(settings.tracing)
     registry = registry if registry is not None else CollectorRegistry()
     metrics = ServiceMetrics(registry, backend=settings.database.type)
     admission = Admission(
@@ -173,7 +230,12 @@ def build_app(
     )
     embedder = TimedEmbedder(embedder, metrics)
     metrics.build_info.labels(__version__, settings.database.type, embedder.model_name).set(1)
-    store = instrumented(build_store(settings.database, dimension=embedder.dimension), metrics)
+    metrics.register_admission_collector((admission.search, admission.embedding, admission.ingest))
+    store = instrumented(
+        build_store(settings.database, dimension=embedder.dimension),
+        metrics,
+        spans=tracing.storage(settings.database.type),
+    )
     engine = SearchEngine(
         store,
         embedder,
@@ -181,6 +243,8 @@ def build_app(
         timer=metrics.time_search,
         page_token_secret=settings.page_token_secret,
         admission=admission,
+        spans=tracing.steps(),
+        on_click=lambda outcome: metrics.clicks.labels(outcome.value).inc(),
     )
     interceptor = ServiceInterceptor(
         metrics,
@@ -193,23 +257,21 @@ def build_app(
         request_timeout=settings.request_timeout_seconds,
     )
     server = grpc.aio.server(
-        interceptors=[interceptor],
+        interceptors=[*rpc_span_interceptors(tracing), interceptor],
         options=[
             # Enforced by gRPC on the wire, before a message is decoded.
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             # Without this, a second server on a taken port starts and shares it.
             ("grpc.so_reuseport", 0),
+            # Clients balancing with round_robin over dns:/// re-resolve when a connection
+            # closes: closing each after a few minutes lets them find servers added since.
+            # Calls running then finish on it (no grace limit: an ingest stream may be long).
+            ("grpc.max_connection_age_ms", MAX_CONNECTION_AGE_SECONDS * 1000),
         ],
     )
-    pb_grpc.add_SearchServiceServicer_to_server(  # type: ignore[no-untyped-call]
-        SearchServicer(engine), server
-    )
-    pb_grpc.add_IndexServiceServicer_to_server(  # type: ignore[no-untyped-call]
-        IndexServicer(engine), server
-    )
-    pb_grpc.add_CollectionServiceServicer_to_server(  # type: ignore[no-untyped-call]
-        CollectionServicer(engine), server
-    )
+    pb_grpc.add_SearchServiceServicer_to_server(SearchServicer(engine), server)
+    pb_grpc.add_IndexServiceServicer_to_server(IndexServicer(engine), server)
+    pb_grpc.add_CollectionServiceServicer_to_server(CollectionServicer(engine), server)
     health = HealthService()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     if settings.reflection:
@@ -237,7 +299,7 @@ def build_app(
     metrics.register_store_collector(
         stats_from_loop(asyncio.get_running_loop(), store.stats), vector_index=vector_index
     )
-    return App(settings, server, engine, store, health, metrics, port)
+    return App(settings, server, engine, store, health, metrics, port, tracing)
 
 
 def start_metrics(settings: Settings, registry: CollectorRegistry) -> WSGIServer | None:
@@ -309,6 +371,8 @@ async def serve(settings: Settings, *, embedder: Embedder, ingest: Sequence[Path
     await app.start()
     if ingest:
         await ingest_paths(app.address, ingest)
+    # After --ingest, so a search made once this is logged sees the whole index.
+    log.info("ready on %s", app.address)
     await stop.wait()
     log.info("shutting down")
     await app.stop()

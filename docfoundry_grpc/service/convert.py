@@ -17,6 +17,7 @@ from ..filters import All, AnyOf, Equals, Exists, Filter, Not, OneOf, PathPrefix
 from ..ingest import ChunkInput, DocumentInput
 from ..models import (
     ClickEvent,
+    ClickOutcome,
     Collection,
     CollectionSpec,
     ContentType,
@@ -34,6 +35,7 @@ from ..models import (
     UpsertResult,
     VectorSource,
 )
+from ..training import TrainedRanker, TrainingProgress
 from ..validation import (
     SearchQuery,
     check_collection_name,
@@ -118,6 +120,7 @@ def hybrid_query_from_pb(request: pb.HybridRequest, config: SearchConfig) -> Sea
         fulltext_weight=(request.fulltext_weight if request.HasField("fulltext_weight") else None),
         semantic_weight=(request.semantic_weight if request.HasField("semantic_weight") else None),
         fusion=_FUSIONS.get(request.fusion),
+        plain_ranking=request.plain_ranking,
         **_scope_from_pb(request),
     )
 
@@ -225,6 +228,21 @@ def hit_to_pb(hit: Hit) -> pb.Hit:
     )
 
 
+_CLICK_OUTCOMES_PB = {
+    ClickOutcome.COUNTED: pb.CLICK_OUTCOME_COUNTED,
+    ClickOutcome.NO_IMPRESSION: pb.CLICK_OUTCOME_NO_IMPRESSION,
+    ClickOutcome.NOT_SHOWN: pb.CLICK_OUTCOME_NOT_SHOWN,
+    ClickOutcome.DUPLICATE: pb.CLICK_OUTCOME_DUPLICATE,
+    ClickOutcome.SESSION_CAP: pb.CLICK_OUTCOME_SESSION_CAP,
+    ClickOutcome.USER_CAP: pb.CLICK_OUTCOME_USER_CAP,
+    ClickOutcome.KEY_CAP: pb.CLICK_OUTCOME_KEY_CAP,
+}
+
+
+def click_outcome_to_pb(outcome: ClickOutcome) -> pb.ClickOutcome.ValueType:
+    return _CLICK_OUTCOMES_PB[outcome]
+
+
 def click_from_pb(request: pb.RecordClickRequest, *, key_id: str = "") -> ClickEvent:
     return ClickEvent(
         query=request.query,
@@ -234,6 +252,7 @@ def click_from_pb(request: pb.RecordClickRequest, *, key_id: str = "") -> ClickE
         user_id=request.user_id,
         dwell_time=request.dwell_time,
         key_id=key_id,
+        impression_id=request.impression_id,
     )
 
 
@@ -374,6 +393,8 @@ def health_to_pb(report: HealthReport) -> pb.HealthResponse:
         database_roundtrip_ms=report.roundtrip_ms,
         version=report.version,
         detail=report.detail,
+        click_model=report.click_model,
+        rankers=report.rankers,
     )
     if report.stats is not None:
         s = report.stats
@@ -393,3 +414,22 @@ def health_to_pb(report: HealthReport) -> pb.HealthResponse:
                 )
             )
     return response
+
+
+def training_to_pb(step: TrainingProgress | TrainedRanker) -> pb.TrainRankerResponse:
+    if isinstance(step, TrainingProgress):
+        return pb.TrainRankerResponse(queries_done=step.done, queries_total=step.total)
+    done = step.fitted_queries + step.validation_queries
+    return pb.TrainRankerResponse(
+        queries_done=done,
+        queries_total=done,
+        result=pb.TrainedRanker(
+            version=step.version,
+            live=step.live,
+            fitted_queries=step.fitted_queries,
+            validation_queries=step.validation_queries,
+            validation_ndcg=step.validation_ndcg,
+            plain_validation_ndcg=step.plain_validation_ndcg,
+            weights=step.weights,
+        ),
+    )

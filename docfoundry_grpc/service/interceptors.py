@@ -16,7 +16,7 @@ import inspect
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager, nullcontext
+from contextlib import AbstractAsyncContextManager, nullcontext, suppress
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
@@ -27,7 +27,7 @@ from grpc_status import rpc_status
 
 from .. import errors
 from ..admission import CALL_DEADLINE, Admission
-from ..metrics import ServiceMetrics
+from ..metrics import UNMEASURED, RpcCall, ServiceMetrics
 from ..models import ApiKey
 from .auth import CALLER_KEY, Authenticator
 from .policy import Kind, MethodPolicy, policy_for
@@ -44,6 +44,7 @@ STATUS_OF_ERROR: dict[type[errors.DocFoundryError], grpc.StatusCode] = {
     errors.StoreBusyError: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errors.SchemaMismatchError: grpc.StatusCode.FAILED_PRECONDITION,
     errors.StoreLockedError: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.NotEnoughClicksError: grpc.StatusCode.FAILED_PRECONDITION,
     errors.OverloadedError: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errors.DeadlineExceededError: grpc.StatusCode.DEADLINE_EXCEEDED,
     errors.UnauthenticatedError: grpc.StatusCode.UNAUTHENTICATED,
@@ -61,6 +62,7 @@ REASON_OF_ERROR: dict[type[errors.DocFoundryError], str] = {
     errors.StoreBusyError: "STORE_BUSY",
     errors.SchemaMismatchError: "SCHEMA_MISMATCH",
     errors.StoreLockedError: "STORE_LOCKED",
+    errors.NotEnoughClicksError: "NOT_ENOUGH_CLICKS",
     errors.OverloadedError: "OVERLOADED",
     errors.DeadlineExceededError: "DEADLINE_EXCEEDED",
     errors.UnauthenticatedError: "UNAUTHENTICATED",
@@ -136,15 +138,15 @@ class _RpcScope:
     """Times one RPC, records its outcome exactly once, and turns an exception escaping the
     handler into the status of the error table (aborting the call)."""
 
-    def __init__(self, method: str, metrics: ServiceMetrics | None, context: Context) -> None:
+    def __init__(self, method: str, call: RpcCall, context: Context) -> None:
         self.method = method
-        self.metrics = metrics
+        self.call = call
         self.context = context
         self.started = time.perf_counter()
 
-    async def __aenter__(self) -> None:
-        if self.metrics:
-            self.metrics.rpc_in_flight.labels(self.method).inc()
+    async def __aenter__(self) -> RpcCall:
+        self.call.started()
+        return self.call
 
     async def __aexit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: object
@@ -161,6 +163,8 @@ class _RpcScope:
                 log.error("unhandled error in %s", self.method, exc_info=exc)
             self._finish(status.code)
             await self.context.abort(status.code, status.details, status.trailing_metadata)
+        else:  # GeneratorExit: gRPC closing a stream its caller abandoned
+            self._finish(self._cancelled_code())
 
     def _cancelled_code(self) -> grpc.StatusCode:
         """gRPC cancels the handler both when the caller goes away and when the deadline
@@ -172,10 +176,7 @@ class _RpcScope:
 
     def _finish(self, code: grpc.StatusCode) -> None:
         elapsed = time.perf_counter() - self.started
-        if self.metrics:
-            self.metrics.rpc_in_flight.labels(self.method).dec()
-            self.metrics.rpc_requests.labels(self.method, code.name).inc()
-            self.metrics.rpc_duration.labels(self.method).observe(elapsed)
+        self.call.handled(code.name, elapsed)
         log.info(
             "rpc %s %s %.2fms",
             self.method,
@@ -222,25 +223,37 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler
-        policy = policy_for(handler_call_details.method)
-        method = handler_call_details.method.rsplit("/", 1)[-1]
+        full_method = handler_call_details.method
+        policy = policy_for(full_method)
+        method = full_method.rsplit("/", 1)[-1]
+        call = self._call(full_method, handler)
         parse = {
             "request_deserializer": _tolerant(handler.request_deserializer),
             "response_serializer": handler.response_serializer,
         }
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
-                self._unary(method, policy, handler.unary_unary), **parse
+                self._unary(method, call, policy, handler.unary_unary), **parse
             )
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
-                self._unary_stream(method, policy, handler.unary_stream), **parse
+                self._unary_stream(method, call, policy, handler.unary_stream), **parse
             )
         if handler.stream_stream:
             return grpc.stream_stream_rpc_method_handler(
-                self._stream_stream(method, policy, handler.stream_stream), **parse
+                self._stream_stream(method, call, policy, handler.stream_stream), **parse
             )
         return handler  # no stream-unary methods are served
+
+    def _call(self, full_method: str, handler: Handler) -> RpcCall:
+        """The method's metrics (ones that record nothing without metrics)."""
+        if self.metrics is None:
+            return UNMEASURED
+        return self.metrics.grpc.call(
+            full_method,
+            client_streaming=handler.request_streaming,
+            server_streaming=handler.response_streaming,
+        )
 
     async def _start(self, policy: MethodPolicy, context: Context, request: Any) -> ApiKey | None:
         """The checks before a handler runs: the key, and the collection it names."""
@@ -263,35 +276,42 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         limiter = self.admission.search if policy.kind is Kind.SEARCH else self.admission.ingest
         return limiter.slot()
 
-    def _unary(self, method: str, policy: MethodPolicy, behavior: Any) -> Any:
+    def _unary(self, method: str, call: RpcCall, policy: MethodPolicy, behavior: Any) -> Any:
         async def wrapper(request: Any, context: Context) -> Any:
-            async with _RpcScope(method, self.metrics, context):
+            async with _RpcScope(method, call, context):
+                call.received()
                 request = _parsed(request)
                 key = await self._start(policy, context, request)
                 deadline = self._deadline(context, limit=self.request_timeout)
                 _set_call_context(key, deadline)
                 async with self._admitted(policy):
-                    return await _within(deadline, behavior(request, context))
+                    response = await _within(deadline, behavior(request, context))
+                call.sent()
+                return response
 
         return wrapper
 
-    def _unary_stream(self, method: str, policy: MethodPolicy, behavior: Any) -> Any:
+    def _unary_stream(self, method: str, call: RpcCall, policy: MethodPolicy, behavior: Any) -> Any:
         """Server streams (health Watch): either an async generator, or a coroutine that
         writes its messages with `context.write`."""
         if inspect.isasyncgenfunction(behavior):
 
             async def generator(request: Any, context: Context) -> AsyncIterator[Any]:
-                async with _RpcScope(method, self.metrics, context):
+                async with _RpcScope(method, call, context):
+                    call.received()
                     request = _parsed(request)
                     key = await self._start(policy, context, request)
                     _set_call_context(key, self._deadline(context, limit=None))
                     async for response in behavior(request, context):
+                        call.sent()
                         yield response
 
             return generator
 
         async def writer(request: Any, context: Context) -> None:
-            async with _RpcScope(method, self.metrics, context):
+            # Messages written with context.write are not counted as sent: only gRPC sees them.
+            async with _RpcScope(method, call, context):
+                call.received()
                 request = _parsed(request)
                 key = await self._start(policy, context, request)
                 _set_call_context(key, self._deadline(context, limit=None))
@@ -299,28 +319,58 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
 
         return writer
 
-    def _stream_stream(self, method: str, policy: MethodPolicy, behavior: Any) -> Any:
+    def _stream_stream(
+        self, method: str, call: RpcCall, policy: MethodPolicy, behavior: Any
+    ) -> Any:
         """Bidirectional streams (IndexDocuments): the key is checked once, each message's
         collection as it arrives; admission is per batch, inside the handler."""
 
         async def wrapper(requests: AsyncIterator[Any], context: Context) -> AsyncIterator[Any]:
-            async with _RpcScope(method, self.metrics, context):
-                key = await self._start(policy, context, None)
-                _set_call_context(key, self._deadline(context, limit=None))
-                checked = self._checked(requests, key, policy)
-                async for response in behavior(checked, context):
-                    yield response
+            async with _RpcScope(method, call, context):
+                try:
+                    key = await self._start(policy, context, None)
+                    _set_call_context(key, self._deadline(context, limit=None))
+                    checked = self._checked(requests, key, policy, call)
+                    async for response in behavior(checked, context):
+                        call.sent()
+                        yield response
+                except Exception:
+                    await _drain(requests, REFUSED_STREAM_DRAIN_SECONDS)
+                    raise
 
         return wrapper
 
     async def _checked(
-        self, requests: AsyncIterator[Any], key: ApiKey | None, policy: MethodPolicy
+        self,
+        requests: AsyncIterator[Any],
+        key: ApiKey | None,
+        policy: MethodPolicy,
+        call: RpcCall,
     ) -> AsyncIterator[Any]:
         async for request in requests:
+            call.received()  # each message of a stream, as go-grpc-prometheus counts
             request = _parsed(request)
             if self.authenticator is not None:
                 self.authenticator.check_collection(key, policy, request)
             yield request
+
+
+# How long a refused client stream is read on before its status is sent (see _drain).
+REFUSED_STREAM_DRAIN_SECONDS = 2.0
+
+
+async def _drain(requests: AsyncIterator[Any], limit: float) -> None:
+    """Reads and drops what the caller still sends, until it half-closes or `limit` passes.
+
+    A call that ends while its caller is still writing is reported by grpc.aio clients as
+    INTERNAL ("Failed execute_batch") instead of the status the server sent, because the
+    failed write overwrites it (grpc/grpc#36066). Reading the rest first lets a refused
+    upload see why it was refused; the limit keeps a caller that never stops from holding
+    the call."""
+    with suppress(Exception):
+        async with asyncio.timeout(limit):
+            async for _ in requests:
+                pass
 
 
 async def _within(deadline: float | None, work: Awaitable[Any]) -> Any:

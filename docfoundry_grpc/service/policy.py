@@ -77,6 +77,9 @@ POLICIES: dict[str, MethodPolicy] = {
     _COLLECTIONS + "GetCollection": MethodPolicy(Access.SEARCH, None, _name),
     _COLLECTIONS + "ListCollections": MethodPolicy(Access.SEARCH, all_collections=True),
     _COLLECTIONS + "DeleteCollection": MethodPolicy(Access.ADMIN, Kind.INGEST, _name),
+    # Not admitted as one unit (it would hold a slot for minutes): it embeds on the ingest
+    # thread and scores at most training.CONCURRENCY queries at a time.
+    _COLLECTIONS + "TrainRanker": MethodPolicy(Access.ADMIN, None, _collection),
     _HEALTH + "Check": MethodPolicy(Access.PUBLIC),
     _HEALTH + "Watch": MethodPolicy(Access.PUBLIC),
     _HEALTH + "List": MethodPolicy(Access.ANY_KEY),

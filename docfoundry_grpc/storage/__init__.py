@@ -19,7 +19,9 @@ def build_store(
         return PostgresAdapter(config.postgres, dimension=dimension)
     from .sqlite import SQLiteAdapter
 
-    return SQLiteAdapter(config.sqlite_path, dimension=dimension, exclusive=exclusive)
+    return SQLiteAdapter(
+        config.sqlite_path, dimension=dimension, exclusive=exclusive, ann=config.sqlite_ann
+    )
 
 
 __all__ = ["StorageAdapter", "build_store"]

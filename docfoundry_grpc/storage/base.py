@@ -7,7 +7,7 @@ Adapters translate their driver's errors into `errors.StoreUnavailableError` /
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -17,14 +17,17 @@ from ..models import (
     DEFAULT_COLLECTION,
     ApiKey,
     Chunk,
-    ClickEvent,
+    ClickCounts,
+    ClickedQuery,
+    ClickEvidence,
+    ClickOutcome,
+    ClickRecord,
     Collection,
     CollectionSpec,
     DeleteManyResult,
     DeleteResult,
     Document,
     DocumentChunks,
-    DocumentClicks,
     Metadata,
     MetadataValue,
     Scope,
@@ -38,7 +41,7 @@ from ..models import (
     VectorSource,
 )
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # Every method that touches documents takes the collection's name (default: "default") and
 # raises NotFoundError for a collection that does not exist. Filters (`where`) follow the
@@ -170,19 +173,39 @@ class StorageAdapter(Protocol):
         """The rows of ranked chunk ids, in that order, each with its given score; a chunk
         deleted since it was ranked is left out."""
 
-    async def record_click(self, click: ClickEvent, *, query_key: str) -> int:
-        """Stores a click and returns its id. Raises NotFoundError for an unknown chunk."""
+    async def record_click(
+        self, click: ClickRecord, *, judge: Callable[[ClickCounts], ClickOutcome]
+    ) -> tuple[int, ClickOutcome]:
+        """Stores a click with its outcome and returns its id and outcome. A click whose
+        `outcome` is None is judged by `judge`, from the counted clicks already stored for
+        its query, in the same transaction as the insert: concurrent clicks cannot both
+        slip under a cap. Raises NotFoundError for an unknown chunk."""
 
     async def has_clicks(self, query_key: str) -> bool:
-        """Whether any click is recorded for `query_key`. Needs no candidates, so Hybrid
-        asks while its rankings run and skips `document_clicks`, a round trip after them,
-        for the queries nobody has clicked on."""
+        """Whether any counted click is recorded for `query_key`. Needs no candidates, so
+        Hybrid asks while its rankings run and skips `click_evidence`, a round trip after
+        them, for the queries nobody has clicked on."""
 
-    async def document_clicks(
-        self, query_key: str, chunk_ids: Sequence[int]
-    ) -> dict[int, DocumentClicks]:
-        """For each of `chunk_ids` whose document has clicks recorded for `query_key`: that
-        document and its click count (absent means no clicks)."""
+    async def click_evidence(
+        self, query_key: str, chunk_ids: Sequence[int], *, collection: str
+    ) -> ClickEvidence:
+        """The counted clicks of `query_key` in `collection`: the number of distinct
+        sources, and for each of `chunk_ids` whose document was clicked, the summed weight
+        of each source that clicked it."""
+
+    async def click_history(self, collection: str) -> list[ClickedQuery]:
+        """Every query with counted clicks in `collection`, with its votes (for training
+        the learned ranker)."""
+
+    async def save_ranker(self, collection: str, model: str, *, live: bool) -> int:
+        """Stores a trained ranker as the collection's next version and returns it; a live
+        one retires the live one before it. Raises NotFoundError for an unknown collection."""
+
+    async def live_rankers(self) -> dict[str, int]:
+        """The live ranker version of each collection that has one."""
+
+    async def ranker_model(self, collection: str, version: int) -> str | None:
+        """A stored ranker version, as `save_ranker` got it; None if there is none."""
 
     def export_documents(self) -> AsyncIterator[tuple[str, Document, list[Chunk]]]:
         """Every document with its collection's name and its chunks in order, embeddings
@@ -212,6 +235,10 @@ class StorageAdapter(Protocol):
 
     async def ping(self) -> None:
         """One round trip to the database; raises StoreUnavailableError if it fails."""
+
+    async def write_position(self) -> str:
+        """A consistency token covering every write acknowledged so far: a read that
+        carries it sees them (see `consistency`); "" where every read already does."""
 
 
 def no_such_collection(name: str) -> NotFoundError:
@@ -340,3 +367,38 @@ def api_key_row(key: ApiKey) -> tuple[str, str, str, str, str]:
     contain a space)."""
     scopes = " ".join(sorted(s.value for s in key.scopes))
     return key.key_id, key.name, key.secret_hash, scopes, " ".join(key.collections)
+
+
+def click_evidence_from_rows(rows: Iterable[Sequence[Any]]) -> ClickEvidence:
+    """ClickEvidence from CLICK_EVIDENCE rows: (sources, chunk id, its document, the counted
+    clicks on the chunk itself, one source's vote)."""
+    sources = 0
+    votes: dict[int, list[float]] = {}
+    documents: dict[int, int] = {}
+    own: dict[int, int] = {}
+    for count, chunk_id, document_id, own_clicks, vote in rows:
+        sources = int(count)
+        votes.setdefault(int(chunk_id), []).append(float(vote))
+        documents[int(chunk_id)] = int(document_id)
+        own[int(chunk_id)] = int(own_clicks)
+    return ClickEvidence(sources, votes, documents, own)
+
+
+def clicked_queries_from_rows(rows: Iterable[Sequence[Any]]) -> list[ClickedQuery]:
+    """ClickedQuery per query from CLICK_HISTORY rows: (query key, first click id, source,
+    document id, vote, that click's query), in an order that does not depend on the
+    database's collation: by key, sources and documents sorted, the text of the query's
+    first click."""
+    first: dict[str, tuple[int, str]] = {}
+    sources: dict[str, set[str]] = {}
+    votes: dict[str, dict[int, list[float]]] = {}
+    ordered = sorted(rows, key=lambda r: (str(r[0]), str(r[2]), int(r[3])))
+    for raw_key, click_id, source, document_id, vote, query in ordered:
+        key = str(raw_key)
+        if key not in first or int(click_id) < first[key][0]:
+            first[key] = (int(click_id), str(query))
+        sources.setdefault(key, set()).add(str(source))
+        votes.setdefault(key, {}).setdefault(int(document_id), []).append(float(vote))
+    return [
+        ClickedQuery(key, first[key][1], len(sources[key]), votes[key]) for key in sorted(first)
+    ]

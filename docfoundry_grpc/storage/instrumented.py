@@ -1,4 +1,5 @@
-"""A StorageAdapter wrapper that times every operation and counts failures by kind.
+"""A StorageAdapter wrapper that times every operation and counts failures by kind, and
+with tracing on gives each one a span (see `tracing.StorageSpans`).
 
 The wrapper forwards by name: each adapter coroutine listed in OPERATIONS is timed under its
 label, anything else passes through untouched, so a method added to the contract needs one
@@ -14,6 +15,7 @@ from contextlib import asynccontextmanager
 from typing import Any, cast
 
 from ..metrics import ServiceMetrics
+from ..tracing import StorageSpans
 from .base import StorageAdapter
 
 # Adapter method → the `operation` label of the storage metrics.
@@ -37,7 +39,11 @@ OPERATIONS = {
     "chunks": "chunks",
     "record_click": "click",
     "has_clicks": "has_clicks",
-    "document_clicks": "document_clicks",
+    "click_evidence": "click_evidence",
+    "click_history": "click_history",
+    "save_ranker": "save_ranker",
+    "live_rankers": "live_rankers",
+    "ranker_model": "ranker_model",
     "import_clicks": "import_clicks",
     "create_api_key": "create_api_key",
     "get_api_key": "get_api_key",
@@ -45,14 +51,18 @@ OPERATIONS = {
     "revoke_api_key": "revoke_api_key",
     "stats": "stats",
     "ping": "ping",
+    "write_position": "write_position",
 }
 
 
 class InstrumentedStore:
-    def __init__(self, inner: StorageAdapter, metrics: ServiceMetrics) -> None:
+    def __init__(
+        self, inner: StorageAdapter, metrics: ServiceMetrics, *, spans: StorageSpans | None = None
+    ) -> None:
         self.inner = inner
         self.backend = inner.backend
         self._metrics = metrics
+        self._spans = spans
 
     @asynccontextmanager
     async def _timed(self, operation: str) -> AsyncIterator[None]:
@@ -77,14 +87,23 @@ class InstrumentedStore:
     def _timing(
         self, operation: str, method: Callable[..., Awaitable[Any]]
     ) -> Callable[..., Awaitable[Any]]:
+        spans = self._spans
+
         @functools.wraps(method)
         async def timed(*args: Any, **kwargs: Any) -> Any:
-            async with self._timed(operation):
-                return await method(*args, **kwargs)
+            if spans is None or not spans.wanted():
+                async with self._timed(operation):
+                    return await method(*args, **kwargs)
+            with spans.span(operation):
+                async with self._timed(operation):
+                    return await method(*args, **kwargs)
 
         return timed
 
 
-def instrumented(inner: StorageAdapter, metrics: ServiceMetrics) -> StorageAdapter:
-    """`inner` with every operation timed; typed as the contract it forwards."""
-    return cast(StorageAdapter, InstrumentedStore(inner, metrics))
+def instrumented(
+    inner: StorageAdapter, metrics: ServiceMetrics, *, spans: StorageSpans | None = None
+) -> StorageAdapter:
+    """`inner` with every operation timed (and traced, given `spans`); typed as the
+    contract it forwards."""
+    return cast(StorageAdapter, InstrumentedStore(inner, metrics, spans=spans))

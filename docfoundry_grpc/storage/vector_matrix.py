@@ -5,6 +5,10 @@ O(its chunks), not a copy of the whole matrix. A lock makes searches in worker t
 against writes from the event loop. Once half the rows are tombstones, `compact` (run in a
 thread) copies the live rows into new arrays without the lock, and holds it only to take in
 the rows written meanwhile and swap: searches and writes never wait for the copy.
+
+Each row also says whether an approximate graph (storage/vector_index.py) holds it: rows
+not yet in the graph are the exact tail of an approximate search, and rows deleted after
+the graph took them are collected for its next copy to drop.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ class VectorMatrix:
         self._vectors = np.zeros((capacity, dimension), dtype=np.float32)
         self._ids = np.zeros(capacity, dtype=np.int64)
         self._live = np.zeros(capacity, dtype=bool)
+        self._indexed = np.zeros(capacity, dtype=bool)  # the graph holds the row
+        self._dropped: set[int] = set()  # ids deleted after the graph took them
         self._row_of: dict[int, int] = {}
         self._size = 0
         self._lock = threading.Lock()
@@ -41,6 +47,7 @@ class VectorMatrix:
             self._vectors[rows] = vectors
             self._ids[rows] = ids
             self._live[rows] = True
+            self._indexed[rows] = False
             for offset, chunk_id in enumerate(ids):
                 self._row_of[chunk_id] = self._size + offset
             self._size += len(ids)
@@ -51,6 +58,8 @@ class VectorMatrix:
                 row = self._row_of.pop(chunk_id, None)
                 if row is not None:
                     self._live[row] = False
+                    if self._indexed[row]:
+                        self._dropped.add(chunk_id)
 
     @property
     def compaction_due(self) -> bool:
@@ -83,6 +92,83 @@ class VectorMatrix:
             top = _top_k(scores, limit)
             return [(int(ids[rows[t]]), float(scores[t])) for t in top]
 
+    # The approximate graph's side ----------------------------------------------------------
+
+    @property
+    def unindexed_count(self) -> int:
+        with self._lock:
+            n = self._size
+            return int(np.count_nonzero(self._live[:n] & ~self._indexed[:n]))
+
+    @property
+    def dropped_count(self) -> int:
+        return len(self._dropped)
+
+    def unindexed(self) -> tuple[npt.NDArray[np.int64], Vector, npt.NDArray[np.int64]]:
+        """For the graph's next copy: ids and vectors of the live rows it lacks, and the ids
+        it holds that were deleted since."""
+        with self._lock:
+            n = self._size
+            rows = np.flatnonzero(self._live[:n] & ~self._indexed[:n])
+            dropped = np.fromiter(self._dropped, dtype=np.int64, count=len(self._dropped))
+            return self._ids[rows].copy(), self._vectors[rows].copy(), dropped
+
+    def mark_indexed(self, ids: npt.NDArray[np.int64], dropped: npt.NDArray[np.int64]) -> None:
+        """A new graph holds `ids` and no longer `dropped`. An id of `ids` deleted while the
+        graph was built is now in the graph, so it joins the ids to drop next time."""
+        with self._lock:
+            self._dropped.difference_update(dropped.tolist())
+            for chunk_id in ids.tolist():
+                row = self._row_of.get(chunk_id)
+                if row is None:
+                    self._dropped.add(chunk_id)
+                else:
+                    self._indexed[row] = True
+
+    def adopt(self, ids: npt.NDArray[np.int64], vectors: Vector) -> int:
+        """Marks as indexed the rows a saved graph holds with the same vector (cosine at
+        least 0.999: the graph stores half precision); every other id it holds (a chunk
+        deleted, or its id reused, since it was saved) is to be dropped. Returns how many
+        rows it holds."""
+        with self._lock:
+            found = [self._row_of.get(i) for i in ids.tolist()]
+            known = np.fromiter((r is not None for r in found), dtype=bool, count=len(found))
+            rows = np.fromiter((r for r in found if r is not None), dtype=np.int64)
+            same = np.einsum("ij,ij->i", self._vectors[rows], vectors[known]) >= 0.999
+            self._indexed[rows[same]] = True
+            held = np.flatnonzero(known)[same]
+            stale = np.ones(len(ids), dtype=bool)
+            stale[held] = False
+            self._dropped.update(ids[stale].tolist())
+            return int(held.size)
+
+    def rerank(
+        self,
+        query: Vector,
+        candidates: npt.NDArray[np.int64],
+        *,
+        limit: int,
+        only: npt.NDArray[np.int64] | None = None,
+    ) -> list[tuple[int, float]]:
+        """The `limit` nearest among `candidates` (the graph's answer) and the rows the graph
+        does not hold yet, scored exactly in float32: live rows only, and with `only`, the
+        admitted ones only."""
+        with self._lock:
+            n = self._size
+            found = [self._row_of.get(c) for c in candidates.tolist()]
+            graph_rows = np.fromiter((r for r in found if r is not None), dtype=np.int64)
+            tail_rows = np.flatnonzero(self._live[:n] & ~self._indexed[:n])
+            rows = np.unique(np.concatenate([graph_rows, tail_rows]))
+            ids = self._ids[rows]
+            if only is not None:
+                keep = id_mask(only, ids)
+                rows, ids = rows[keep], ids[keep]
+            if rows.size == 0:
+                return []
+            scores = self._vectors[rows] @ query
+            top = _top_k(scores, limit)
+            return [(int(ids[t]), float(scores[t])) for t in top]
+
     def _reserve(self, extra: int) -> None:
         needed = self._size + extra
         if needed <= len(self._ids):
@@ -91,6 +177,7 @@ class VectorMatrix:
         self._vectors = _grow(self._vectors, capacity)
         self._ids = _grow(self._ids, capacity)
         self._live = _grow(self._live, capacity)
+        self._indexed = _grow(self._indexed, capacity)
 
     def compact(self) -> None:
         """Drops the tombstones; safe beside writes and searches (one compaction at a time).
@@ -116,7 +203,11 @@ class VectorMatrix:
             new_live = np.zeros(len(new_ids), dtype=bool)
             new_live[: keep.size] = live
             new_live[keep.size : count] = self._live[added]
+            new_indexed = np.zeros(len(new_ids), dtype=bool)
+            new_indexed[: keep.size] = self._indexed[keep]
+            new_indexed[keep.size : count] = self._indexed[added]
             self._vectors, self._ids, self._live, self._size = new_vectors, new_ids, new_live, count
+            self._indexed = new_indexed
             rows = np.flatnonzero(new_live[:count])
             self._row_of = dict(zip(new_ids[rows].tolist(), rows.tolist(), strict=True))
 

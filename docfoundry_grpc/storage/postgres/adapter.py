@@ -13,8 +13,9 @@ import asyncio
 import logging
 import math
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import replace
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import astuple, replace
 from typing import Any
 
 import asyncpg
@@ -23,20 +24,24 @@ import numpy.typing as npt
 from cachetools import LRUCache, TTLCache
 
 from ...config import PostgresConfig
+from ...consistency import token_for
 from ...errors import AlreadyExistsError, NotFoundError, StoreBusyError, StoreUnavailableError
 from ...filters import Filter
 from ...models import (
     DEFAULT_COLLECTION,
     ApiKey,
     Chunk,
-    ClickEvent,
+    ClickCounts,
+    ClickedQuery,
+    ClickEvidence,
+    ClickOutcome,
+    ClickRecord,
     Collection,
     CollectionSpec,
     DeleteManyResult,
     DeleteResult,
     Document,
     DocumentChunks,
-    DocumentClicks,
     PoolStats,
     ScoredId,
     StoredChunk,
@@ -53,6 +58,8 @@ from ..base import (
     api_key_row,
     check_deletable,
     check_distinct_paths,
+    click_evidence_from_rows,
+    clicked_queries_from_rows,
     collection_from_row,
     metadata_from_json,
     metadata_json,
@@ -64,8 +71,10 @@ from ..base import (
 from . import schema, segments, sql
 from .connections import CONNECT_ERRORS, Connections
 from .filter_sql import compile_filter
+from .replicas import PRIMARY_POSITION, ReadRouter
 
 log = logging.getLogger(__name__)
+
 
 # How long a server trusts its copy of a collection's id and dimension. Ids are never
 # reused, so a stale copy can only name a collection that another server deleted: its
@@ -82,6 +91,8 @@ class PostgresAdapter:
         self.config = config
         self.dimension = dimension
         self._connections = Connections(config)
+        # Searches and other reads: replicas when configured, else the primary's pool.
+        self._reads = ReadRouter(self._connections, config)
         self._compactor: asyncio.Task[None] | None = None
         self._segment_cache = segments.SegmentCache(config.postings_cache_mb * 2**20)
         self._collections: TTLCache[str, Collection] = TTLCache(1024, COLLECTION_CACHE_SECONDS)
@@ -96,6 +107,7 @@ class PostgresAdapter:
             for collection in await schema.init_schema(self._connections, self.dimension):
                 self._collections[collection.name] = collection
             await self._connections.open()
+            await self._reads.open()
         except CONNECT_ERRORS as exc:
             raise StoreUnavailableError(
                 f"cannot reach PostgreSQL at {self.config.safe_dsn()}: {type(exc).__name__}"
@@ -108,16 +120,27 @@ class PostgresAdapter:
         if compactor is not None:
             compactor.cancel()
             await asyncio.gather(compactor, return_exceptions=True)
+        await self._reads.close()
         await self._connections.close()
 
     # Collections ------------------------------------------------------------------------
 
     async def describe_collection(self, name: str) -> Collection:
-        """The collection's id and settings, from a short-lived cache."""
+        """The collection's id and settings, from a short-lived cache (or a read replica)."""
+        return await self._describe(name, self._reads.acquire)
+
+    async def _describe_for_write(self, name: str) -> Collection:
+        """As `describe_collection`, read from the primary when not cached: a write must
+        not miss a collection just created, or act on one a replica still shows."""
+        return await self._describe(name, self._connections.acquire)
+
+    async def _describe(
+        self, name: str, acquire: Callable[[], AbstractAsyncContextManager[asyncpg.Connection]]
+    ) -> Collection:
         cached = self._collections.get(name)
         if cached is not None:
             return cached
-        async with self._connections.acquire() as db:
+        async with acquire() as db:
             row = await db.fetchrow(sql.GET_COLLECTION, name)
         if row is None:
             raise no_such_collection(name)
@@ -144,18 +167,18 @@ class PostgresAdapter:
     async def get_collection(self, name: str) -> Collection:
         self._collections.pop(name, None)
         collection = await self.describe_collection(name)
-        async with self._connections.acquire() as db:
+        async with self._reads.acquire() as db:
             documents, chunks = await db.fetchrow(sql.COLLECTION_COUNTS, collection.id)
         return _with_counts(collection, int(documents), int(chunks or 0))
 
     async def list_collections(self) -> list[Collection]:
-        async with self._connections.acquire() as db:
+        async with self._reads.acquire() as db:
             rows = await db.fetch(sql.LIST_COLLECTIONS)
         return [collection_from_row(row) for row in rows]
 
     async def delete_collection(self, name: str) -> DeleteManyResult:
         check_deletable(name)
-        collection = await self.describe_collection(name)
+        collection = await self._describe_for_write(name)
         async with self._connections.acquire() as db, db.transaction():
             await db.execute(sql.WRITE_LOCK)
             ids = [r[0] for r in await db.fetch(sql.DOCUMENT_IDS_OF_COLLECTION, collection.id)]
@@ -168,7 +191,7 @@ class PostgresAdapter:
     # Documents --------------------------------------------------------------------------
 
     async def content_hash(self, path: str, *, collection: str = DEFAULT_COLLECTION) -> str | None:
-        found = await self.describe_collection(collection)
+        found = await self._describe_for_write(collection)
         async with self._connections.acquire() as db:
             value = await db.fetchval(sql.GET_HASH, found.id, path)
         return None if value is None else str(value)
@@ -179,7 +202,7 @@ class PostgresAdapter:
         check_distinct_paths(documents)
         if not documents:
             return []
-        found = await self.describe_collection(collection)
+        found = await self._describe_for_write(collection)
         async with self._connections.acquire() as db, db.transaction():
             await db.execute(sql.WRITE_LOCK)
             metadata = [item.document for item in documents]
@@ -278,7 +301,7 @@ class PostgresAdapter:
     async def delete_document(
         self, path: str, *, collection: str = DEFAULT_COLLECTION
     ) -> DeleteResult:
-        found = await self.describe_collection(collection)
+        found = await self._describe_for_write(collection)
         async with self._connections.acquire() as db, db.transaction():
             await db.execute(sql.WRITE_LOCK)
             document_id = await db.fetchval(sql.GET_DOCUMENT_ID, found.id, path)
@@ -290,7 +313,7 @@ class PostgresAdapter:
     async def delete_documents(
         self, where: Filter | None, *, collection: str = DEFAULT_COLLECTION
     ) -> DeleteManyResult:
-        found = await self.describe_collection(collection)
+        found = await self._describe_for_write(collection)
         condition, params = compile_filter(where, alias="d", first_param=2)
         async with self._connections.acquire() as db, db.transaction():
             await db.execute(sql.WRITE_LOCK)
@@ -303,7 +326,7 @@ class PostgresAdapter:
         self, path: str, *, collection: str = DEFAULT_COLLECTION
     ) -> StoredDocument:
         found = await self.describe_collection(collection)
-        async with self._connections.acquire() as db:
+        async with self._reads.acquire() as db:
             row = await db.fetchrow(sql.GET_DOCUMENT, found.id, path)
         if row is None:
             raise NotFoundError(f"no document with path {path!r} in {collection!r}")
@@ -320,7 +343,7 @@ class PostgresAdapter:
         found = await self.describe_collection(collection)
         condition, params = compile_filter(where, alias="d", first_param=4)
         query = sql.LIST_DOCUMENTS.format(where=condition)
-        async with self._connections.acquire() as db:
+        async with self._reads.acquire() as db:
             rows = await db.fetch(query, found.id, after, limit, *params)
         return [stored_document(collection, row) for row in rows]
 
@@ -348,7 +371,7 @@ class PostgresAdapter:
         found = await self.describe_collection(collection)
         if not terms:
             return []
-        async with self._connections.acquire() as db:
+        async with self._reads.acquire() as db:
             only = None if where is None else (await self._admitted(db, found, where))[0]
             return await segments.rank(
                 db, terms, limit, self._segment_cache, collection_id=found.id, only=only
@@ -377,7 +400,7 @@ class PostgresAdapter:
     async def chunks(self, ranked: Sequence[ScoredId]) -> list[StoredChunk]:
         if not ranked:
             return []
-        async with self._connections.acquire() as db:
+        async with self._reads.acquire() as db:
             rows = await db.fetch(sql.CHUNKS_BY_IDS, [i for i, _ in ranked])
         return ranked_chunks(ranked, rows)
 
@@ -418,9 +441,10 @@ class PostgresAdapter:
         walk come back short.
         """
         found = await self.describe_collection(collection)
-        async with self._connections.acquire() as db:
+        half = self.config.half_precision_walk
+        async with self._reads.acquire() as db:
             if where is None:
-                walk = sql.nearest(found.id, found.dimension, "true", rows=rows)
+                walk = sql.nearest(found.id, found.dimension, "true", rows=rows, half=half)
                 return await self._walk(db, walk, vector, limit, [], breadth=limit)
             admitted, chunk_count = await self._admitted(db, found, where)
             exact = sql.nearest_among(rows=rows)
@@ -428,7 +452,7 @@ class PostgresAdapter:
                 found_rows: list[asyncpg.Record] = await db.fetch(exact, vector, limit, admitted)
                 return found_rows
             condition, params = compile_filter(where, alias="c", first_param=3)
-            walk = sql.nearest(found.id, found.dimension, condition, rows=rows)
+            walk = sql.nearest(found.id, found.dimension, condition, rows=rows, half=half)
             share = len(admitted) / max(chunk_count, 1)
             breadth = max(limit, math.ceil(self.config.hnsw_ef_search / math.sqrt(share)))
             result = await self._walk(db, walk, vector, limit, params, breadth=breadth)
@@ -484,27 +508,47 @@ class PostgresAdapter:
 
     # Clicks -----------------------------------------------------------------------------
 
-    async def record_click(self, click: ClickEvent, *, query_key: str) -> int:
-        async with self._connections.acquire() as db:
-            document_id = await db.fetchval(sql.DOCUMENT_OF_CHUNK, click.chunk_id)
+    async def record_click(
+        self, click: ClickRecord, *, judge: Callable[[ClickCounts], ClickOutcome]
+    ) -> tuple[int, ClickOutcome]:
+        event = click.event
+        async with self._connections.acquire() as db, db.transaction():
+            document_id = await db.fetchval(sql.DOCUMENT_OF_CHUNK, event.chunk_id)
             if document_id is None:
-                raise NotFoundError(f"no chunk with id {click.chunk_id}")
+                raise NotFoundError(f"no chunk with id {event.chunk_id}")
+            outcome = click.outcome
+            if outcome is None:
+                await db.execute(sql.LOCK_CLICK_QUERY, click.query_key)
+                duplicate, session, user, key = await db.fetchrow(
+                    sql.COUNT_CLICKS,
+                    click.query_key,
+                    document_id,
+                    event.session_id,
+                    click.impression,
+                    event.user_id,
+                    event.key_id,
+                )
+                outcome = judge(ClickCounts(duplicate, session, user, key))
             try:
                 click_id = await db.fetchval(
                     sql.INSERT_CLICK,
-                    click.query,
-                    query_key,
-                    click.chunk_id,
+                    event.query,
+                    click.query_key,
+                    event.chunk_id,
                     document_id,
                     click.position,
-                    click.session_id,
-                    click.user_id,
-                    click.dwell_time,
-                    click.key_id,
+                    event.session_id,
+                    event.user_id,
+                    event.dwell_time,
+                    event.key_id,
+                    click.impression,
+                    click.source,
+                    click.weight,
+                    outcome.value,
                 )
             except asyncpg.ForeignKeyViolationError:
-                raise NotFoundError(f"no chunk with id {click.chunk_id}") from None
-        return int(click_id)
+                raise NotFoundError(f"no chunk with id {event.chunk_id}") from None
+        return int(click_id), outcome
 
     async def create_api_key(self, key: ApiKey) -> None:
         async with self._connections.acquire() as db:
@@ -525,17 +569,42 @@ class PostgresAdapter:
             return await db.fetchval(sql.REVOKE_API_KEY, key_id) is not None
 
     async def has_clicks(self, query_key: str) -> bool:
-        async with self._connections.acquire() as db:
+        async with self._reads.acquire() as db:
             return bool(await db.fetchval(sql.HAS_CLICKS, query_key))
 
-    async def document_clicks(
-        self, query_key: str, chunk_ids: Sequence[int]
-    ) -> dict[int, DocumentClicks]:
+    async def click_evidence(
+        self, query_key: str, chunk_ids: Sequence[int], *, collection: str
+    ) -> ClickEvidence:
         if not chunk_ids:
-            return {}
+            return ClickEvidence(0, {})
+        async with self._reads.acquire() as db:
+            rows = await db.fetch(sql.CLICK_EVIDENCE, query_key, list(chunk_ids), collection)
+        return click_evidence_from_rows(rows)
+
+    # Learned rankers ----------------------------------------------------------------------
+
+    async def click_history(self, collection: str) -> list[ClickedQuery]:
         async with self._connections.acquire() as db:
-            rows = await db.fetch(sql.DOCUMENT_CLICKS, query_key, list(chunk_ids))
-        return {int(r[0]): DocumentClicks(int(r[1]), int(r[2])) for r in rows}
+            rows = await db.fetch(sql.CLICK_HISTORY, collection)
+        return clicked_queries_from_rows(rows)
+
+    async def save_ranker(self, collection: str, model: str, *, live: bool) -> int:
+        async with self._connections.acquire() as db, db.transaction():
+            collection_id = await db.fetchval(sql.LOCK_COLLECTION, collection)
+            if collection_id is None:
+                raise no_such_collection(collection)
+            if live:
+                await db.execute(sql.RETIRE_RANKERS, collection_id)
+            return int(await db.fetchval(sql.INSERT_RANKER, collection_id, live, model))
+
+    async def live_rankers(self) -> dict[str, int]:
+        async with self._reads.acquire() as db:
+            return {str(name): int(version) for name, version in await db.fetch(sql.LIVE_RANKERS)}
+
+    async def ranker_model(self, collection: str, version: int) -> str | None:
+        async with self._reads.acquire() as db:
+            model = await db.fetchval(sql.RANKER_MODEL, collection, version)
+        return None if model is None else str(model)
 
     # Migration and health ---------------------------------------------------------------
 
@@ -566,27 +635,8 @@ class PostgresAdapter:
     async def import_clicks(self, clicks: Sequence[StoredClick]) -> int:
         if not clicks:
             return 0
-        columns = list(
-            zip(
-                *(
-                    (
-                        c.id,
-                        c.query,
-                        c.query_key,
-                        c.collection,
-                        c.document_path,
-                        c.chunk_ordinal,
-                        c.position,
-                        c.session_id,
-                        c.user_id,
-                        c.dwell_time,
-                        c.created_at,
-                    )
-                    for c in clicks
-                ),
-                strict=True,
-            )
-        )
+        # StoredClick's fields are IMPORT_CLICKS's arrays, in order.
+        columns = list(zip(*(astuple(c) for c in clicks), strict=True))
         async with self._connections.acquire() as db, db.transaction():
             status = await db.execute(sql.IMPORT_CLICKS, *map(list, columns))
             await db.fetchval(sql.SYNC_CLICK_SEQUENCE)
@@ -607,10 +657,17 @@ class PostgresAdapter:
             extra=scans,
             fulltext_backlog=backlog.size,
             fulltext_cache=self._segment_cache.stats(),
+            reads=self._reads.reads() if self._reads.replicas else {},
+            replicas_healthy=self._reads.health(),
         )
 
     def pool_stats(self) -> PoolStats | None:
         return self._connections.pool_stats()
+
+    async def write_position(self) -> str:
+        """The consistency token of every write acknowledged so far (see `replicas`)."""
+        async with self._connections.acquire() as db:
+            return token_for(int(await db.fetchval(PRIMARY_POSITION)))
 
     async def ping(self) -> None:
         async with self._connections.acquire() as db:

@@ -23,6 +23,9 @@ query_log = logging.getLogger("docfoundry_grpc.sql")
 # SQLSTATE classes that mean "the database is not there right now", not "bad query".
 _UNAVAILABLE_CLASSES = ("08", "53", "57")
 CONNECT_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
+# The pool's connections carry it in pg_stat_activity, so `docfoundry restore` can tell
+# that servers use a database.
+APPLICATION_NAME = "docfoundry"
 
 
 def is_unavailable(exc: BaseException) -> bool:
@@ -56,9 +59,14 @@ class Connections:
             max_inactive_connection_lifetime=self.config.pool_max_inactive_lifetime,
             init=self._init_connection,
             reset=_keep_session,
-            server_settings=self._search_settings(),
+            server_settings={**self._search_settings(), "application_name": APPLICATION_NAME},
             **self.ssl(),
         )
+
+    async def expire(self) -> None:
+        """Connections already open are replaced rather than handed out again."""
+        if self._pool is not None:
+            await self._pool.expire_connections()
 
     @property
     def opened(self) -> bool:

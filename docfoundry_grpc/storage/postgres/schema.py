@@ -85,7 +85,11 @@ def vector_index_sql(config: PostgresConfig, collection: Collection) -> str:
     if config.vector_index == "ivfflat":
         return sql.ivfflat_index(collection.id, collection.dimension, config.ivfflat_lists)
     return sql.hnsw_index(
-        collection.id, collection.dimension, config.hnsw_m, config.hnsw_ef_construction
+        collection.id,
+        collection.dimension,
+        config.hnsw_m,
+        config.hnsw_ef_construction,
+        half=config.hnsw_precision == "half",
     )
 
 
@@ -99,7 +103,7 @@ async def ensure_vector_index(
     minutes, so it is logged with its size and duration.
     """
     config = connections.config
-    kind, statement = config.vector_index, vector_index_sql(config, collection)
+    kind, statement = config.index_kind, vector_index_sql(config, collection)
     rows = 0
     if kind != "none":
         name = sql.vector_index_name(kind, collection.id)

@@ -151,6 +151,23 @@ CREATE INDEX IF NOT EXISTS click_feedback_query_key ON click_feedback(query_key)
 CREATE INDEX IF NOT EXISTS click_feedback_session_id ON click_feedback(session_id);
 CREATE INDEX IF NOT EXISTS click_feedback_document_id ON click_feedback(document_id);
 CREATE INDEX IF NOT EXISTS click_feedback_chunk_id ON click_feedback(chunk_id);
+-- Schema 4: what the click model made of each click (docfoundry_grpc/feedback.py).
+ALTER TABLE click_feedback ADD COLUMN IF NOT EXISTS impression text NOT NULL DEFAULT '';
+ALTER TABLE click_feedback ADD COLUMN IF NOT EXISTS source text NOT NULL DEFAULT '';
+ALTER TABLE click_feedback ADD COLUMN IF NOT EXISTS weight double precision NOT NULL DEFAULT 0;
+ALTER TABLE click_feedback ADD COLUMN IF NOT EXISTS outcome text NOT NULL
+    DEFAULT 'no_impression';
+CREATE INDEX IF NOT EXISTS click_feedback_counted ON click_feedback(query_key, document_id)
+    WHERE outcome = 'counted';
+-- Schema 4: learned rankers, every version trained, at most one live per collection.
+CREATE TABLE IF NOT EXISTS ranker_models (
+    collection_id bigint NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+    version       integer NOT NULL,
+    live          boolean NOT NULL DEFAULT false,
+    model         text NOT NULL,
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (collection_id, version)
+);
 """
 )
 
@@ -190,34 +207,63 @@ def vector_index_name(kind: str, collection_id: int) -> str:
     return f"chunks_embedding_{kind}_{int(collection_id)}"
 
 
-def _vector_expression(dimension: int) -> str:
-    return f"(embedding::vector({int(dimension)}))"
+# HNSW kinds: over the stored float32 vectors, or over their half-precision casts (half the
+# pages to walk and to write; candidates are re-scored in float32, see `nearest`).
+HNSW_KINDS = {"full": "hnsw", "half": "hnsw_half"}
 
 
-def hnsw_index(collection_id: int, dimension: int, m: int, ef_construction: int) -> str:
+def _vector_expression(dimension: int, *, half: bool = False) -> str:
+    return f"(embedding::{'halfvec' if half else 'vector'}({int(dimension)}))"
+
+
+def _drop_vector_indexes(collection_id: int, *, keep: str = "") -> str:
+    kinds = ("ivfflat", *HNSW_KINDS.values())
+    return "".join(
+        f"DROP INDEX IF EXISTS {vector_index_name(kind, collection_id)};\n"
+        for kind in kinds
+        if kind != keep
+    )
+
+
+def hnsw_create(
+    collection_id: int, dimension: int, m: int, ef_construction: int, precision: str
+) -> str:
+    half = precision == "half"
+    operators = "halfvec_cosine_ops" if half else "vector_cosine_ops"
     return f"""
-DROP INDEX IF EXISTS {vector_index_name("ivfflat", collection_id)};
-CREATE INDEX IF NOT EXISTS {vector_index_name("hnsw", collection_id)} ON chunks
-    USING hnsw ({_vector_expression(dimension)} vector_cosine_ops)
+CREATE INDEX IF NOT EXISTS {vector_index_name(HNSW_KINDS[precision], collection_id)} ON chunks
+    USING hnsw ({_vector_expression(dimension, half=half)} {operators})
     WITH (m = {int(m)}, ef_construction = {int(ef_construction)})
     WHERE collection_id = {int(collection_id)};
 """
 
 
+def hnsw_drop(collection_id: int, precision: str) -> str:
+    return f"DROP INDEX IF EXISTS {vector_index_name(HNSW_KINDS[precision], collection_id)};"
+
+
+def hnsw_index(
+    collection_id: int, dimension: int, m: int, ef_construction: int, *, half: bool
+) -> str:
+    """The HNSW index of one precision, and no other vector index, for a collection."""
+    precision = "half" if half else "full"
+    return _drop_vector_indexes(collection_id, keep=HNSW_KINDS[precision]) + hnsw_create(
+        collection_id, dimension, m, ef_construction, precision
+    )
+
+
 def ivfflat_index(collection_id: int, dimension: int, lists: int) -> str:
-    return f"""
-DROP INDEX IF EXISTS {vector_index_name("hnsw", collection_id)};
+    return _drop_vector_indexes(collection_id, keep="ivfflat") + (
+        f"""
 CREATE INDEX IF NOT EXISTS {vector_index_name("ivfflat", collection_id)} ON chunks
     USING ivfflat ({_vector_expression(dimension)} vector_cosine_ops) WITH (lists = {int(lists)})
     WHERE collection_id = {int(collection_id)};
 """
+    )
 
 
 def no_vector_index(collection_id: int) -> str:
-    return f"""
-DROP INDEX IF EXISTS {vector_index_name("hnsw", collection_id)};
-DROP INDEX IF EXISTS {vector_index_name("ivfflat", collection_id)};
-"""
+    return _drop_vector_indexes(collection_id)
 
 
 # An index built over rows already stored is many times faster than the same rows
@@ -490,6 +536,17 @@ WITH nearest AS MATERIALIZED (
     ORDER BY {distance} LIMIT $2
 )
 """
+# Over a half-precision index: the walk finds the candidates by their halfvec distance, and
+# each is scored from its stored float32 vector as the walk fetches its row (no second
+# lookup), so scores and their order are those of exact search. $1 is cast to vector first,
+# so that PostgreSQL types the parameter as a vector.
+_NEAREST_HALF = """
+WITH nearest AS MATERIALIZED (
+    SELECT c.id, c.embedding <=> $1 AS distance FROM chunks c
+    WHERE c.collection_id = {collection} AND {where}
+    ORDER BY {walk} LIMIT $2
+)
+"""
 _NEAREST_ROWS = f"""
 SELECT {_HIT_COLUMNS}, 1 - nearest.distance AS score
 FROM nearest JOIN chunks c ON c.id = nearest.id JOIN documents d ON d.id = c.document_id
@@ -499,11 +556,16 @@ _NEAREST_IDS = "SELECT id, 1 - distance FROM nearest ORDER BY distance, id"
 
 
 @functools.lru_cache(maxsize=256)  # built per search: the same few texts again and again
-def nearest(collection_id: int, dimension: int, where: str, *, rows: bool) -> str:
+def nearest(collection_id: int, dimension: int, where: str, *, rows: bool, half: bool) -> str:
     """The `limit` ($2) chunks nearest to $1 in a collection, as ids or as hit rows, by the
-    collection's vector index."""
-    distance = f"c.embedding::vector({int(dimension)}) <=> $1"
-    head = _NEAREST.format(distance=distance, collection=int(collection_id), where=where)
+    collection's vector index (`half`: its half-precision HNSW index)."""
+    d = int(dimension)
+    if half:
+        walk = f"c.embedding::halfvec({d}) <=> ($1::vector({d}))::halfvec({d})"
+        head = _NEAREST_HALF.format(walk=walk, collection=int(collection_id), where=where)
+    else:
+        distance = f"c.embedding::vector({d}) <=> $1"
+        head = _NEAREST.format(distance=distance, collection=int(collection_id), where=where)
     return head + (_NEAREST_ROWS if rows else _NEAREST_IDS)
 
 
@@ -525,15 +587,43 @@ def nearest_among(*, rows: bool) -> str:
 DOCUMENT_OF_CHUNK = "SELECT document_id FROM chunks WHERE id = $1"
 INSERT_CLICK = """
 INSERT INTO click_feedback
-    (query, query_key, chunk_id, document_id, position, session_id, user_id, dwell_time, key_id)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id
+    (query, query_key, chunk_id, document_id, position, session_id, user_id, dwell_time, key_id,
+     impression, source, weight, outcome)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id
 """
-HAS_CLICKS = "SELECT EXISTS (SELECT 1 FROM click_feedback WHERE query_key = $1)"
-DOCUMENT_CLICKS = """
-SELECT c.id, c.document_id, clicked.clicks
-FROM (SELECT document_id, count(*) AS clicks FROM click_feedback WHERE query_key = $1
-      GROUP BY document_id) AS clicked
-JOIN chunks c ON c.document_id = clicked.document_id
+# Clicks of one query are judged one at a time, so two cannot both slip under a cap.
+LOCK_CLICK_QUERY = "SELECT pg_advisory_xact_lock(hashtext('docfoundry-click:' || $1))"
+# The counted clicks a new click is judged against, in its document's collection: $1 query
+# key, $2 its document, $3 session, $4 impression, $5 user, $6 API key.
+COUNT_CLICKS = """
+SELECT coalesce(bool_or(f.document_id = $2 AND (($3 <> '' AND session_id = $3)
+                                                 OR ($4 <> '' AND impression = $4))), false),
+       count(*) FILTER (WHERE $3 <> '' AND session_id = $3),
+       count(*) FILTER (WHERE $5 <> '' AND user_id = $5),
+       count(*) FILTER (WHERE $6 <> '' AND key_id = $6)
+FROM click_feedback f JOIN documents d ON d.id = f.document_id
+WHERE f.query_key = $1 AND f.outcome = 'counted'
+  AND d.collection_id = (SELECT collection_id FROM documents WHERE id = $2)
+"""
+HAS_CLICKS = """
+SELECT EXISTS (SELECT 1 FROM click_feedback WHERE query_key = $1 AND outcome = 'counted')
+"""
+# Per source and clicked document of the query in the collection, the summed vote; for the
+# candidate chunks ($2) of those documents, with the number of sources.
+CLICK_EVIDENCE = """
+WITH votes AS (
+    SELECT f.document_id, f.source, sum(f.weight) AS vote
+    FROM click_feedback f
+    JOIN documents d ON d.id = f.document_id
+    JOIN collections k ON k.id = d.collection_id
+    WHERE f.query_key = $1 AND f.outcome = 'counted' AND k.name = $3
+    GROUP BY f.document_id, f.source
+)
+SELECT (SELECT count(DISTINCT source) FROM votes), c.id, c.document_id,
+       (SELECT count(*) FROM click_feedback o
+        WHERE o.query_key = $1 AND o.outcome = 'counted' AND o.chunk_id = c.id),
+       votes.vote
+FROM votes JOIN chunks c ON c.document_id = votes.document_id
 WHERE c.id = ANY($2::bigint[])
 """
 COUNTS = """
@@ -556,7 +646,8 @@ SELECT heading, anchor, text, embedding FROM chunks WHERE document_id = $1 ORDER
 EXPORT_CLICKS = """
 SELECT f.id, f.query, f.query_key, (SELECT name FROM collections WHERE id = d.collection_id),
        d.path, c.ordinal, f.position, f.session_id, f.user_id,
-       f.dwell_time, to_char(f.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')
+       f.dwell_time, to_char(f.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'),
+       f.outcome, f.source, f.weight, f.impression, f.key_id
 FROM click_feedback f
 JOIN documents d ON d.id = f.document_id
 LEFT JOIN chunks c ON c.id = f.chunk_id
@@ -564,13 +655,16 @@ ORDER BY f.id
 """
 IMPORT_CLICKS = """
 INSERT INTO click_feedback (id, query, query_key, chunk_id, document_id, position, session_id,
-                            user_id, dwell_time, created_at)
+                            user_id, dwell_time, created_at, outcome, source, weight,
+                            impression, key_id)
 SELECT u.id, u.query, u.query_key, c.id, d.id, u.position, u.session_id, u.user_id,
-       u.dwell_time, u.created_at::timestamp AT TIME ZONE 'UTC'
+       u.dwell_time, u.created_at::timestamp AT TIME ZONE 'UTC', u.outcome, u.source,
+       u.weight, u.impression, u.key_id
 FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::int[],
-            $8::text[], $9::text[], $10::float8[], $11::text[])
+            $8::text[], $9::text[], $10::float8[], $11::text[], $12::text[], $13::text[],
+            $14::float8[], $15::text[], $16::text[])
      AS u(id, query, query_key, collection, path, ordinal, position, session_id, user_id,
-          dwell_time, created_at)
+          dwell_time, created_at, outcome, source, weight, impression, key_id)
 JOIN collections k ON k.name = u.collection
 JOIN documents d ON d.collection_id = k.id AND d.path = u.path
 LEFT JOIN chunks c ON c.document_id = d.id AND c.ordinal = u.ordinal
@@ -591,4 +685,35 @@ GET_API_KEY = f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE key_id = $1"
 LIST_API_KEYS = f"SELECT {_KEY_COLUMNS} FROM api_keys ORDER BY created_at, key_id"
 REVOKE_API_KEY = """
 UPDATE api_keys SET revoked_at = now() WHERE key_id = $1 AND revoked_at IS NULL RETURNING key_id
+"""
+
+# Learned rankers ---------------------------------------------------------------------------
+# Per query, source and document of a collection, the counted votes (for training).
+CLICK_HISTORY = """
+WITH grouped AS (
+    SELECT f.query_key, min(f.id) AS first_id, f.source, f.document_id, sum(f.weight) AS vote
+    FROM click_feedback f
+    JOIN documents d ON d.id = f.document_id
+    JOIN collections k ON k.id = d.collection_id
+    WHERE f.outcome = 'counted' AND k.name = $1
+    GROUP BY f.query_key, f.source, f.document_id
+)
+SELECT g.query_key, g.first_id, g.source, g.document_id, g.vote, c.query
+FROM grouped g JOIN click_feedback c ON c.id = g.first_id
+"""
+# The collection's row, locked: versions of one collection are numbered one at a time.
+LOCK_COLLECTION = "SELECT id FROM collections WHERE name = $1 FOR UPDATE"
+RETIRE_RANKERS = "UPDATE ranker_models SET live = false WHERE collection_id = $1 AND live"
+INSERT_RANKER = """
+INSERT INTO ranker_models (collection_id, version, live, model)
+SELECT $1, coalesce(max(version), 0) + 1, $2, $3 FROM ranker_models WHERE collection_id = $1
+RETURNING version
+"""
+LIVE_RANKERS = """
+SELECT k.name, r.version FROM ranker_models r JOIN collections k ON k.id = r.collection_id
+WHERE r.live
+"""
+RANKER_MODEL = """
+SELECT r.model FROM ranker_models r JOIN collections k ON k.id = r.collection_id
+WHERE k.name = $1 AND r.version = $2
 """

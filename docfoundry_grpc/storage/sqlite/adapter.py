@@ -13,8 +13,10 @@ import asyncio
 import json
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Coroutine, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ import numpy.typing as npt
 from cachetools import LRUCache
 
 from ...bm25 import top_chunks_off_loop
+from ...config import AnnConfig
 from ...errors import (
     AlreadyExistsError,
     NotFoundError,
@@ -35,14 +38,17 @@ from ...models import (
     DEFAULT_COLLECTION,
     ApiKey,
     Chunk,
-    ClickEvent,
+    ClickCounts,
+    ClickedQuery,
+    ClickEvidence,
+    ClickOutcome,
+    ClickRecord,
     Collection,
     CollectionSpec,
     DeleteManyResult,
     DeleteResult,
     Document,
     DocumentChunks,
-    DocumentClicks,
     PoolStats,
     ScoredId,
     StoredChunk,
@@ -51,6 +57,7 @@ from ...models import (
     StoreStats,
     UpsertOutcome,
     Vector,
+    VectorGraphStats,
 )
 from ...text import chunk_tokens
 from ..base import (
@@ -59,6 +66,8 @@ from ..base import (
     api_key_row,
     check_deletable,
     check_distinct_paths,
+    click_evidence_from_rows,
+    clicked_queries_from_rows,
     collection_from_row,
     metadata_from_json,
     metadata_json,
@@ -75,6 +84,10 @@ from .schema import init_schema
 
 log = logging.getLogger(__name__)
 
+# Seconds without writes to a collection before its vector graph takes in the new rows and
+# its posting backlog is folded (unless either has grown too large to wait).
+QUIET_SECONDS = 1.0
+
 
 class SQLiteAdapter:
     backend = "sqlite"
@@ -87,8 +100,10 @@ class SQLiteAdapter:
         readers: int = 2,
         acquire_timeout: float = 5.0,
         exclusive: bool = True,
+        ann: AnnConfig | None = None,
     ) -> None:
         self.path = path
+        self.ann = ann or AnnConfig()
         self.exclusive = exclusive
         self._owner: FileOwner | None = None
         self.dimension = dimension
@@ -130,17 +145,30 @@ class SQLiteAdapter:
     def _maintain_if_due(self, index: CollectionIndex) -> None:
         """Starts folding the collection's posting backlog, and compacting its vectors, in
         threads when due; the write returns at once and searches go on meanwhile."""
-        if index.matrix.compaction_due and not index.compacting:
+        if index.vectors.compaction_due and not index.compacting:
             index.compacting = True
 
             async def compact() -> None:
                 try:
-                    await asyncio.to_thread(index.matrix.compact)
+                    await asyncio.to_thread(index.vectors.compact)
                 finally:
                     index.compacting = False
 
             self._background(compact(), f"compact-vectors-{index.collection.name}")
+        self._build_graph_when_quiet(index)
+        self._fold_when_quiet(index)
+
+    def _fold_when_quiet(self, index: CollectionIndex, *, now: bool = False) -> None:
+        """Folds a due posting backlog once writes to the collection pause for
+        QUIET_SECONDS, or at once when it is urgent (see PostingIndex.urgent)."""
+        if index.fold_timer is not None:
+            index.fold_timer.cancel()
+            index.fold_timer = None
         if not index.postings.due():
+            return
+        if not (now or index.postings.urgent):
+            fold_now = partial(self._fold_when_quiet, index, now=True)
+            index.fold_timer = asyncio.get_running_loop().call_later(QUIET_SECONDS, fold_now)
             return
         fold = index.postings.freeze()
 
@@ -154,6 +182,33 @@ class SQLiteAdapter:
 
         self._background(run(), f"fold-postings-{index.collection.name}")
 
+    def _build_graph_when_quiet(self, index: CollectionIndex, *, now: bool = False) -> None:
+        """Starts a due graph build once writes to the collection pause for
+        QUIET_SECONDS (a bulk load keeps its CPU; searches meanwhile scan the new rows
+        exactly), or at once when the rows waiting reach the graph's own size (twice the
+        threshold before the first build), which bounds what searches scan exactly."""
+        if index.graph_timer is not None:
+            index.graph_timer.cancel()
+            index.graph_timer = None
+        if index.building or not index.vectors.graph_due:
+            return
+        if not (now or index.vectors.graph_urgent):
+            loop = asyncio.get_running_loop()
+            build_now = partial(self._build_graph_when_quiet, index, now=True)
+            index.graph_timer = loop.call_later(QUIET_SECONDS, build_now)
+            return
+        index.building = True
+
+        async def build() -> None:
+            try:
+                await asyncio.to_thread(index.vectors.build_graph)
+            except Exception:  # searches stay right over the exact tail; only slower
+                log.exception("building the vector graph of %r failed", index.collection.name)
+            finally:
+                index.building = False
+
+        self._background(build(), f"vector-graph-{index.collection.name}")
+
     def _background(self, work: Coroutine[Any, Any, None], name: str) -> None:
         """Work the adapter awaits at close, not the write that started it."""
         task = asyncio.create_task(work, name=name)
@@ -161,8 +216,15 @@ class SQLiteAdapter:
         task.add_done_callback(self._tasks.discard)
 
     async def close(self) -> None:
+        for index in self._indexes.values():
+            index.vectors.stop()
+            for timer in (index.graph_timer, index.fold_timer):
+                if timer is not None:
+                    timer.cancel()
         tasks, self._tasks = list(self._tasks), set()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self.exclusive and self._writer is not None:
+            await self._save_graphs()
         # Every reader, not only the idle ones: a reader a cancelled call still holds would
         # otherwise keep its thread, and with it the process, alive after shutdown.
         readers, self._all_readers = self._all_readers, []
@@ -177,6 +239,20 @@ class SQLiteAdapter:
             self._owner.release()
             self._owner = None
 
+    def _graph_path(self, collection_id: int) -> Path:
+        """Where a collection's vector graph is kept between starts: a cache beside the
+        database (never the truth: a start checks it against the stored vectors)."""
+        return self.path.with_name(f"{self.path.name}.graphs") / f"{collection_id}.usearch"
+
+    async def _save_graphs(self) -> None:
+        for index in self._indexes.values():
+            path = self._graph_path(index.collection.id)
+            try:
+                path.parent.mkdir(exist_ok=True)
+                await asyncio.to_thread(index.vectors.save, path)
+            except OSError as exc:  # only the next start's speed depends on it
+                log.warning("could not keep the vector graph in %s: %s", path, exc)
+
     async def _connect(self) -> aiosqlite.Connection:
         connection = await aiosqlite.connect(self.path)
         for pragma in sql.PRAGMAS:
@@ -188,7 +264,7 @@ class SQLiteAdapter:
             rows = await db.execute_fetchall(sql.ALL_COLLECTIONS)
         by_id: dict[int, CollectionIndex] = {}
         for row in rows:
-            index = CollectionIndex(collection_from_row(row))
+            index = CollectionIndex(collection_from_row(row), self.ann)
             self._indexes[index.collection.name] = index
             by_id[index.collection.id] = index
         async with self._read() as db, db.execute(sql.ALL_EMBEDDINGS) as cursor:
@@ -207,6 +283,14 @@ class SQLiteAdapter:
             # Seconds at 100k chunks: in a thread, so a reopen while serving (the database
             # came back) does not hold the event loop.
             by_id[collection_id].postings = await asyncio.to_thread(_build_postings, mine)
+        for index in by_id.values():
+            path = self._graph_path(index.collection.id)
+            held = await asyncio.to_thread(index.vectors.restore, path)
+            if held:
+                log.info(
+                    "took up the saved vector graph of %r (%d chunks)", index.collection.name, held
+                )
+            self._build_graph_when_quiet(index, now=True)  # searches are exact meanwhile
 
     def _index(self, name: str) -> CollectionIndex:
         index = self._indexes.get(name)
@@ -269,7 +353,7 @@ class SQLiteAdapter:
             spec.description,
             str(created_at),
         )
-        self._indexes[spec.name] = CollectionIndex(collection)
+        self._indexes[spec.name] = CollectionIndex(collection, self.ann)
         return collection
 
     async def describe_collection(self, name: str) -> Collection:
@@ -302,6 +386,7 @@ class SQLiteAdapter:
             result, _ = await self._remove_documents(db, ids)
             await db.execute(sql.DELETE_COLLECTION, (index.collection.id,))
         del self._indexes[name]
+        self._graph_path(index.collection.id).unlink(missing_ok=True)
         return result
 
     # Documents --------------------------------------------------------------------------
@@ -568,31 +653,52 @@ class SQLiteAdapter:
     ) -> list[ScoredId]:
         index = self._index(collection)
         only = await self._admitted(index, where)
-        return await asyncio.to_thread(index.matrix.search, vector, limit=limit, only=only)
+        return await asyncio.to_thread(index.vectors.search, vector, limit=limit, only=only)
 
     # Clicks -----------------------------------------------------------------------------
 
-    async def record_click(self, click: ClickEvent, *, query_key: str) -> int:
+    async def record_click(
+        self, click: ClickRecord, *, judge: Callable[[ClickCounts], ClickOutcome]
+    ) -> tuple[int, ClickOutcome]:
+        event = click.event
         async with self._transaction() as db:
-            async with db.execute(sql.DOCUMENT_OF_CHUNK, (click.chunk_id,)) as cursor:
+            async with db.execute(sql.DOCUMENT_OF_CHUNK, (event.chunk_id,)) as cursor:
                 row = await cursor.fetchone()
             if row is None:
-                raise NotFoundError(f"no chunk with id {click.chunk_id}")
+                raise NotFoundError(f"no chunk with id {event.chunk_id}")
+            document_id = int(row[0])
+            outcome = click.outcome
+            if outcome is None:
+                counts = {
+                    "query_key": click.query_key,
+                    "document": document_id,
+                    "session": event.session_id,
+                    "impression": click.impression,
+                    "user": event.user_id,
+                    "key": event.key_id,
+                }
+                async with db.execute(sql.COUNT_CLICKS, counts) as cursor:
+                    duplicate, session, user, key = await cursor.fetchone() or (0, 0, 0, 0)
+                outcome = judge(ClickCounts(bool(duplicate), int(session), int(user), int(key)))
             rows = await db.execute_fetchall(
                 sql.INSERT_CLICK,
                 (
-                    click.query,
-                    query_key,
-                    click.chunk_id,
-                    row[0],
+                    event.query,
+                    click.query_key,
+                    event.chunk_id,
+                    document_id,
                     click.position,
-                    click.session_id,
-                    click.user_id,
-                    click.dwell_time,
-                    click.key_id,
+                    event.session_id,
+                    event.user_id,
+                    event.dwell_time,
+                    event.key_id,
+                    click.impression,
+                    click.source,
+                    click.weight,
+                    outcome.value,
                 ),
             )
-        return int(next(iter(rows))[0])
+        return int(next(iter(rows))[0]), outcome
 
     async def create_api_key(self, key: ApiKey) -> None:
         async with self._transaction() as db:
@@ -618,16 +724,48 @@ class SQLiteAdapter:
             [(found,)] = await db.execute_fetchall(sql.HAS_CLICKS, (query_key,))
         return bool(found)
 
-    async def document_clicks(
-        self, query_key: str, chunk_ids: Sequence[int]
-    ) -> dict[int, DocumentClicks]:
+    async def click_evidence(
+        self, query_key: str, chunk_ids: Sequence[int], *, collection: str
+    ) -> ClickEvidence:
         if not chunk_ids:
-            return {}
+            return ClickEvidence(0, {})
+        parameters = {
+            "query_key": query_key,
+            "collection": collection,
+            "chunk_ids": json.dumps(list(chunk_ids)),
+        }
         async with self._read() as db:
-            rows = await db.execute_fetchall(
-                sql.DOCUMENT_CLICKS, (query_key, json.dumps(list(chunk_ids)))
-            )
-        return {int(r[0]): DocumentClicks(int(r[1]), int(r[2])) for r in rows}
+            rows = await db.execute_fetchall(sql.CLICK_EVIDENCE, parameters)
+        return click_evidence_from_rows(rows)
+
+    # Learned rankers ----------------------------------------------------------------------
+
+    async def click_history(self, collection: str) -> list[ClickedQuery]:
+        async with self._read() as db:
+            rows = await db.execute_fetchall(sql.CLICK_HISTORY, (collection,))
+        return clicked_queries_from_rows(rows)
+
+    async def save_ranker(self, collection: str, model: str, *, live: bool) -> int:
+        async with self._transaction() as db:
+            found = list(await db.execute_fetchall(sql.COLLECTION_ID, (collection,)))
+            if not found:
+                raise no_such_collection(collection)
+            collection_id = int(found[0][0])
+            if live:
+                await db.execute(sql.RETIRE_RANKERS, (collection_id,))
+            parameters = {"collection": collection_id, "live": int(live), "model": model}
+            [(version,)] = await db.execute_fetchall(sql.INSERT_RANKER, parameters)
+        return int(version)
+
+    async def live_rankers(self) -> dict[str, int]:
+        async with self._read() as db:
+            rows = await db.execute_fetchall(sql.LIVE_RANKERS)
+        return {str(name): int(version) for name, version in rows}
+
+    async def ranker_model(self, collection: str, version: int) -> str | None:
+        async with self._read() as db:
+            rows = list(await db.execute_fetchall(sql.RANKER_MODEL, (collection, version)))
+        return str(rows[0][0]) if rows else None
 
     # Migration and health ---------------------------------------------------------------
 
@@ -660,19 +798,7 @@ class SQLiteAdapter:
             await db.executemany(
                 sql.IMPORT_CLICK,
                 [
-                    {
-                        "id": c.id,
-                        "query": c.query,
-                        "query_key": c.query_key,
-                        "ordinal": c.chunk_ordinal,
-                        "position": c.position,
-                        "session_id": c.session_id,
-                        "user_id": c.user_id,
-                        "dwell_time": c.dwell_time,
-                        "created_at": c.created_at,
-                        "path": c.document_path,
-                        "collection": c.collection,
-                    }
+                    {**asdict(c), "path": c.document_path, "ordinal": c.chunk_ordinal}
                     for c in clicks
                 ],
             )
@@ -698,11 +824,24 @@ class SQLiteAdapter:
             embedding_dimension=self.dimension,
             pool=pool,
             fulltext_backlog=sum(i.postings.backlog_chunks for i in self._indexes.values()),
+            vector_graph=self._graph_stats(),
+        )
+
+    def _graph_stats(self) -> VectorGraphStats:
+        indexes = self._indexes.values()
+        return VectorGraphStats(
+            chunks=sum(len(i.vectors.graph or ()) for i in indexes),
+            backlog=sum(i.vectors.backlog for i in indexes),
+            building=sum(i.building for i in indexes),
         )
 
     async def ping(self) -> None:
         async with self._read() as db, db.execute("SELECT 1") as cursor:
             await cursor.fetchone()
+
+    async def write_position(self) -> str:
+        """One process on one file: every read sees every acknowledged write already."""
+        return ""
 
 
 def _build_postings(rows: Sequence[Any]) -> PostingIndex:

@@ -3,14 +3,17 @@ document each chunk belongs to (for filters)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
 
+from ...config import AnnConfig
 from ...models import Collection, Vector
 from ..posting_index import PostingIndex
-from ..vector_matrix import VectorMatrix, id_mask
+from ..vector_index import VectorIndex
+from ..vector_matrix import id_mask
 
 # Bytes of admitted chunk ids kept for recent filters, all collections together (8 bytes
 # a chunk id: a filter admitting 100k chunks takes 0.8 MB).
@@ -28,19 +31,22 @@ class CollectionIndex:
     version) then cost nothing to apply.
     """
 
-    def __init__(self, collection: Collection) -> None:
+    def __init__(self, collection: Collection, ann: AnnConfig | None = None) -> None:
         self.collection = collection
-        self.matrix = VectorMatrix(collection.dimension)
+        self.vectors = VectorIndex(collection.dimension, ann)
         self.postings = PostingIndex()
         self.document_of = np.zeros(1024, dtype=np.int64)  # by chunk id
         self.compacting = False  # a vector compaction is running in a thread
+        self.building = False  # an approximate graph is being built in a thread
+        self.graph_timer: asyncio.TimerHandle | None = None  # a build once writes pause
+        self.fold_timer: asyncio.TimerHandle | None = None  # a posting fold, likewise
         self.generation = 0  # bumped by every committed write to the collection
 
     def add(
         self, chunk_ids: Sequence[int], document_ids: Sequence[int] | int, vectors: Vector
     ) -> None:
         """Adds chunks with their vectors and their document (one for all, or one each)."""
-        self.matrix.add(chunk_ids, vectors)
+        self.vectors.add(chunk_ids, vectors)
         if chunk_ids:
             top = max(chunk_ids)
             if top >= len(self.document_of):
@@ -51,12 +57,12 @@ class CollectionIndex:
 
     def chunks_of(self, document_ids: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
         """Ids of the live chunks of these documents."""
-        live = self.matrix.live_ids()
+        live = self.vectors.live_ids()
         return live[id_mask(document_ids, self.document_of[live])]
 
 
 def forget(index: CollectionIndex, removed: dict[int, list[str]]) -> None:
     index.generation += 1
-    index.matrix.remove(list(removed))
+    index.vectors.remove(list(removed))
     for chunk_id, tokens in removed.items():
         index.postings.remove(chunk_id, tokens)

@@ -32,8 +32,9 @@ async def init_schema(db: aiosqlite.Connection, path: Path, dimension: int) -> N
     if version == 1:
         await _upgrade_from_1(db)
     await db.executescript(sql.SCHEMA)
-    await _add_click_key(db)
+    await _add_click_columns(db)
     await db.execute(sql.API_KEYS)
+    await db.execute(sql.RANKER_MODELS)
     await db.execute(sql.SET_META, ("schema_version", str(SCHEMA_VERSION)))
     await db.execute(sql.SET_META, ("embedding_dimension", str(dimension)))
     await db.execute(sql.INSERT_DEFAULT_COLLECTION, (dimension,))
@@ -49,13 +50,18 @@ async def _meta(db: aiosqlite.Connection) -> dict[str, int | None]:
     return stored
 
 
-async def _add_click_key(db: aiosqlite.Connection) -> None:
-    """Schema 2 → 3: clicks name the API key that sent them (SQLite has no ADD COLUMN IF
-    NOT EXISTS, so the column list says whether it is there)."""
+async def _add_click_columns(db: aiosqlite.Connection) -> None:
+    """Schema 2 → 3: clicks name the API key that sent them; 3 → 4: what the click model
+    made of them (SQLite has no ADD COLUMN IF NOT EXISTS, so the column list says whether
+    each is there)."""
     async with db.execute(sql.CLICK_COLUMNS) as cursor:
         columns = {row[0] for row in await cursor.fetchall()}
     if "key_id" not in columns:
         await db.execute(sql.ADD_CLICK_KEY)
+    for name, statement in sql.CLICK_MODEL_COLUMNS.items():
+        if name not in columns:
+            await db.execute(statement)
+    await db.execute(sql.CLICK_COUNTED_INDEX)
 
 
 async def _upgrade_from_1(db: aiosqlite.Connection) -> None:

@@ -193,16 +193,43 @@ WHERE c.id IN (SELECT value FROM json_each(?))
 DOCUMENT_OF_CHUNK = "SELECT document_id FROM chunks WHERE id = ?"
 INSERT_CLICK = """
 INSERT INTO click_feedback
-    (query, query_key, chunk_id, document_id, position, session_id, user_id, dwell_time, key_id)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id
+    (query, query_key, chunk_id, document_id, position, session_id, user_id, dwell_time, key_id,
+     impression, source, weight, outcome)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id
 """
-HAS_CLICKS = "SELECT EXISTS (SELECT 1 FROM click_feedback WHERE query_key = ?)"
-DOCUMENT_CLICKS = """
-SELECT c.id, c.document_id, clicked.clicks
-FROM (SELECT document_id, COUNT(*) AS clicks FROM click_feedback WHERE query_key = ?
-      GROUP BY document_id) AS clicked
-JOIN chunks c ON c.document_id = clicked.document_id
-WHERE c.id IN (SELECT value FROM json_each(?))
+# The counted clicks a new click is judged against, in its document's collection (its write
+# transaction holds SQLite's one writer lock, so two clicks cannot both slip under a cap).
+COUNT_CLICKS = """
+SELECT coalesce(max(f.document_id = :document AND ((:session <> '' AND session_id = :session)
+                                                    OR (:impression <> ''
+                                                        AND impression = :impression))), 0),
+       total(:session <> '' AND session_id = :session),
+       total(:user <> '' AND user_id = :user),
+       total(:key <> '' AND key_id = :key)
+FROM click_feedback f JOIN documents d ON d.id = f.document_id
+WHERE f.query_key = :query_key AND f.outcome = 'counted'
+  AND d.collection_id = (SELECT collection_id FROM documents WHERE id = :document)
+"""
+HAS_CLICKS = """
+SELECT EXISTS (SELECT 1 FROM click_feedback WHERE query_key = ? AND outcome = 'counted')
+"""
+# Per source and clicked document of the query in the collection, the summed vote; for the
+# candidate chunks of those documents, with the number of sources.
+CLICK_EVIDENCE = """
+WITH votes AS (
+    SELECT f.document_id, f.source, sum(f.weight) AS vote
+    FROM click_feedback f
+    JOIN documents d ON d.id = f.document_id
+    JOIN collections k ON k.id = d.collection_id
+    WHERE f.query_key = :query_key AND f.outcome = 'counted' AND k.name = :collection
+    GROUP BY f.document_id, f.source
+)
+SELECT (SELECT count(DISTINCT source) FROM votes), c.id, c.document_id,
+       (SELECT count(*) FROM click_feedback o
+        WHERE o.query_key = :query_key AND o.outcome = 'counted' AND o.chunk_id = c.id),
+       votes.vote
+FROM votes JOIN chunks c ON c.document_id = votes.document_id
+WHERE c.id IN (SELECT value FROM json_each(:chunk_ids))
 """
 
 COUNTS = """
@@ -223,7 +250,7 @@ SELECT heading, anchor, text, embedding FROM chunks WHERE document_id = ? ORDER 
 EXPORT_CLICKS = """
 SELECT f.id, f.query, f.query_key, (SELECT name FROM collections WHERE id = d.collection_id),
        d.path, c.ordinal, f.position, f.session_id, f.user_id,
-       f.dwell_time, f.created_at
+       f.dwell_time, f.created_at, f.outcome, f.source, f.weight, f.impression, f.key_id
 FROM click_feedback f
 JOIN documents d ON d.id = f.document_id
 LEFT JOIN chunks c ON c.id = f.chunk_id
@@ -231,10 +258,12 @@ ORDER BY f.id
 """
 IMPORT_CLICK = """
 INSERT INTO click_feedback (id, query, query_key, chunk_id, document_id, position, session_id,
-                            user_id, dwell_time, created_at)
+                            user_id, dwell_time, created_at, outcome, source, weight,
+                            impression, key_id)
 SELECT :id, :query, :query_key,
        (SELECT c.id FROM chunks c WHERE c.document_id = d.id AND c.ordinal = :ordinal),
-       d.id, :position, :session_id, :user_id, :dwell_time, :created_at
+       d.id, :position, :session_id, :user_id, :dwell_time, :created_at, :outcome, :source,
+       :weight, :impression, :key_id
 FROM documents d JOIN collections k ON k.id = d.collection_id
 WHERE d.path = :path AND k.name = :collection
 ON CONFLICT (id) DO NOTHING
@@ -254,6 +283,19 @@ CREATE TABLE IF NOT EXISTS api_keys (
 """
 CLICK_COLUMNS = "SELECT name FROM pragma_table_info('click_feedback')"
 ADD_CLICK_KEY = "ALTER TABLE click_feedback ADD COLUMN key_id TEXT NOT NULL DEFAULT ''"
+# Schema 4: what the click model made of each click (docfoundry_grpc/feedback.py).
+CLICK_MODEL_COLUMNS = {
+    "impression": "ALTER TABLE click_feedback ADD COLUMN impression TEXT NOT NULL DEFAULT ''",
+    "source": "ALTER TABLE click_feedback ADD COLUMN source TEXT NOT NULL DEFAULT ''",
+    "weight": "ALTER TABLE click_feedback ADD COLUMN weight REAL NOT NULL DEFAULT 0",
+    "outcome": (
+        "ALTER TABLE click_feedback ADD COLUMN outcome TEXT NOT NULL DEFAULT 'no_impression'"
+    ),
+}
+CLICK_COUNTED_INDEX = """
+CREATE INDEX IF NOT EXISTS click_feedback_counted ON click_feedback(query_key, document_id)
+    WHERE outcome = 'counted'
+"""
 INSERT_API_KEY = """
 INSERT INTO api_keys (key_id, name, secret_hash, scopes, collections) VALUES (?, ?, ?, ?, ?)
 """
@@ -263,4 +305,45 @@ LIST_API_KEYS = f"SELECT {_KEY_COLUMNS} FROM api_keys ORDER BY created_at, key_i
 REVOKE_API_KEY = """
 UPDATE api_keys SET revoked_at = strftime('%Y-%m-%d %H:%M:%S', 'now')
 WHERE key_id = ? AND revoked_at = ''
+"""
+
+# Learned rankers ---------------------------------------------------------------------------
+RANKER_MODELS = """
+CREATE TABLE IF NOT EXISTS ranker_models (
+    collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+    version       INTEGER NOT NULL,
+    live          INTEGER NOT NULL DEFAULT 0,
+    model         TEXT NOT NULL,
+    created_at    TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    PRIMARY KEY (collection_id, version)
+)
+"""
+# Per query, source and document of a collection, the counted votes (for training).
+CLICK_HISTORY = """
+WITH grouped AS (
+    SELECT f.query_key, min(f.id) AS first_id, f.source, f.document_id, sum(f.weight) AS vote
+    FROM click_feedback f
+    JOIN documents d ON d.id = f.document_id
+    JOIN collections k ON k.id = d.collection_id
+    WHERE f.outcome = 'counted' AND k.name = ?
+    GROUP BY f.query_key, f.source, f.document_id
+)
+SELECT g.query_key, g.first_id, g.source, g.document_id, g.vote, c.query
+FROM grouped g JOIN click_feedback c ON c.id = g.first_id
+"""
+COLLECTION_ID = "SELECT id FROM collections WHERE name = ?"
+RETIRE_RANKERS = "UPDATE ranker_models SET live = 0 WHERE collection_id = ? AND live"
+INSERT_RANKER = """
+INSERT INTO ranker_models (collection_id, version, live, model)
+SELECT :collection, coalesce(max(version), 0) + 1, :live, :model FROM ranker_models
+WHERE collection_id = :collection
+RETURNING version
+"""
+LIVE_RANKERS = """
+SELECT k.name, r.version FROM ranker_models r JOIN collections k ON k.id = r.collection_id
+WHERE r.live
+"""
+RANKER_MODEL = """
+SELECT r.model FROM ranker_models r JOIN collections k ON k.id = r.collection_id
+WHERE k.name = ? AND r.version = ?
 """
