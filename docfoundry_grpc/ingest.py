@@ -31,7 +31,7 @@ from .validation import (
     check_document_path,
     check_metadata,
     check_text,
-    check_vector,
+    check_vectors,
 )
 
 # Chunks embedded per executor job: about half a second of model time for long chunks.
@@ -101,13 +101,23 @@ def check_document(doc: DocumentInput, collection: Collection, *, max_bytes: int
         check_text(chunk.heading, f"{at}.heading")
         check_text(chunk.anchor, f"{at}.anchor")
         check_text(chunk.text, f"{at}.text", max_chars=MAX_CONTENT_CHARS)
-        if chunk.embedding:
-            check_vector(chunk.embedding, collection.dimension, what=f"{at}.embedding")
-        elif caller_vectors:
+        if caller_vectors and not chunk.embedding:
             raise InvalidArgumentError(
                 f"collection {collection.name!r} takes caller vectors: this chunk has none",
                 field=f"{at}.embedding",
             )
+    given_vectors(doc, collection.dimension)
+
+
+def given_vectors(doc: DocumentInput, dimension: int | None) -> dict[int, Vector]:
+    """The unit-length vectors of the document's chunks that carry one, by chunk number;
+    raises InvalidArgumentError naming the first bad one."""
+    numbers = [n for n, chunk in enumerate(doc.chunks) if chunk.embedding]
+    if not numbers:
+        return {}
+    rows = [doc.chunks[n].embedding for n in numbers]
+    names = [f"document.chunks[{n}].embedding" for n in numbers]
+    return dict(zip(numbers, check_vectors(rows, dimension, names=names), strict=True))
 
 
 def embedding_text(title: str, heading: str, text: str) -> str:
@@ -172,19 +182,16 @@ class DocumentPreparer:
         vectors: Iterator[Vector] = iter(await self._embed(to_embed) if to_embed else [])
         prepared = []
         for doc, doc_sections, digest in zip(docs, sections, hashes, strict=True):
+            given_by_number = given_vectors(doc, None)
             chunks = [
                 Chunk(
                     heading=heading,
                     anchor=anchor,
                     text=text,
                     tokens=tokens,
-                    embedding=(
-                        check_vector(given.embedding, None, what="embedding")
-                        if given is not None and given.embedding
-                        else next(vectors)
-                    ),
+                    embedding=given_by_number[n] if n in given_by_number else next(vectors),
                 )
-                for (heading, anchor, text, tokens), given in _with_given(doc, doc_sections)
+                for n, (heading, anchor, text, tokens) in enumerate(doc_sections)
             ]
             document = Document(doc.path, doc.title, doc.source_url, digest, doc.metadata)
             prepared.append(DocumentChunks(document, chunks))

@@ -14,6 +14,9 @@ from functools import lru_cache
 import Stemmer
 
 _WORD = re.compile(r"[^\W_]+")
+# The same words in lower-cased ASCII text, where [^\W_] is [a-z0-9]: a narrower class
+# is a quarter faster to scan, and most documentation is ASCII.
+_ASCII_WORD = re.compile(r"[a-z0-9]+")
 _STEMMER = Stemmer.Stemmer("english")
 _MAX_TOKEN_CHARS = 64
 
@@ -42,12 +45,14 @@ def _stem(word: str) -> str:
 
 def words(text: str) -> list[str]:
     """Folded words of `text`, stop words included (used for snippets)."""
+    if text.isascii():
+        return _ASCII_WORD.findall(text.lower())
     return _WORD.findall(_fold(text))
 
 
 def analyze(text: str) -> list[str]:
     """Index terms of `text` in order: folded, stop words removed, Snowball-stemmed."""
-    return [_stem(w)[:_MAX_TOKEN_CHARS] for w in _WORD.findall(_fold(text)) if w not in STOP_WORDS]
+    return [_stem(w)[:_MAX_TOKEN_CHARS] for w in words(text) if w not in STOP_WORDS]
 
 
 def query_terms(text: str) -> list[str]:

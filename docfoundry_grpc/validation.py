@@ -237,6 +237,36 @@ def check_vector(values: Sequence[float] | Vector, dimension: int | None, *, wha
     return (scaled / float(np.linalg.norm(scaled))).astype(np.float32)
 
 
+def check_vectors(
+    rows: Sequence[Sequence[float]], dimension: int | None, *, names: Sequence[str]
+) -> Vector:
+    """`check_vector` of each row at once, as a matrix of unit rows: one numpy pass where a
+    loop of per-row calls cost a document of caller vectors about 10 µs a chunk. A batch
+    with a bad row goes row by row, so the error names the first bad one (by `names`)
+    exactly as `check_vector` would. Rows share one width: with `dimension` None, the
+    first row's."""
+    if dimension is None and rows:
+        dimension = len(rows[0])
+    if rows and len({len(row) for row in rows}) == 1:
+        width = len(rows[0])
+        if width == dimension and 0 < width <= MAX_VECTOR_DIMENSION:
+            with np.errstate(all="ignore"):
+                try:
+                    matrix = np.asarray(rows, dtype=np.float64)
+                except OverflowError:
+                    matrix = np.full((1, 1), np.nan)
+                largest = np.max(np.abs(matrix), axis=1)
+                if np.all(np.isfinite(matrix)) and np.all((largest > 0) & (largest <= 1e30)):
+                    scaled = matrix / largest[:, None]
+                    norms = np.linalg.norm(scaled, axis=1)
+                    unit: Vector = (scaled / norms[:, None]).astype(np.float32)
+                    return unit
+    checked = [
+        check_vector(row, dimension, what=name) for row, name in zip(rows, names, strict=True)
+    ]
+    return np.stack(checked) if checked else np.zeros((0, dimension or 0), dtype=np.float32)
+
+
 def _check_weight(value: float | None, name: str) -> float:
     if value is None:
         return 1.0

@@ -294,7 +294,7 @@ async def test_health_reports_detail_and_standard_health(server: Harness) -> Non
     health = await server.search.Health(pb.HealthRequest())
     assert health.status == pb.HealthResponse.STATUS_SERVING
     assert health.database_type == server.app.store.backend
-    assert health.schema_version == SCHEMA_VERSION == 4
+    assert health.schema_version == SCHEMA_VERSION == 5
     assert (health.embedding_model, health.embedding_dimension) == (
         "sentence-transformers/all-MiniLM-L6-v2",
         384,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import string
 import unicodedata
 
@@ -9,7 +10,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from docfoundry_grpc.snippets import snippet
-from docfoundry_grpc.text import analyze, chunk_tokens, query_key, query_terms
+from docfoundry_grpc.text import analyze, chunk_tokens, query_key, query_terms, words
 
 settings.register_profile(
     "properties-text",
@@ -71,6 +72,15 @@ def test_query_terms_are_distinct_nonempty_tokens_of_the_analysis(text: str) -> 
         assert term and len(term) <= 64
         assert not any(c.isspace() for c in term)
         assert "_" not in term  # "_" parts words
+
+
+@PROFILE
+@given(text=st.text(st.characters(max_codepoint=127), max_size=80))
+def test_ascii_text_has_the_words_of_the_general_analysis(text: str) -> None:
+    """ASCII text takes a narrower, faster pattern; its words must be those of the general
+    path (Unicode word characters less '_', after full case folding)."""
+    folded = unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", text).casefold())
+    assert words(text) == re.findall(r"[^\W_]+", folded)
 
 
 @PROFILE

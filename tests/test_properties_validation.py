@@ -7,6 +7,7 @@ constants, so a changed limit shows up here as a failure.
 
 from __future__ import annotations
 
+import functools
 import math
 import string
 import warnings
@@ -44,6 +45,7 @@ from docfoundry_grpc.validation import (
     check_page_size,
     check_text,
     check_vector,
+    check_vectors,
     search_query,
 )
 
@@ -360,6 +362,36 @@ def test_vectors_accepted_are_finite_unit_length_and_same_direction(
     again = check_vector(result, dimension, what="query_vector")
     assert again.dtype == np.float32
     np.testing.assert_allclose(again, result, atol=1e-6)
+
+
+@PROFILE
+@given(
+    rows=st.lists(st.lists(ANY_FLOAT, min_size=0, max_size=6), min_size=0, max_size=5),
+    dimension=st.one_of(st.none(), st.integers(0, 6)),
+)
+def test_a_batch_of_vectors_is_checked_as_each_one_alone(
+    rows: list[list[float]], dimension: int | None
+) -> None:
+    """The batched check accepts exactly what the one-by-one check accepts (rows of the
+    first row's width when no dimension is given), to the same unit rows, and refuses with
+    the first bad row's own error."""
+    names = [f"document.chunks[{n}].embedding" for n in range(len(rows))]
+    width = dimension if dimension is not None or not rows else len(rows[0])
+    alone = [
+        outcome(functools.partial(check_vector, r, width, what=n))
+        for r, n in zip(rows, names, strict=True)
+    ]
+    batch = outcome(lambda: check_vectors(rows, dimension, names=names))
+    refused = [r for r in alone if isinstance(r, InvalidArgumentError)]
+    if refused:
+        assert isinstance(batch, InvalidArgumentError)
+        assert (batch.field, str(batch)) == (refused[0].field, str(refused[0]))
+        return
+    assert not isinstance(batch, InvalidArgumentError)
+    assert batch.dtype == np.float32 and len(batch) == len(rows)
+    for got, want in zip(batch, alone, strict=True):
+        assert not isinstance(want, InvalidArgumentError)
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-7)
 
 
 @PROFILE

@@ -8,6 +8,7 @@ and one click.
 from __future__ import annotations
 
 import shutil
+import sqlite3
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -147,3 +148,25 @@ async def test_the_upgraded_postgresql_default_collection_has_its_own_vector_ind
         assert [r["indexname"] for r in indexes] == ["chunks_embedding_hnsw_1"]
         assert "WHERE (collection_id = 1)" in indexes[0]["indexdef"]
         assert column == "vector"
+
+
+async def test_the_upgraded_sqlite_terms_leave_fts5(
+    tmp_path: Path, embedder: MiniLMEmbedder
+) -> None:
+    """Schema 5 keeps each chunk's terms in a plain table: the FTS5 table of schema 4 and
+    before (whose inverted index nothing read) is emptied into it and dropped, and a
+    second open finds nothing left to move."""
+    shutil.copy(FIXTURES / "docfoundry.db", tmp_path / "v1.db")
+    config = DatabaseConfig(type="sqlite", sqlite_path=tmp_path / "v1.db")
+    with sqlite3.connect(config.sqlite_path) as before:
+        terms = dict(before.execute("SELECT rowid, terms FROM chunks_fts").fetchall())
+    assert len(terms) == 6
+    for _ in range(2):
+        store = build_store(config, dimension=embedder.dimension)
+        await store.open()
+        await store.close()
+        with sqlite3.connect(config.sqlite_path) as after:
+            tables = {r[0] for r in after.execute("SELECT name FROM sqlite_master")}
+            moved = dict(after.execute("SELECT chunk_id, terms FROM chunk_terms").fetchall())
+        assert "chunks_fts" not in tables
+        assert moved == terms

@@ -41,7 +41,7 @@ from ..models import (
     VectorSource,
 )
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # Every method that touches documents takes the collection's name (default: "default") and
 # raises NotFoundError for a collection that does not exist. Filters (`where`) follow the

@@ -128,12 +128,17 @@ class PostingIndex:
         self._grow(chunk_id)
         self._dl[chunk_id] = len(tokens)
         tail = self._tails[-1]
-        for term, tf in Counter(tokens).items():
-            ids, tfs = tail.postings.setdefault(term, ([], []))
-            ids.append(chunk_id)
-            tfs.append(tf)
-            self._df[term] += 1
-            tail.size += 1
+        postings, df = tail.postings, self._df
+        counts = Counter(tokens)
+        for term, tf in counts.items():  # the hot loop of an ingest: kept to plain lookups
+            held = postings.get(term)
+            if held is None:
+                postings[term] = ([chunk_id], [tf])
+            else:
+                held[0].append(chunk_id)
+                held[1].append(tf)
+            df[term] += 1
+        tail.size += len(counts)
         tail.chunks += 1
         self.chunk_count += 1
         self.token_count += len(tokens)

@@ -400,56 +400,78 @@ class SQLiteAdapter:
     async def replace_documents(
         self, documents: Sequence[DocumentChunks], *, collection: str = DEFAULT_COLLECTION
     ) -> list[UpsertOutcome]:
+        """Writes the whole batch in a few set-based statements: each statement is a hop
+        to aiosqlite's thread and back, which cost more than the row writes themselves
+        when made once or twice per document."""
         check_distinct_paths(documents)
         index = self._index(collection)
-        written: list[tuple[dict[int, list[str]] | None, list[int], int, DocumentChunks]] = []
+        paths = [item.document.path for item in documents]
         async with self._transaction() as db:
-            for item in documents:
-                document_id = await self._stored_id(db, index.collection.id, item.document.path)
-                old = None if document_id is None else await self._remove_chunks(db, document_id)
-                document_id = await self._write_document(
-                    db, index.collection.id, item.document, document_id
-                )
-                new_ids = await self._insert_chunks(db, document_id, item)
-                written.append((old, new_ids, document_id, item))
+            stored = await self._stored_ids(db, index.collection.id, paths)
+            removed = await self._remove_chunks(db, list(stored.values()))
+            document_ids = await self._write_documents(db, index.collection.id, documents, stored)
+            chunk_ids = await self._insert_chunks(db, documents, document_ids)
         # No await from the commit to here: the next writer sees these updates applied.
         index.generation += 1
-        for old, new_ids, document_id, item in written:
-            forget(index, old or {})
-            index.add(new_ids, document_id, _stack(item.chunks, index.collection.dimension))
-            for chunk_id, chunk in zip(new_ids, item.chunks, strict=True):
-                index.postings.add(chunk_id, chunk.tokens)
+        if removed:
+            forget(index, removed)
+        chunks = [chunk for item in documents for chunk in item.chunks]
+        owners = [d for d, item in zip(document_ids, documents, strict=True) for _ in item.chunks]
+        index.add(chunk_ids, owners, _stack(chunks, index.collection.dimension))
+        for chunk_id, chunk in zip(chunk_ids, chunks, strict=True):
+            index.postings.add(chunk_id, chunk.tokens)
         self._maintain_if_due(index)
-        created = (old is None for old, _, _, _ in written)
-        return [UpsertOutcome.CREATED if new else UpsertOutcome.REPLACED for new in created]
+        return [UpsertOutcome.REPLACED if p in stored else UpsertOutcome.CREATED for p in paths]
 
-    async def _write_document(
+    async def _stored_ids(
+        self, db: aiosqlite.Connection, collection_id: int, paths: Sequence[str]
+    ) -> dict[str, int]:
+        """The stored ids of those of `paths` the collection holds, by path."""
+        rows = await db.execute_fetchall(
+            sql.DOCUMENT_IDS_OF_PATHS, (collection_id, json.dumps(list(paths)))
+        )
+        return {str(path): int(document_id) for path, document_id in rows}
+
+    async def _write_documents(
         self,
         db: aiosqlite.Connection,
         collection_id: int,
-        document: Document,
-        document_id: int | None,
-    ) -> int:
-        """Inserts the document, or updates it under its stored id; returns its id."""
-        metadata = metadata_json(document.metadata)
-        if document_id is None:
-            rows = await db.execute_fetchall(
-                sql.INSERT_DOCUMENT,
-                (
-                    collection_id,
-                    document.path,
-                    document.title,
-                    document.source_url,
-                    document.content_hash,
-                    metadata,
-                ),
-            )
-            return int(next(iter(rows))[0])
-        await db.execute(
-            sql.UPDATE_DOCUMENT,
-            (document.title, document.source_url, document.content_hash, metadata, document_id),
-        )
-        return document_id
+        documents: Sequence[DocumentChunks],
+        stored: dict[str, int],
+    ) -> list[int]:
+        """Inserts the new documents and updates the stored ones under their ids; returns
+        every document's id, in order."""
+        rows = await db.execute_fetchall(sql.NEXT_DOCUMENT_ID)
+        next_id = int(next(iter(rows))[0])
+        ids: list[int] = []
+        inserts, updates = [], []
+        for item in documents:
+            document = item.document
+            metadata = metadata_json(document.metadata)
+            known = stored.get(document.path)
+            if known is None:
+                known, next_id = next_id, next_id + 1
+                inserts.append(
+                    (
+                        known,
+                        collection_id,
+                        document.path,
+                        document.title,
+                        document.source_url,
+                        document.content_hash,
+                        metadata,
+                    )
+                )
+            else:
+                updates.append(
+                    (document.title, document.source_url, document.content_hash, metadata, known)
+                )
+            ids.append(known)
+        if inserts:
+            await db.executemany(sql.INSERT_DOCUMENT, inserts)
+        if updates:
+            await db.executemany(sql.UPDATE_DOCUMENT, updates)
+        return ids
 
     async def _stored_id(
         self, db: aiosqlite.Connection, collection_id: int, path: str
@@ -459,42 +481,48 @@ class SQLiteAdapter:
         return None if row is None else int(row[0])
 
     async def _remove_chunks(
-        self, db: aiosqlite.Connection, document_id: int
+        self, db: aiosqlite.Connection, document_ids: Sequence[int]
     ) -> dict[int, list[str]]:
-        """Deletes the document's chunks and returns their index terms by chunk id."""
-        rows = await db.execute_fetchall(sql.CHUNK_TERMS_OF_DOCUMENT, (document_id,))
-        await db.execute(sql.DELETE_FTS_OF_DOCUMENT, (document_id,))
-        await db.execute(sql.DELETE_CHUNKS_OF_DOCUMENT, (document_id,))
+        """Deletes the documents' chunks and returns their index terms by chunk id."""
+        if not document_ids:
+            return {}
+        ids = json.dumps(list(document_ids))
+        rows = await db.execute_fetchall(sql.CHUNK_TERMS_OF_DOCUMENTS, (ids,))
+        await db.execute(sql.DELETE_CHUNKS_OF_DOCUMENTS, (ids,))
         return {int(r[0]): str(r[1]).split() for r in rows}
 
     async def _insert_chunks(
-        self, db: aiosqlite.Connection, document_id: int, item: DocumentChunks
+        self,
+        db: aiosqlite.Connection,
+        documents: Sequence[DocumentChunks],
+        document_ids: Sequence[int],
     ) -> list[int]:
-        path, chunks = item.document.path, item.chunks
+        """Inserts every document's chunks and their terms; returns the chunk ids, in order."""
         async with db.execute(sql.NEXT_CHUNK_ID) as cursor:
             row = await cursor.fetchone()
-        first_id = int(row[0]) if row else 1
-        ids = list(range(first_id, first_id + len(chunks)))
-        await db.executemany(
-            sql.INSERT_CHUNK,
-            [
-                (
-                    chunk_id,
-                    document_id,
-                    path,
-                    ordinal,
-                    c.heading,
-                    c.anchor,
-                    c.text,
-                    len(c.tokens),
-                    _vector(c).tobytes(),
+        chunk_id = int(row[0]) if row else 1
+        ids: list[int] = []
+        rows, terms = [], []
+        for item, document_id in zip(documents, document_ids, strict=True):
+            for ordinal, c in enumerate(item.chunks):
+                rows.append(
+                    (
+                        chunk_id,
+                        document_id,
+                        item.document.path,
+                        ordinal,
+                        c.heading,
+                        c.anchor,
+                        c.text,
+                        len(c.tokens),
+                        _vector(c).tobytes(),
+                    )
                 )
-                for ordinal, (chunk_id, c) in enumerate(zip(ids, chunks, strict=True))
-            ],
-        )
-        await db.executemany(
-            sql.INSERT_FTS, [(i, " ".join(c.tokens)) for i, c in zip(ids, chunks, strict=True)]
-        )
+                terms.append((chunk_id, " ".join(c.tokens)))
+                ids.append(chunk_id)
+                chunk_id += 1
+        await db.executemany(sql.INSERT_CHUNK, rows)
+        await db.executemany(sql.INSERT_CHUNK_TERMS, terms)
         return ids
 
     async def _remove_documents(
@@ -504,10 +532,8 @@ class SQLiteAdapter:
         returned for the caller to forget once the transaction commits."""
         async with db.execute(sql.COUNT_CLICKS_OF_DOCUMENTS, (json.dumps(document_ids),)) as cur:
             clicks = int((await cur.fetchone() or (0,))[0])
-        removed: dict[int, list[str]] = {}
-        for document_id in document_ids:
-            removed.update(await self._remove_chunks(db, document_id))
-            await db.execute(sql.DELETE_DOCUMENT, (document_id,))
+        removed = await self._remove_chunks(db, document_ids)
+        await db.execute(sql.DELETE_DOCUMENTS, (json.dumps(list(document_ids)),))
         return DeleteManyResult(len(document_ids), len(removed), clicks), removed
 
     async def delete_document(

@@ -1,5 +1,6 @@
 """The SQLite schema: created at first open, upgraded in place from schema 1 (before
-collections), and checked against the server's model and version at every open."""
+collections) and from schema 4 (terms in FTS5), and checked against the server's model and
+version at every open."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ async def init_schema(db: aiosqlite.Connection, path: Path, dimension: int) -> N
     if version == 1:
         await _upgrade_from_1(db)
     await db.executescript(sql.SCHEMA)
+    await _move_terms_out_of_fts(db)
     await _add_click_columns(db)
     await db.execute(sql.API_KEYS)
     await db.execute(sql.RANKER_MODELS)
@@ -62,6 +64,20 @@ async def _add_click_columns(db: aiosqlite.Connection) -> None:
         if name not in columns:
             await db.execute(statement)
     await db.execute(sql.CLICK_COUNTED_INDEX)
+
+
+async def _move_terms_out_of_fts(db: aiosqlite.Connection) -> None:
+    """Schema 4 → 5 in one transaction: the chunks' terms move from the FTS5 table, whose
+    inverted index nothing read, to the plain chunk_terms table."""
+    async with db.execute(sql.HAS_FTS_TERMS) as cursor:
+        if await cursor.fetchone() is None:
+            return
+    await db.commit()
+    try:
+        await db.executescript(f"BEGIN IMMEDIATE; {sql.MOVE_FTS_TERMS} COMMIT;")
+    except BaseException:
+        await db.rollback()
+        raise
 
 
 async def _upgrade_from_1(db: aiosqlite.Connection) -> None:
