@@ -22,7 +22,7 @@ import numpy.typing as npt
 from docfoundry_grpc.embedding import Embedder
 
 from .corpus import BenchDocument, chunk_count
-from .floor import hybrid_window, measure_engine, measure_floor
+from .floor import hybrid_window, measure_bare_rpc, measure_engine, measure_floor
 from .ingest import delete_documents, index_requests, sample_documents, send_documents, time_model
 from .loadgen import RPCS, ClientPool, LevelOutcome
 from .options import BenchOptions
@@ -274,6 +274,7 @@ def run_backend(
             )
         )
         run.levels = _levels(ctx, server, usage)
+        run.bare_rpc = asyncio.run(measure_bare_rpc(server.target))
         run.server_cpu_seconds = server.cpu_seconds()
         run.server_peak_rss_mb = server.peak_rss_mb()
         cache = server.segment_cache_bytes()

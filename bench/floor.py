@@ -16,8 +16,10 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 
+import grpc
 import numpy as np
 import numpy.typing as npt
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from docfoundry_grpc.allocator import keep_freed_memory
 from docfoundry_grpc.config import DatabaseConfig, SearchConfig
@@ -216,3 +218,13 @@ async def open_settled(config: DatabaseConfig, dimension: int) -> StorageAdapter
     if time.monotonic() - started > 1:
         log.info("the adapter built its vector graph in %.0f s", time.monotonic() - started)
     return store
+
+
+async def measure_bare_rpc(target: str, calls: int = 500) -> Latency:
+    """grpc.health.v1 Check, one call at a time over one channel: the round trip of gRPC's
+    Python stack on both sides and the server's interceptors, with no service work. It is
+    the part of "gRPC + service" that no change to the service can remove."""
+    async with grpc.aio.insecure_channel(target) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        request = health_pb2.HealthCheckRequest()
+        return await _time([partial(health.Check, request)] * calls)

@@ -247,6 +247,19 @@ def _floor(results: RunResults) -> list[str]:
         for f in run.floor
         if f.operation == ENGINE_MODEL and f.latency.count
     ]
+    bare = [
+        f"{run.backend} {run.size:,}: {_n(run.bare_rpc.p50_ms, 2)} ms"
+        for run in results.runs
+        if run.bare_rpc is not None and run.bare_rpc.count
+    ]
+    if bare:
+        lines += [
+            "A bare round trip, grpc.health.v1 Check at one caller (gRPC's Python stack on "
+            "both sides and the server's interceptors, no service work), p50: "
+            + "; ".join(bare)
+            + ". No change to the service can take gRPC + service below it.",
+            "",
+        ]
     if inside:
         lines += [
             "The model's own p50 inside the engine's Semantic and Hybrid calls, against "

@@ -144,6 +144,8 @@ class BackendRun:
     overhead: list[Overhead] = field(default_factory=list)
     server_cpu_seconds: float = 0.0
     server_peak_rss_mb: float = 0.0
+    # grpc.health.v1 Check at one caller: the round trip without service work.
+    bare_rpc: Latency | None = None
     # (used, capacity) of the server's full-text segment cache after the last level, in
     # MB; None where it keeps none (SQLite).
     segment_cache_mb: tuple[float, float] | None = None

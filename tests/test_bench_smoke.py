@@ -66,9 +66,13 @@ def test_smoke_run_writes_a_report_with_throughput_and_no_errors(tmp_path: Path)
     assert [o["rpc"] for o in run["overhead"]] == ["Fulltext", "Semantic", "Hybrid"]
     assert all(o["engine_p50_ms"] > 0 for o in run["overhead"])
     assert run["segment_cache_mb"] is None and run["server_peak_rss_mb"] > 0
+    assert run["bare_rpc"]["count"] == 500 and 0 < run["bare_rpc"]["p50_ms"]
+    # The bare round trip is a floor: every RPC level's p50 at one caller is above it.
+    assert all(o["rpc_p50_ms"] > run["bare_rpc"]["p50_ms"] for o in run["overhead"])
 
     assert "### sqlite, 2,000 chunks" in report and "gRPC + service" in report
     assert "The model's own p50 inside the engine" in report
+    assert "A bare round trip, grpc.health.v1 Check at one caller" in report
     assert "the model in int8" in report  # the server's default precision, timed as it runs
     if importlib.util.find_spec("matplotlib") is not None:
         for name in ("latency_vs_concurrency", "throughput_vs_concurrency", "latency_vs_size"):
