@@ -14,7 +14,7 @@ from docfoundry_grpc.models import Chunk, Document, DocumentChunks
 from docfoundry_grpc.storage import posting_index
 from docfoundry_grpc.storage.posting_index import PostingIndex
 from docfoundry_grpc.storage.sqlite import SQLiteAdapter
-from docfoundry_grpc.storage.sqlite.adapter import QUIET_SECONDS
+from docfoundry_grpc.storage.sqlite.index import QUIET_SECONDS
 
 from .bm25_reference import bm25_scores, ranked
 

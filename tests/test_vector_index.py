@@ -281,7 +281,7 @@ async def stored(path: Path, vectors: npt.NDArray[np.float32], *, graph: bool) -
     await store.open()
     await store.replace_documents(documents_of(vectors))
     if graph:
-        store._build_graph_when_quiet(store._index("default"), now=True)
+        store._index("default").graph_start.poke(now=True)
         await settled(store)
     await store.close()
 

@@ -16,7 +16,6 @@ import sqlite3
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import asdict
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -84,10 +83,6 @@ from .schema import init_schema
 
 log = logging.getLogger(__name__)
 
-# Seconds without writes to a collection before its vector graph takes in the new rows and
-# its posting backlog is folded (unless either has grown too large to wait).
-QUIET_SECONDS = 1.0
-
 
 class SQLiteAdapter:
     backend = "sqlite"
@@ -143,8 +138,9 @@ class SQLiteAdapter:
             raise
 
     def _maintain_if_due(self, index: CollectionIndex) -> None:
-        """Starts folding the collection's posting backlog, and compacting its vectors, in
-        threads when due; the write returns at once and searches go on meanwhile."""
+        """Starts compacting the collection's vectors when due, and tells its posting fold
+        and graph build that a write came (they wait for writes to pause). All run in
+        threads: the write returns at once and searches go on meanwhile."""
         if index.vectors.compaction_due and not index.compacting:
             index.compacting = True
 
@@ -155,21 +151,15 @@ class SQLiteAdapter:
                     index.compacting = False
 
             self._background(compact(), f"compact-vectors-{index.collection.name}")
-        self._build_graph_when_quiet(index)
-        self._fold_when_quiet(index)
+        index.graph_start.poke()
+        index.fold_start.poke()
 
-    def _fold_when_quiet(self, index: CollectionIndex, *, now: bool = False) -> None:
-        """Folds a due posting backlog once writes to the collection pause for
-        QUIET_SECONDS, or at once when it is urgent (see PostingIndex.urgent)."""
-        if index.fold_timer is not None:
-            index.fold_timer.cancel()
-            index.fold_timer = None
-        if not index.postings.due():
-            return
-        if not (now or index.postings.urgent):
-            fold_now = partial(self._fold_when_quiet, index, now=True)
-            index.fold_timer = asyncio.get_running_loop().call_later(QUIET_SECONDS, fold_now)
-            return
+    def _new_index(self, collection: Collection) -> CollectionIndex:
+        return CollectionIndex(
+            collection, self.ann, start_fold=self._fold, start_graph=self._build_graph
+        )
+
+    def _fold(self, index: CollectionIndex) -> None:
         fold = index.postings.freeze()
 
         async def run() -> None:
@@ -182,21 +172,7 @@ class SQLiteAdapter:
 
         self._background(run(), f"fold-postings-{index.collection.name}")
 
-    def _build_graph_when_quiet(self, index: CollectionIndex, *, now: bool = False) -> None:
-        """Starts a due graph build once writes to the collection pause for
-        QUIET_SECONDS (a bulk load keeps its CPU; searches meanwhile scan the new rows
-        exactly), or at once when the rows waiting reach the graph's own size (twice the
-        threshold before the first build), which bounds what searches scan exactly."""
-        if index.graph_timer is not None:
-            index.graph_timer.cancel()
-            index.graph_timer = None
-        if index.building or not index.vectors.graph_due:
-            return
-        if not (now or index.vectors.graph_urgent):
-            loop = asyncio.get_running_loop()
-            build_now = partial(self._build_graph_when_quiet, index, now=True)
-            index.graph_timer = loop.call_later(QUIET_SECONDS, build_now)
-            return
+    def _build_graph(self, index: CollectionIndex) -> None:
         index.building = True
 
         async def build() -> None:
@@ -218,9 +194,8 @@ class SQLiteAdapter:
     async def close(self) -> None:
         for index in self._indexes.values():
             index.vectors.stop()
-            for timer in (index.graph_timer, index.fold_timer):
-                if timer is not None:
-                    timer.cancel()
+            index.graph_start.cancel()
+            index.fold_start.cancel()
         tasks, self._tasks = list(self._tasks), set()
         await asyncio.gather(*tasks, return_exceptions=True)
         if self.exclusive and self._writer is not None:
@@ -264,7 +239,7 @@ class SQLiteAdapter:
             rows = await db.execute_fetchall(sql.ALL_COLLECTIONS)
         by_id: dict[int, CollectionIndex] = {}
         for row in rows:
-            index = CollectionIndex(collection_from_row(row), self.ann)
+            index = self._new_index(collection_from_row(row))
             self._indexes[index.collection.name] = index
             by_id[index.collection.id] = index
         async with self._read() as db, db.execute(sql.ALL_EMBEDDINGS) as cursor:
@@ -290,7 +265,7 @@ class SQLiteAdapter:
                 log.info(
                     "took up the saved vector graph of %r (%d chunks)", index.collection.name, held
                 )
-            self._build_graph_when_quiet(index, now=True)  # searches are exact meanwhile
+            index.graph_start.poke(now=True)  # searches are exact meanwhile
 
     def _index(self, name: str) -> CollectionIndex:
         index = self._indexes.get(name)
@@ -353,7 +328,7 @@ class SQLiteAdapter:
             spec.description,
             str(created_at),
         )
-        self._indexes[spec.name] = CollectionIndex(collection, self.ann)
+        self._indexes[spec.name] = self._new_index(collection)
         return collection
 
     async def describe_collection(self, name: str) -> Collection:
