@@ -13,6 +13,8 @@ _WORD = re.compile(r"[^\W_]+")
 _MARKED_WORD = re.compile(
     r"[^\W_](?:[^\W_]|[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f])*"
 )
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+_MARKS = ((0x0300, 0x036F), (0x1AB0, 0x1AFF), (0x1DC0, 0x1DFF), (0x20D0, 0x20FF), (0xFE20, 0xFE2F))
 SNIPPET_CHARS = 240
 
 
@@ -49,10 +51,64 @@ def _first_term(flat: str, terms: frozenset[str]) -> re.Match[str] | None:
             if word and not terms.isdisjoint(_word_terms(word.group())):
                 return word
         return None
+    return _first_term_mixed(flat, terms)
+
+
+def _first_term_mixed(flat: str, terms: frozenset[str]) -> re.Match[str] | None:
+    """`_first_term` of text with non-ASCII characters, most of whose words (in English
+    documentation, and in SciFact, whose chunks a third of hits come from) are ASCII all
+    the same. Its ASCII words are found as in ASCII text, by the prefix scan; the words
+    with a non-ASCII letter or mark are each analysed. The earlier of the two firsts wins.
+    On SciFact's mixed chunks this takes 0.06 ms a hit, where checking every word took
+    0.16 (ASCII text: 0.04)."""
+    scanned = flat.lower()
+    if len(scanned) != len(flat):  # a letter lower-cased into several: positions shift
+        return _first_term_of_each(flat, terms)
+    scanned = scanned.replace("_", " ")
+    ascii_first = None
+    for start in _term_starts(terms).finditer(scanned):
+        # The start may be inside a word, after a non-ASCII letter: the whole word counts.
+        word = _word_from(flat, start.start())
+        if word and not terms.isdisjoint(_word_terms(word.group())):
+            ascii_first = word
+            break
+    end = ascii_first.start() if ascii_first else len(flat)
+    checked = 0  # where the last word analysed ends
+    for char in _NON_ASCII.finditer(flat, 0, end):
+        if char.start() < checked:
+            continue
+        word = _word_from(flat, char.start())
+        if word is None:
+            break
+        checked = word.end()
+        if not terms.isdisjoint(_word_terms(word.group())):
+            return word
+    return ascii_first
+
+
+def _word_from(flat: str, position: int) -> re.Match[str] | None:
+    """The word holding `position`, or else the next one (after a symbol, or a mark with
+    no letter before it), as `_MARKED_WORD` scanning from the start finds them."""
+    start = position
+    while start and _in_word(flat[start - 1]):
+        start -= 1
+    return _MARKED_WORD.search(flat, start)
+
+
+def _first_term_of_each(flat: str, terms: frozenset[str]) -> re.Match[str] | None:
     for word in _MARKED_WORD.finditer(flat):
         if not terms.isdisjoint(_word_terms(word.group())):
             return word
     return None
+
+
+def _in_word(char: str) -> bool:
+    """Whether `char` continues a word: a letter or digit ([^\\W_] is `isalnum`), or one of
+    the combining marks `_MARKED_WORD` takes."""
+    if char.isalnum():
+        return True
+    code = ord(char)
+    return any(low <= code <= high for low, high in _MARKS)
 
 
 def snippet(text: str, terms: frozenset[str], *, width: int = SNIPPET_CHARS) -> str:

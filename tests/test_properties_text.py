@@ -9,7 +9,7 @@ import unicodedata
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from docfoundry_grpc.snippets import snippet
+from docfoundry_grpc.snippets import _first_term, _first_term_of_each, snippet
 from docfoundry_grpc.text import analyze, chunk_tokens, query_key, query_terms, words
 
 settings.register_profile(
@@ -230,6 +230,54 @@ def test_a_snippet_shows_a_query_term_the_text_has(text: str, query: str) -> Non
     out = snippet(text, terms)
     if terms & set(analyze(text)):
         assert terms & set(analyze(out)), (query, out)
+
+
+MIXED_WORD = st.one_of(
+    st.sampled_from(
+        [
+            "cell",
+            "cells",
+            "naïve",
+            "résumé",
+            "Zürich",
+            "β-cells",
+            "μm",
+            "±2",
+            "İstanbul",
+            "ﬁle",
+            "Straße",
+            "x_y",
+            "café_au",
+            "über",
+            "ε",
+            "ÉCLAIR",
+        ]
+    ),
+    WORD,
+    st.text(ANY_CHAR, min_size=1, max_size=6),
+)
+
+
+@PROFILE
+@given(
+    words=st.lists(MIXED_WORD, max_size=40),
+    query=st.lists(MIXED_WORD, min_size=1, max_size=3),
+    nfd=st.booleans(),
+)
+@example(words=["éclair", "clair"], query=["clair"], nfd=False)
+@example(words=["\u0301abc", "\u0301é", "abc"], query=["abc", "e"], nfd=False)
+@example(words=["xé", "clair", "résumé"], query=["résumé", "clair"], nfd=True)
+def test_mixed_text_finds_the_first_term_as_a_word_by_word_scan(
+    words: list[str], query: list[str], nfd: bool
+) -> None:
+    """The fast scan of text with non-ASCII characters finds the same first word with a
+    query term as checking every word in turn."""
+    flat = " ".join(" ".join(words).split())
+    if nfd:
+        flat = unicodedata.normalize("NFD", flat)
+    terms = frozenset(query_terms(" ".join(query)))
+    fast, each = _first_term(flat, terms), _first_term_of_each(flat, terms)
+    assert (fast and (fast.start(), fast.group())) == (each and (each.start(), each.group()))
 
 
 @PROFILE
