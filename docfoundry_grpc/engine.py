@@ -540,9 +540,10 @@ class SearchEngine:
             return [UpsertResult(d.path, UpsertOutcome.REJECTED, 0, missing) for d in docs]
         results: dict[int, UpsertResult] = {}
         valid: list[int] = []
+        given: dict[int, dict[int, Vector]] = {}
         for i, doc in enumerate(docs):
             try:
-                check_document(doc, target, max_bytes=self.config.max_document_bytes)
+                given[i] = check_document(doc, target, max_bytes=self.config.max_document_bytes)
             except InvalidArgumentError as exc:
                 rejection = Rejection.invalid(exc)
                 results[i] = UpsertResult(doc.path, UpsertOutcome.REJECTED, 0, rejection)
@@ -556,7 +557,7 @@ class SearchEngine:
         for i in valid:
             results[i] = UpsertResult(docs[i].path, UpsertOutcome.UNCHANGED, 0)
         prepared = await self.preparer.prepare(
-            [docs[i] for i in changed], [hashes[i] for i in changed]
+            [docs[i] for i in changed], [hashes[i] for i in changed], [given[i] for i in changed]
         )
         for run in _distinct_path_runs(list(zip(changed, prepared, strict=True))):
             items = [item for _, item in run]

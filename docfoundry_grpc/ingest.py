@@ -71,9 +71,12 @@ def content_hash(doc: DocumentInput, *, chunking: str) -> str:
     return digest.hexdigest()
 
 
-def check_document(doc: DocumentInput, collection: Collection, *, max_bytes: int) -> None:
+def check_document(
+    doc: DocumentInput, collection: Collection, *, max_bytes: int
+) -> dict[int, Vector]:
     """Raises InvalidArgumentError naming the field at fault (as `document.…`). `max_bytes`
-    bounds the UTF-8 size of the content, or of all chunk texts together."""
+    bounds the UTF-8 size of the content, or of all chunk texts together. Returns the
+    caller's vectors, checked and of unit length, by chunk number, for `prepare`."""
     check_document_path(doc.path, field="document.path")
     check_text(doc.title, "document.title")
     check_text(doc.source_url, "document.source_url")
@@ -106,7 +109,7 @@ def check_document(doc: DocumentInput, collection: Collection, *, max_bytes: int
                 f"collection {collection.name!r} takes caller vectors: this chunk has none",
                 field=f"{at}.embedding",
             )
-    given_vectors(doc, collection.dimension)
+    return given_vectors(doc, collection.dimension)
 
 
 def given_vectors(doc: DocumentInput, dimension: int | None) -> dict[int, Vector]:
@@ -168,8 +171,13 @@ class DocumentPreparer:
         return np.concatenate(parts)
 
     async def prepare(
-        self, docs: Sequence[DocumentInput], hashes: Sequence[str]
+        self,
+        docs: Sequence[DocumentInput],
+        hashes: Sequence[str],
+        given: Sequence[dict[int, Vector]],
     ) -> list[DocumentChunks]:
+        """The documents' chunks, embedded by the model unless `given` (what
+        `check_document` returned for each) holds the caller's vector."""
         with self._spans("chunk", {"docfoundry.documents": len(docs)}) as span:
             sections = [await self._sections(doc) for doc in docs]
             span.set_attribute("docfoundry.chunks", sum(map(len, sections)))
@@ -181,8 +189,9 @@ class DocumentPreparer:
         ]
         vectors: Iterator[Vector] = iter(await self._embed(to_embed) if to_embed else [])
         prepared = []
-        for doc, doc_sections, digest in zip(docs, sections, hashes, strict=True):
-            given_by_number = given_vectors(doc, None)
+        for doc, doc_sections, digest, given_by_number in zip(
+            docs, sections, hashes, given, strict=True
+        ):
             chunks = [
                 Chunk(
                     heading=heading,
