@@ -141,6 +141,58 @@ async def test_switching_index_kinds_keeps_one_index(config: PostgresConfig) -> 
         assert await vector_indexes(config) == expected
 
 
+async def vector_storage(config: PostgresConfig) -> tuple[str, list[str], int]:
+    """The embedding column's storage, the chunks table's options and its TOAST bytes."""
+    connection = await asyncpg.connect(config.dsn())
+    try:
+        row = await connection.fetchrow(
+            "SELECT a.attstorage, c.reloptions, pg_relation_size(c.reltoastrelid) AS toast "
+            "FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid "
+            "WHERE c.oid = 'chunks'::regclass AND a.attname = 'embedding'"
+        )
+        return row["attstorage"].decode(), list(row["reloptions"] or []), row["toast"]
+    finally:
+        await connection.close()
+
+
+async def test_vectors_are_stored_in_their_rows(config: PostgresConfig) -> None:
+    """A chunk of a few hundred words and its 384 floats pass the 2 kB past which PostgreSQL
+    moves the vector out of line by default; it stays in the row, and a database set up
+    before is set again at its next start."""
+    adapter = await opened(replace(config, vector_index="none"))
+    vectors, queries = unit_vectors(50, seed=5), unit_vectors(3, seed=6)
+    words = " ".join(f"word{n}" for n in range(150))
+    try:
+        await adapter.replace_documents(
+            [
+                DocumentChunks(
+                    Document(f"long/{n}", "", "", f"h{n}"),
+                    [Chunk("", "", f"chunk {n} {words}", ("chunk",), vector)],
+                )
+                for n, vector in enumerate(vectors)
+            ]
+        )
+        assert await vector_storage(config) == ("m", ["toast_tuple_target=8160"], 0)
+        found = [
+            [c.text.split()[1] for c in await adapter.search_vector(q, limit=3)] for q in queries
+        ]
+        assert found == [[t.split()[1] for t in row] for row in exact_texts(vectors, queries, 3)]
+    finally:
+        await adapter.close()
+
+    connection = await asyncpg.connect(config.dsn())
+    try:
+        await connection.execute(
+            "ALTER TABLE chunks ALTER COLUMN embedding SET STORAGE EXTERNAL; "
+            "ALTER TABLE chunks RESET (toast_tuple_target)"
+        )
+    finally:
+        await connection.close()
+    assert (await vector_storage(config))[:2] == ("e", [])
+    await (await opened(config)).close()
+    assert (await vector_storage(config))[:2] == ("m", ["toast_tuple_target=8160"])
+
+
 async def test_build_progress_reporting_stops_cleanly_when_cancelled(
     config: PostgresConfig,
 ) -> None:
