@@ -550,10 +550,9 @@ class SearchEngine:
             else:
                 valid.append(i)
         hashes = {i: content_hash(docs[i], chunking=self.preparer.chunking) for i in valid}
-        stored = await sibling_tasks.gather_all(
-            self.store.content_hash(docs[i].path, collection=collection) for i in valid
-        )
-        changed = [i for i, old in zip(valid, stored, strict=True) if hashes[i] != old]
+        paths = [docs[i].path for i in valid]
+        stored = await self.store.content_hashes(paths, collection=collection) if paths else {}
+        changed = [i for i in valid if hashes[i] != stored.get(docs[i].path)]
         for i in valid:
             results[i] = UpsertResult(docs[i].path, UpsertOutcome.UNCHANGED, 0)
         prepared = await self.preparer.prepare(

@@ -64,16 +64,12 @@ async def migrate(
     pending_collection = ""
     async for collection, document, chunks in source.export_documents():
         if pending and (collection != pending_collection or len(pending) >= DOCUMENT_BATCH):
-            copied += await _copy(target, pending, pending_collection, progress)
-            pending = []
+            done, same = await _copy(target, pending, pending_collection, progress)
+            copied, unchanged, pending = copied + done, unchanged + same, []
         pending_collection = collection
-        stored = await target.content_hash(document.path, collection=collection)
-        if stored == document.content_hash:
-            unchanged += 1
-            progress(1)
-        else:
-            pending.append(DocumentChunks(document, chunks))
-    copied += await _copy(target, pending, pending_collection, progress)
+        pending.append(DocumentChunks(document, chunks))
+    done, same = await _copy(target, pending, pending_collection, progress)
+    copied, unchanged = copied + done, unchanged + same
     clicks_copied = 0
     batch: list[StoredClick] = []
     async for click in source.export_clicks():
@@ -131,8 +127,15 @@ async def _copy(
     documents: list[DocumentChunks],
     collection: str,
     progress: Callable[[int], object],
-) -> int:
-    if documents:
-        await target.replace_documents(documents, collection=collection)
-        progress(len(documents))
-    return len(documents)
+) -> tuple[int, int]:
+    """Writes those of `documents` the target does not hold as they are; returns how many
+    were written and how many were there already."""
+    if not documents:
+        return 0, 0
+    paths = [d.document.path for d in documents]
+    stored = await target.content_hashes(paths, collection=collection)
+    changed = [d for d in documents if stored.get(d.document.path) != d.document.content_hash]
+    if changed:
+        await target.replace_documents(changed, collection=collection)
+    progress(len(documents))
+    return len(changed), len(documents) - len(changed)

@@ -249,8 +249,10 @@ async def test_collections_keep_their_documents_and_statistics_apart(
     assert {c.document_path for c in vector} == {d.document.path for d in noisy}
     default_paths = {c.document_path for c in await store.search_vector(unit(100, 384), limit=20)}
     assert not default_paths & {d.document.path for d in noisy}
-    assert await store.content_hash("guides/install-0.md") is None
-    assert await store.content_hash("guides/install-0.md", collection="other") == "h0"
+    assert await store.content_hashes(["guides/install-0.md"]) == {}
+    assert await store.content_hashes(["guides/install-0.md"], collection="other") == {
+        "guides/install-0.md": "h0"
+    }
 
 
 async def test_deleting_a_collection_removes_everything_it_held(

@@ -104,8 +104,10 @@ async def test_upsert_counts_and_hash(store: StorageAdapter, embedder: MiniLMEmb
     await load(store, embedder)
     stats = await store.stats()
     assert (stats.documents, stats.chunks, stats.clicks) == (4, 6, 0)
-    assert await store.content_hash("guides/install.md") == "hash-guides/install.md"
-    assert await store.content_hash("missing.md") is None
+    assert await store.content_hashes(["guides/install.md", "missing.md"]) == {
+        "guides/install.md": "hash-guides/install.md"
+    }
+    assert await store.content_hashes([]) == {}
 
 
 @pytest.mark.parametrize("query", ["install server port", "search semantic embeddings", "cats"])
@@ -297,8 +299,9 @@ async def test_a_failed_batch_stores_none_of_it(
         await store.replace_documents([good, good])
     after = await store.stats()
     assert (after.documents, after.chunks) == (before.documents, before.chunks)
-    assert await store.content_hash("new/a.md") is None
-    assert await store.content_hash("api/errors.md") == "hash-api/errors.md"
+    assert await store.content_hashes(["new/a.md", "api/errors.md"]) == {
+        "api/errors.md": "hash-api/errors.md"
+    }
     assert await store.search_fulltext(["alpha"], limit=5) == []
     [hit] = await store.search_fulltext(["status"], limit=5)
     assert (hit.document_path, hit.title) == ("api/errors.md", "Errors")

@@ -72,8 +72,8 @@ async def two_collections(store: StorageAdapter) -> None:
 
 async def test_a_path_in_two_collections_is_two_documents(store: StorageAdapter) -> None:
     await two_collections(store)
-    assert await store.content_hash("same.md", collection="one") == "hash-one-One"
-    assert await store.content_hash("same.md", collection="two") == "hash-two-Two"
+    assert await store.content_hashes(["same.md"], collection="one") == {"same.md": "hash-one-One"}
+    assert await store.content_hashes(["same.md"], collection="two") == {"same.md": "hash-two-Two"}
     assert (await store.get_document("same.md", collection="one")).title == "One"
     assert (await store.get_document("same.md", collection="two")).title == "Two"
     assert await put(store, "two", "same.md", "alpha again", title="Two again") is (

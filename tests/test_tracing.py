@@ -206,6 +206,8 @@ async def test_an_index_stream_traces_each_batch(
             "embed chunks",
             "storage upsert",
         }
+        # The batch's stored hashes come in one read, however many documents it holds.
+        assert [s.name for s in tree.under(batch)].count("storage content_hash") == 1
     assert_storage_spans(tree, database.type)
 
 

@@ -80,8 +80,11 @@ class StorageAdapter(Protocol):
         """Removes the collection with every document, chunk and click it held. The default
         collection cannot be deleted (InvalidArgumentError)."""
 
-    async def content_hash(self, path: str, *, collection: str = DEFAULT_COLLECTION) -> str | None:
-        """The stored content hash of the document at `path`, or None if absent."""
+    async def content_hashes(
+        self, paths: Sequence[str], *, collection: str = DEFAULT_COLLECTION
+    ) -> dict[str, str]:
+        """The stored content hash of each document at one of `paths` (absent ones are left
+        out). One read for a whole batch: ingest asks it of every batch it receives."""
 
     async def replace_documents(
         self, documents: Sequence[DocumentChunks], *, collection: str = DEFAULT_COLLECTION

@@ -26,7 +26,7 @@ OPERATIONS = {
     "get_collection": "get_collection",
     "list_collections": "list_collections",
     "delete_collection": "delete_collection",
-    "content_hash": "content_hash",
+    "content_hashes": "content_hash",
     "replace_documents": "upsert",
     "delete_document": "delete",
     "delete_documents": "delete_many",

@@ -190,11 +190,13 @@ class PostgresAdapter:
 
     # Documents --------------------------------------------------------------------------
 
-    async def content_hash(self, path: str, *, collection: str = DEFAULT_COLLECTION) -> str | None:
+    async def content_hashes(
+        self, paths: Sequence[str], *, collection: str = DEFAULT_COLLECTION
+    ) -> dict[str, str]:
         found = await self._describe_for_write(collection)
         async with self._connections.acquire() as db:
-            value = await db.fetchval(sql.GET_HASH, found.id, path)
-        return None if value is None else str(value)
+            rows = await db.fetch(sql.GET_HASHES, found.id, list(paths))
+        return {str(path): str(value) for path, value in rows}
 
     async def replace_documents(
         self, documents: Sequence[DocumentChunks], *, collection: str = DEFAULT_COLLECTION

@@ -353,7 +353,9 @@ SELECT * FROM created
 DOCUMENT_IDS_OF_COLLECTION = "SELECT id FROM documents WHERE collection_id = $1"
 DELETE_COLLECTION = "DELETE FROM collections WHERE id = $1"
 
-GET_HASH = "SELECT content_hash FROM documents WHERE collection_id = $1 AND path = $2"
+GET_HASHES = """
+SELECT path, content_hash FROM documents WHERE collection_id = $1 AND path = ANY($2::text[])
+"""
 GET_DOCUMENT_ID = "SELECT id FROM documents WHERE collection_id = $1 AND path = $2 FOR UPDATE"
 _DOCUMENT_COLUMNS = """
     d.path, d.title, d.source_url, d.content_hash, d.metadata::text,

@@ -366,11 +366,15 @@ class SQLiteAdapter:
 
     # Documents --------------------------------------------------------------------------
 
-    async def content_hash(self, path: str, *, collection: str = DEFAULT_COLLECTION) -> str | None:
+    async def content_hashes(
+        self, paths: Sequence[str], *, collection: str = DEFAULT_COLLECTION
+    ) -> dict[str, str]:
         collection_id = self._index(collection).collection.id
-        async with self._read() as db, db.execute(sql.GET_HASH, (collection_id, path)) as cursor:
-            row = await cursor.fetchone()
-        return str(row[0]) if row else None
+        async with self._read() as db:
+            rows = await db.execute_fetchall(
+                sql.GET_HASHES, (collection_id, json.dumps(list(paths)))
+            )
+        return {str(path): str(value) for path, value in rows}
 
     async def replace_documents(
         self, documents: Sequence[DocumentChunks], *, collection: str = DEFAULT_COLLECTION

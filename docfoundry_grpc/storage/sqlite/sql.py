@@ -130,7 +130,10 @@ ON CONFLICT (name) DO NOTHING RETURNING id, created_at
 DELETE_COLLECTION = "DELETE FROM collections WHERE id = ?"
 DOCUMENT_IDS_OF_COLLECTION = "SELECT id FROM documents WHERE collection_id = ?"
 
-GET_HASH = "SELECT content_hash FROM documents WHERE collection_id = ? AND path = ?"
+GET_HASHES = """
+SELECT path, content_hash FROM documents
+WHERE collection_id = ? AND path IN (SELECT value FROM json_each(?))
+"""
 GET_DOCUMENT_ID = "SELECT id FROM documents WHERE collection_id = ? AND path = ?"
 DOCUMENT_IDS_OF_PATHS = """
 SELECT path, id FROM documents
