@@ -10,6 +10,7 @@ import unicodedata
 
 import pytest
 
+from docfoundry_grpc import text
 from docfoundry_grpc.chunking import chunk_content, content_type_for, github_slug, split_section
 from docfoundry_grpc.config import SearchConfig, Settings
 from docfoundry_grpc.errors import InvalidArgumentError
@@ -23,6 +24,15 @@ from docfoundry_grpc.validation import check_vector, search_query
 def test_analyze_folds_stems_and_drops_stop_words() -> None:
     assert analyze("The Running CAFÉS of Zürich!") == ["run", "cafe", "zurich"]
     assert analyze("The Running CAFES of Zurich!") == ["run", "cafe", "zurich"]
+
+
+def test_the_term_table_stays_within_its_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(text, "_TERMS", {})
+    monkeypatch.setattr(text, "_TERMS_MAX", 8)
+    vocabulary = [f"word{n}s" for n in range(30)]
+    assert analyze(" ".join(vocabulary)) == [f"word{n}" for n in range(30)]
+    assert 0 < len(text._TERMS) <= 8
+    assert analyze("the words") == ["word"]
 
 
 def test_ascii_folding_takes_a_shortcut_to_the_same_result() -> None:

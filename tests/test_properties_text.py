@@ -6,11 +6,20 @@ import re
 import string
 import unicodedata
 
+import Stemmer
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from docfoundry_grpc.snippets import _first_term, _first_term_of_each, snippet
-from docfoundry_grpc.text import analyze, chunk_tokens, query_key, query_terms, words
+from docfoundry_grpc.text import (
+    STOP_WORDS,
+    _fold,
+    analyze,
+    chunk_tokens,
+    query_key,
+    query_terms,
+    words,
+)
 
 settings.register_profile(
     "properties-text",
@@ -81,6 +90,44 @@ def test_ascii_text_has_the_words_of_the_general_analysis(text: str) -> None:
     path (Unicode word characters less '_', after full case folding)."""
     folded = unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", text).casefold())
     assert words(text) == re.findall(r"[^\W_]+", folded)
+
+
+# Mostly ASCII text with runs of other characters, combining marks among them.
+MIXED_TEXT = st.lists(
+    st.one_of(
+        st.text(st.characters(max_codepoint=127), max_size=8),
+        ANY_TEXT,
+        st.sampled_from(["\u0301", "e\u0301\u0323", "ϒ", "𝐇", "ß", "İ", "Σ", "ꭰ"]),
+    ),
+    max_size=8,
+).map("".join)
+
+
+def fold_whole(text: str) -> str:
+    """The folding's definition: case-folded and decomposed whole, marks removed."""
+    decomposed = unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", text).casefold())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+@PROFILE
+@given(text=MIXED_TEXT)
+@example(text="Ab\u0301c ΔE 𝐇i STRASSE Straße İx e\u0323\u0301")
+def test_folding_a_run_at_a_time_is_folding_the_whole_text(text: str) -> None:
+    assert _fold(text) == fold_whole(text)
+
+
+STEMMER = Stemmer.Stemmer("english")
+
+
+@PROFILE
+@given(text=MIXED_TEXT)
+@example(text="The running CAFÉS of Zürich, the skies " + "Pneumono" * 12)
+def test_analysis_is_stems_of_the_words_less_stop_words(text: str) -> None:
+    """Words looked up in the term table give what stemming each word gives, whichever
+    words the table held before (the same text twice: once unseen, once seen)."""
+    expected = [STEMMER.stemWord(w)[:64] for w in words(text) if w not in STOP_WORDS]
+    assert analyze(text) == expected
+    assert analyze(text) == expected
 
 
 @PROFILE
