@@ -193,6 +193,26 @@ async def test_vectors_are_stored_in_their_rows(config: PostgresConfig) -> None:
     assert (await vector_storage(config))[:2] == ("m", ["toast_tuple_target=8160"])
 
 
+async def test_packed_postings_are_stored_uncompressed(config: PostgresConfig) -> None:
+    """Set at the first start, and set again at a start that finds them otherwise."""
+    statement = (
+        "SELECT string_agg(attstorage::text, '' ORDER BY attname) FROM pg_attribute "
+        "WHERE attrelid = 'posting_segments'::regclass AND attname IN ('chunk_ids', 'tfs', 'dls')"
+    )
+    await (await opened(config)).close()
+    connection = await asyncpg.connect(config.dsn())
+    try:
+        assert await connection.fetchval(statement) == "eee"
+        await connection.execute(
+            "ALTER TABLE posting_segments ALTER COLUMN tfs SET STORAGE EXTENDED"
+        )
+        assert await connection.fetchval(statement) == "eex"
+        await (await opened(config)).close()
+        assert await connection.fetchval(statement) == "eee"
+    finally:
+        await connection.close()
+
+
 async def test_build_progress_reporting_stops_cleanly_when_cancelled(
     config: PostgresConfig,
 ) -> None:

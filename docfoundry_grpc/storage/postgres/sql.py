@@ -124,11 +124,20 @@ CREATE TABLE IF NOT EXISTS posting_segments (
 CREATE SEQUENCE IF NOT EXISTS posting_segment_versions;
 ALTER TABLE posting_segments
     ADD COLUMN IF NOT EXISTS version bigint NOT NULL DEFAULT nextval('posting_segment_versions');
--- Packed arrays do not compress, and pglz trying costs every read.
-ALTER TABLE posting_segments
-    ALTER COLUMN chunk_ids SET STORAGE EXTERNAL,
-    ALTER COLUMN tfs SET STORAGE EXTERNAL,
-    ALTER COLUMN dls SET STORAGE EXTERNAL;
+-- Packed arrays do not compress, and pglz trying costs every read. Set only when not yet
+-- so, as chunks' vectors are below.
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_attribute
+               WHERE attrelid = 'posting_segments'::regclass
+                 AND attname IN ('chunk_ids', 'tfs', 'dls') AND attstorage <> 'e') THEN
+        ALTER TABLE posting_segments
+            ALTER COLUMN chunk_ids SET STORAGE EXTERNAL,
+            ALTER COLUMN tfs SET STORAGE EXTERNAL,
+            ALTER COLUMN dls SET STORAGE EXTERNAL;
+    END IF;
+END
+$$;
 CREATE TABLE IF NOT EXISTS segment_state (
     id       integer PRIMARY KEY CHECK (id = 1),
     through  bigint NOT NULL,
