@@ -167,10 +167,16 @@ async def test_the_sqlite_adapter_folds_once_writes_pause(
     await store.open()
     try:
         rng = random.Random(8)
+        postings = store._index("default").postings
         for n in range(3):
             chunks = [Chunk("", "", "text", tuple(tokens(rng)), UNIT) for _ in range(20)]
             await store.replace_documents([DocumentChunks(Document(f"d{n}", "", "", "h"), chunks)])
-        postings = store._index("default").postings
+            # An urgent fold starts with the write and runs in a thread: on a busy machine
+            # it may outlast the next write, so each write waits for it to end.
+            for _ in range(1000):
+                if not postings.folding:
+                    break
+                await asyncio.sleep(0.01)
         assert postings.due() and not postings.urgent  # packed by the first fold at 50
         assert (await store.stats()).fulltext_backlog > 0
         await asyncio.sleep(QUIET_SECONDS + 0.5)

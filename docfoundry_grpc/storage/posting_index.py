@@ -128,7 +128,7 @@ class PostingIndex:
         self._grow(chunk_id)
         self._dl[chunk_id] = len(tokens)
         tail = self._tails[-1]
-        postings, df = tail.postings, self._df
+        postings = tail.postings
         counts = Counter(tokens)
         for term, tf in counts.items():  # the hot loop of an ingest: kept to plain lookups
             held = postings.get(term)
@@ -137,7 +137,7 @@ class PostingIndex:
             else:
                 held[0].append(chunk_id)
                 held[1].append(tf)
-            df[term] += 1
+        self._df.update(counts.keys())  # one per distinct term, counted in C
         tail.size += len(counts)
         tail.chunks += 1
         self.chunk_count += 1
