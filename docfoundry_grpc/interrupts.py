@@ -16,12 +16,19 @@ from typing import NoReturn
 
 
 def stop_on_sigterm() -> None:
-    """From now on, SIGTERM unwinds this process as Ctrl-C does."""
-    signal.signal(signal.SIGTERM, _interrupt)
+    """From now on, SIGTERM unwinds this process as Ctrl-C does: it raises SIGINT, so
+    whatever handles Ctrl-C at that moment handles it. Inside `asyncio.run` that is
+    asyncio's own handler, which cancels the main task at its await and has `asyncio.run`
+    raise KeyboardInterrupt once the task has unwound; elsewhere it is Python's, which
+    raises KeyboardInterrupt. A SIGTERM handler raising KeyboardInterrupt itself lands at
+    whatever bytecode is running, and inside the event loop a library's callback may
+    swallow it: a stopped `docfoundry eval` then went on loading (seen about one stop in
+    thirty on a busy machine)."""
+    signal.signal(signal.SIGTERM, _as_ctrl_c)
 
 
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
+def _as_ctrl_c(signum: int, frame: FrameType | None) -> None:
+    signal.raise_signal(signal.SIGINT)
 
 
 def exit_interrupted() -> NoReturn:
