@@ -10,11 +10,10 @@ from .text import analyze
 _WORD = re.compile(r"[^\W_]+")
 # A word of non-ASCII text with its combining marks: in decomposed (NFD) text 'résumé' is
 # r, e, U+0301, s, …, and the index, which folds the marks away, sees one word 'resume'.
-_MARKED_WORD = re.compile(
-    r"[^\W_](?:[^\W_]|[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f])*"
-)
+_MARK_CLASS = r"[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]"
+_MARK = re.compile(_MARK_CLASS)
+_MARKED_WORD = re.compile(rf"[^\W_](?:[^\W_]|{_MARK_CLASS})*")
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
-_MARKS = ((0x0300, 0x036F), (0x1AB0, 0x1AFF), (0x1DC0, 0x1DFF), (0x20D0, 0x20FF), (0xFE20, 0xFE2F))
 SNIPPET_CHARS = 240
 
 
@@ -105,10 +104,7 @@ def _first_term_of_each(flat: str, terms: frozenset[str]) -> re.Match[str] | Non
 def _in_word(char: str) -> bool:
     """Whether `char` continues a word: a letter or digit ([^\\W_] is `isalnum`), or one of
     the combining marks `_MARKED_WORD` takes."""
-    if char.isalnum():
-        return True
-    code = ord(char)
-    return any(low <= code <= high for low, high in _MARKS)
+    return char.isalnum() or _MARK.match(char) is not None
 
 
 def snippet(text: str, terms: frozenset[str], *, width: int = SNIPPET_CHARS) -> str:
