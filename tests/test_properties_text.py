@@ -314,6 +314,7 @@ MIXED_WORD = st.one_of(
 @example(words=["éclair", "clair"], query=["clair"], nfd=False)
 @example(words=["\u0301abc", "\u0301é", "abc"], query=["abc", "e"], nfd=False)
 @example(words=["xé", "clair", "résumé"], query=["résumé", "clair"], nfd=True)
+@example(words=["rééclair", "clair"], query=["clair"], nfd=True)  # a term after marks
 def test_mixed_text_finds_the_first_term_as_a_word_by_word_scan(
     words: list[str], query: list[str], nfd: bool
 ) -> None:
