@@ -33,6 +33,7 @@ from .auth import CALLER_KEY, Authenticator
 from .policy import Kind, MethodPolicy, policy_for
 
 log = logging.getLogger("docfoundry_grpc.rpc")
+DEADLINE_SLACK_SECONDS = 0.05
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 
@@ -168,9 +169,11 @@ class _RpcScope:
 
     def _cancelled_code(self) -> grpc.StatusCode:
         """gRPC cancels the handler both when the caller goes away and when the deadline
-        passes; the time left tells which."""
+        passes; the time left tells which. Its deadline timer and `time_remaining` read
+        different clocks, so a cancel at the deadline may still see a sliver of time left:
+        within DEADLINE_SLACK_SECONDS of it, a cancel is the deadline's."""
         remaining = self.context.time_remaining()
-        if remaining is not None and remaining <= 0:
+        if remaining is not None and remaining <= DEADLINE_SLACK_SECONDS:
             return grpc.StatusCode.DEADLINE_EXCEEDED
         return grpc.StatusCode.CANCELLED
 
