@@ -43,7 +43,11 @@ class ChunkInput:
     heading: str
     anchor: str
     text: str
-    embedding: Sequence[float] = ()
+    embedding: Sequence[float] | Vector = ()  # the service passes float32 arrays
+
+    @property
+    def has_embedding(self) -> bool:
+        return len(self.embedding) > 0
 
 
 @dataclass(frozen=True)
@@ -104,7 +108,7 @@ def check_document(
         check_text(chunk.heading, f"{at}.heading")
         check_text(chunk.anchor, f"{at}.anchor")
         check_text(chunk.text, f"{at}.text", max_chars=MAX_CONTENT_CHARS)
-        if caller_vectors and not chunk.embedding:
+        if caller_vectors and not chunk.has_embedding:
             raise InvalidArgumentError(
                 f"collection {collection.name!r} takes caller vectors: this chunk has none",
                 field=f"{at}.embedding",
@@ -115,7 +119,7 @@ def check_document(
 def given_vectors(doc: DocumentInput, dimension: int | None) -> dict[int, Vector]:
     """The unit-length vectors of the document's chunks that carry one, by chunk number;
     raises InvalidArgumentError naming the first bad one."""
-    numbers = [n for n, chunk in enumerate(doc.chunks) if chunk.embedding]
+    numbers = [n for n, chunk in enumerate(doc.chunks) if chunk.has_embedding]
     if not numbers:
         return {}
     rows = [doc.chunks[n].embedding for n in numbers]
@@ -185,7 +189,7 @@ class DocumentPreparer:
             embedding_text(doc.title, heading, text)
             for doc, doc_sections in zip(docs, sections, strict=True)
             for (heading, _, text, _), given in _with_given(doc, doc_sections)
-            if given is None or not given.embedding
+            if given is None or not given.has_embedding
         ]
         vectors: Iterator[Vector] = iter(await self._embed(to_embed) if to_embed else [])
         prepared = []

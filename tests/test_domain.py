@@ -7,15 +7,20 @@ import random
 import re
 import string
 import unicodedata
+from dataclasses import replace
 
+import numpy as np
 import pytest
 
+from docfoundry.v1 import search_pb2 as pb
 from docfoundry_grpc import text
 from docfoundry_grpc.chunking import chunk_content, content_type_for, github_slug, split_section
 from docfoundry_grpc.config import SearchConfig, Settings
 from docfoundry_grpc.errors import InvalidArgumentError
+from docfoundry_grpc.ingest import content_hash
 from docfoundry_grpc.models import ContentType, Fusion
 from docfoundry_grpc.ranking import FusionParams, fuse
+from docfoundry_grpc.service.convert import document_from_pb
 from docfoundry_grpc.snippets import SNIPPET_CHARS, snippet
 from docfoundry_grpc.text import _fold, analyze, query_terms
 from docfoundry_grpc.validation import check_vector, search_query
@@ -187,6 +192,26 @@ def test_validation() -> None:
     assert unit.tolist() == pytest.approx([0.6, 0.8, 0.0])
     by_vector = search_query(q="", k=1, config=config, dimension=3, vector=[1.0, 0, 0])
     assert by_vector.vector is not None
+
+
+def test_caller_vectors_arrive_as_float32_and_hash_as_before() -> None:
+    """The service reads a chunk's vector straight into a float32 array; its content hash
+    must stay that of the float values, so documents stored before are still unchanged
+    when sent again. The hash below is what the code that kept Python floats computed."""
+    sent = pb.Document(
+        path="vectors.md",
+        title="T",
+        chunks=[pb.ChunkInput(text="caller vectors", embedding=[0.1, -0.2, 0.3, 1e-8])],
+    )
+    doc = document_from_pb(sent)
+    embedding = doc.chunks[0].embedding
+    assert isinstance(embedding, np.ndarray) and embedding.dtype == np.float32
+    as_floats = replace(doc, chunks=[replace(doc.chunks[0], embedding=tuple(embedding.tolist()))])
+    expected = "399bb9bb24b7aa4edbbba2d784a91839ec4226e83e358f3c640770b8a09105c8"
+    assert content_hash(doc, chunking="markdown-v1") == expected
+    assert content_hash(as_floats, chunking="markdown-v1") == expected
+    without = document_from_pb(pb.Document(path="plain.md", chunks=[pb.ChunkInput(text="t")]))
+    assert not without.chunks[0].has_embedding
 
 
 def test_settings_from_environment() -> None:
