@@ -22,7 +22,13 @@ import numpy.typing as npt
 from docfoundry_grpc.embedding import Embedder
 
 from .corpus import BenchDocument, chunk_count
-from .floor import hybrid_window, measure_bare_rpc, measure_engine, measure_floor
+from .floor import (
+    hybrid_window,
+    measure_bare_rpc,
+    measure_engine,
+    measure_floor,
+    measure_rpcs_given_vectors,
+)
 from .ingest import delete_documents, index_requests, sample_documents, send_documents, time_model
 from .loadgen import RPCS, ClientPool, LevelOutcome
 from .options import BenchOptions
@@ -275,6 +281,11 @@ def run_backend(
         )
         run.levels = _levels(ctx, server, usage)
         run.bare_rpc = asyncio.run(measure_bare_rpc(server.target))
+        run.rpc_given_vectors = asyncio.run(
+            measure_rpcs_given_vectors(
+                server.target, floor_queries, ctx.floor_vectors, k=ctx.options.k
+            )
+        )
         run.server_cpu_seconds = server.cpu_seconds()
         run.server_peak_rss_mb = server.peak_rss_mb()
         cache = server.segment_cache_bytes()

@@ -21,6 +21,8 @@ import numpy as np
 import numpy.typing as npt
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from docfoundry.v1 import search_pb2 as pb
+from docfoundry.v1 import search_pb2_grpc as pb_grpc
 from docfoundry_grpc.allocator import keep_freed_memory
 from docfoundry_grpc.config import DatabaseConfig, SearchConfig
 from docfoundry_grpc.embedding import Embedder
@@ -218,6 +220,28 @@ async def open_settled(config: DatabaseConfig, dimension: int) -> StorageAdapter
     if time.monotonic() - started > 1:
         log.info("the adapter built its vector graph in %.0f s", time.monotonic() - started)
     return store
+
+
+async def measure_rpcs_given_vectors(
+    target: str, queries: Sequence[str], vectors: F32, *, k: int
+) -> dict[str, Latency]:
+    """The peer's three operations as RPCs, one call at a time over one channel, on the
+    peer's queries and query vectors: Fulltext, Semantic and Hybrid with `query_vector`
+    set, so the server embeds nothing, as LanceDB's vector and hybrid searches take a
+    vector. Keyed by the peer's operation names."""
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = pb_grpc.SearchServiceStub(channel)
+        pairs = [(q, v.tolist()) for q, v in zip(queries, vectors, strict=True)]
+        calls: dict[str, list[Callable[[], Awaitable[object]]]] = {
+            "fulltext": [partial(stub.Fulltext, pb.FulltextRequest(q=q, k=k)) for q, _ in pairs],
+            "vector": [
+                partial(stub.Semantic, pb.SemanticRequest(query_vector=v, k=k)) for _, v in pairs
+            ],
+            "hybrid": [
+                partial(stub.Hybrid, pb.HybridRequest(q=q, query_vector=v, k=k)) for q, v in pairs
+            ],
+        }
+        return {name: await _time(op) for name, op in calls.items()}
 
 
 async def measure_bare_rpc(target: str, calls: int = 500) -> Latency:

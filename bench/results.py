@@ -146,6 +146,9 @@ class BackendRun:
     server_peak_rss_mb: float = 0.0
     # grpc.health.v1 Check at one caller: the round trip without service work.
     bare_rpc: Latency | None = None
+    # The peer's operations as RPCs at one caller, with the peer's query vectors sent
+    # (Fulltext, Semantic and Hybrid by the peer's names): the like-for-like comparison.
+    rpc_given_vectors: dict[str, Latency] = field(default_factory=dict)
     # (used, capacity) of the server's full-text segment cache after the last level, in
     # MB; None where it keeps none (SQLite).
     segment_cache_mb: tuple[float, float] | None = None

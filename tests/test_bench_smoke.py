@@ -69,6 +69,11 @@ def test_smoke_run_writes_a_report_with_throughput_and_no_errors(tmp_path: Path)
     assert run["bare_rpc"]["count"] == 500 and 0 < run["bare_rpc"]["p50_ms"]
     # The bare round trip is a floor: every RPC level's p50 at one caller is above it.
     assert all(o["rpc_p50_ms"] > run["bare_rpc"]["p50_ms"] for o in run["overhead"])
+    # The peer's operations as RPCs on the floor's queries, their vectors sent with them.
+    given = run["rpc_given_vectors"]
+    assert set(given) == {"fulltext", "vector", "hybrid"}
+    for latency in given.values():
+        assert latency["count"] == 20 and latency["p50_ms"] > run["bare_rpc"]["p50_ms"]
 
     assert "### sqlite, 2,000 chunks" in report and "gRPC + service" in report
     assert "The model's own p50 inside the engine" in report
@@ -80,3 +85,4 @@ def test_smoke_run_writes_a_report_with_throughput_and_no_errors(tmp_path: Path)
             assert f"({name}.png)" in report
     if importlib.util.find_spec("lancedb") is not None:
         assert results["peers"][0]["operations"]["hybrid"]["count"] > 0
+        assert "sqlite storage p50 | sqlite RPC p50 |" in report
