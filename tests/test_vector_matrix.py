@@ -72,3 +72,36 @@ def test_a_compaction_in_a_thread_beside_writes_keeps_search_exact(seed: int) ->
     matrix.compact()
     assert not matrix.compaction_due
     assert_searches_like(matrix, live)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_rerank_reads_every_live_row_the_graph_lacks_and_no_other(seed: int) -> None:
+    """With every id the graph holds as its candidates, a rerank is the exact search; a
+    rerank after each change (writes, deletions, a graph taking rows in, a compaction)
+    shows whether the rows it keeps for the graph's tail followed the change."""
+    rng = np.random.default_rng(seed)
+    pick = random.Random(seed)
+    matrix = VectorMatrix(DIMENSION)
+    in_graph: set[int] = set()  # the ids a graph would hold, deleted ones included
+    next_id = 1
+    for step in range(60):
+        action = pick.choice(["add", "remove", "index", "compact"] if step else ["add"])
+        if action == "add":
+            ids = list(range(next_id, next_id + 50))
+            next_id += 50
+            matrix.add(ids, unit(rng, 50))
+        elif action == "remove" and len(matrix):
+            matrix.remove(pick.sample(sorted(matrix.live_ids().tolist()), k=len(matrix) // 4))
+        elif action == "index":
+            taken, _, dropped = matrix.unindexed()
+            matrix.mark_indexed(taken, dropped)
+            in_graph = (in_graph | set(taken.tolist())) - set(dropped.tolist())
+            assert matrix.unindexed_count == 0
+        elif action == "compact":
+            matrix.compact()
+        query = unit(rng, 1)[0]
+        candidates = np.array(sorted(in_graph), dtype=np.int64)
+        reranked = matrix.rerank(query, candidates, limit=20)
+        exact = matrix.search(query, limit=20)
+        assert [i for i, _ in reranked] == [i for i, _ in exact]
+        assert [s for _, s in reranked] == pytest.approx([s for _, s in exact], abs=1e-6)
