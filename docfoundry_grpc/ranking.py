@@ -17,8 +17,9 @@ users chose but never adds a result that neither leg found.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 
 from .models import Fusion, LegResult, ScoredId
 
@@ -41,27 +42,24 @@ class FusionParams:
     semantic_weight: float = 1.0
 
 
-LegRank = tuple[int, float]  # a chunk's first rank in a leg (from 1), and its score there
+# A chunk's first rank in a leg (from 1), its score there, and what the leg adds to fusion.
+_LegEntry = tuple[int, float, float]
 
 
-def _leg_ranks(leg: Sequence[ScoredId]) -> dict[int, LegRank]:
-    ranks: dict[int, LegRank] = {}
-    for rank, (chunk_id, score) in enumerate(leg, start=1):
-        ranks.setdefault(chunk_id, (rank, score))
-    return ranks
-
-
-def _rrf_part(rrf_k: int) -> Callable[[int, float, float], float]:
-    return lambda rank, _score, _best: 1.0 / (rrf_k + rank)
-
-
-def _score_part(_rank: int, score: float, best: float) -> float:
-    return max(score, 0.0) / best if best > 0 else 0.0
-
-
-def _leg(ranks: Mapping[int, LegRank], chunk_id: int) -> LegResult | None:
-    found = ranks.get(chunk_id)
-    return LegResult(*found) if found else None
+def _leg_entries(
+    leg: Sequence[ScoredId], weight: float, method: Fusion, rrf_k: int
+) -> dict[int, _LegEntry]:
+    """Each chunk's first rank and score in `leg` with its weighted part of the fused
+    score, built in one comprehension (reversed, so a chunk's first place wins): a call
+    per candidate to a part function made fusion about half of its own cost."""
+    ranked = list(enumerate(leg, start=1))
+    ranked.reverse()
+    if method is Fusion.RRF:
+        return {c: (rank, s, weight * (1.0 / (rrf_k + rank))) for rank, (c, s) in ranked}
+    best = max(map(itemgetter(1), leg), default=0.0)
+    if best <= 0:
+        return {c: (rank, s, weight * 0.0) for rank, (c, s) in ranked}
+    return {c: (rank, s, weight * (max(s, 0.0) / best)) for rank, (c, s) in ranked}
 
 
 def fuse(
@@ -75,25 +73,26 @@ def fuse(
     the better best-leg rank, then the lower chunk id.
 
     With `limit`, only the best `limit` are built: the same head as the full list, in half
-    the time (0.27 → 0.12 ms for two legs of 100 and a limit of 10), since scores are
-    ranked as plain tuples and result objects made for the head only."""
-    by_fulltext, by_semantic = _leg_ranks(fulltext), _leg_ranks(semantic)
-    part = _rrf_part(params.rrf_k) if params.method is Fusion.RRF else _score_part
-    best_ft = max((score for _, score in fulltext), default=0.0)
-    best_sem = max((score for _, score in semantic), default=0.0)
+    the time, since scores are ranked as plain tuples and result objects made for the head
+    only (two legs of 100 and a limit of 11: about 0.1 ms)."""
+    method, rrf_k = params.method, params.rrf_k
+    by_fulltext = _leg_entries(fulltext, params.fulltext_weight, method, rrf_k)
+    by_semantic = _leg_entries(semantic, params.semantic_weight, method, rrf_k)
     keys: list[tuple[float, int, int]] = []  # (-score, best rank in either leg, chunk id)
-    for chunk_id in {**by_semantic, **by_fulltext}:
-        score = 0.0
-        best_rank = len(fulltext) + len(semantic)  # past any rank
-        if ft := by_fulltext.get(chunk_id):
-            score += params.fulltext_weight * part(*ft, best_ft)
-            best_rank = ft[0]
-        if sem := by_semantic.get(chunk_id):
-            score += params.semantic_weight * part(*sem, best_sem)
-            best_rank = min(best_rank, sem[0])
-        keys.append((-score, best_rank, chunk_id))
+    for chunk_id, sem in by_semantic.items():
+        ft = by_fulltext.get(chunk_id)
+        if ft is None:
+            keys.append((-sem[2], sem[0], chunk_id))
+        else:
+            keys.append((-(ft[2] + sem[2]), min(ft[0], sem[0]), chunk_id))
+    keys.extend((-ft[2], ft[0], c) for c, ft in by_fulltext.items() if c not in by_semantic)
     ordered = sorted(keys) if limit is None else heapq.nsmallest(limit, keys)
     return [
         FusedCandidate(chunk_id, -negated, _leg(by_fulltext, chunk_id), _leg(by_semantic, chunk_id))
         for negated, _, chunk_id in ordered
     ]
+
+
+def _leg(entries: Mapping[int, _LegEntry], chunk_id: int) -> LegResult | None:
+    found = entries.get(chunk_id)
+    return LegResult(found[0], found[1]) if found else None
