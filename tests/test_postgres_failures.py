@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Iterator
 
+import asyncpg
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2
@@ -14,9 +16,13 @@ from docfoundry.v1 import search_pb2 as pb
 from docfoundry_grpc.config import DatabaseConfig, PostgresConfig
 from docfoundry_grpc.devdb import LocalPostgres
 from docfoundry_grpc.embedding import MiniLMEmbedder
+from docfoundry_grpc.errors import StoreUnavailableError
+from docfoundry_grpc.storage.postgres.connections import Connections
 
 from .conftest import (
     Harness,
+    PostgresServer,
+    fresh_database,
     own_local_postgres,
     postgres_config,
     start_harness,
@@ -115,3 +121,32 @@ async def test_exhausted_pool_answers_resource_exhausted(
         assert (await harness.search.Fulltext(pb.FulltextRequest(q="port"))).hits
     finally:
         await stop_harness(harness)
+
+
+async def test_a_connection_broken_mid_operation_is_unavailable_not_internal(
+    postgres_server: PostgresServer,
+) -> None:
+    """A connection left mid-protocol (as a PostgreSQL crash leaves one) fails its
+    transaction's rollback, and then the pool's reset on release: the caller must see
+    StoreUnavailableError, which the service answers UNAVAILABLE, and the pool must go on
+    serving with a new connection."""
+    async with fresh_database(postgres_server) as dsn:
+        setup = await asyncpg.connect(dsn)
+        await setup.execute("CREATE EXTENSION IF NOT EXISTS vector")  # the pool's codecs
+        await setup.close()
+        connections = Connections(postgres_config(dsn, pool_min_size=1, pool_max_size=1).postgres)
+        await connections.open()
+        try:
+            busy: asyncio.Future[object] | None = None
+            with pytest.raises(StoreUnavailableError):
+                async with connections.acquire() as db, db.transaction():
+                    busy = asyncio.ensure_future(db.fetchval("SELECT pg_sleep(1)"))
+                    await asyncio.sleep(0.1)
+                    await db.fetchval("SELECT 2")  # another operation is in progress
+            assert busy is not None
+            with contextlib.suppress(BaseException):
+                await busy  # ended with its connection
+            async with connections.acquire() as db:
+                assert await db.fetchval("SELECT 3") == 3
+        finally:
+            await connections.close()

@@ -18,6 +18,7 @@ from ...config import PostgresConfig
 from ...errors import DeadlineExceededError, StoreBusyError, StoreUnavailableError
 from ...models import PoolStats
 
+log = logging.getLogger(__name__)
 query_log = logging.getLogger("docfoundry_grpc.sql")
 
 # SQLSTATE classes that mean "the database is not there right now", not "bad query".
@@ -117,7 +118,7 @@ class Connections:
             with lost_connection_is_unavailable():
                 yield connection
         finally:
-            await pool.release(connection)
+            await _release(pool, connection)
 
     @asynccontextmanager
     async def own(self) -> AsyncIterator[asyncpg.Connection]:
@@ -165,6 +166,20 @@ def lost_connection_is_unavailable() -> Iterator[None]:
         if is_unavailable(exc):
             raise StoreUnavailableError("PostgreSQL connection lost") from exc
         raise
+
+
+async def _release(pool: asyncpg.Pool, connection: asyncpg.Connection) -> None:
+    """Returns `connection` to the pool. A connection the server dropped mid-protocol (a
+    PostgreSQL crash) fails the rollback of its reset; asyncpg then terminates it, so the
+    pool opens a new one, and raises. What the block returned or raised stands: the
+    reset's error, raised here, would replace the block's StoreUnavailableError with an
+    error the service can only answer INTERNAL."""
+    try:
+        await pool.release(connection)
+    except Exception as exc:
+        if not is_unavailable(exc):
+            raise
+        log.warning("dropped a PostgreSQL connection that could not be reset: %s", exc)
 
 
 async def _keep_session(connection: asyncpg.Connection) -> None:
