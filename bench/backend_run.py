@@ -281,15 +281,16 @@ def run_backend(
         )
         run.levels = _levels(ctx, server, usage)
         run.bare_rpc = asyncio.run(measure_bare_rpc(server.target))
+        run.server_cpu_seconds = server.cpu_seconds()
+        run.server_peak_rss_mb = server.peak_rss_mb()
+        cache = server.segment_cache_bytes()
+        run.segment_cache_mb = None if cache is None else (cache[0] / 2**20, cache[1] / 2**20)
+        # After the totals above, so that they stay those of the levels and the round trip.
         run.rpc_given_vectors = asyncio.run(
             measure_rpcs_given_vectors(
                 server.target, floor_queries, ctx.floor_vectors, k=ctx.options.k
             )
         )
-        run.server_cpu_seconds = server.cpu_seconds()
-        run.server_peak_rss_mb = server.peak_rss_mb()
-        cache = server.segment_cache_bytes()
-        run.segment_cache_mb = None if cache is None else (cache[0] / 2**20, cache[1] / 2**20)
         run.floor += asyncio.run(
             measure_engine(database.config, floor_queries, ctx.model, k=ctx.options.k)
         )

@@ -54,12 +54,14 @@ def _leg_entries(
     per candidate to a part function made fusion about half of its own cost."""
     ranked = list(enumerate(leg, start=1))
     ranked.reverse()
+    # Each part is added to 0.0, as the fused sum always started from it (so a weight of
+    # -0.0 still fuses to 0.0, not -0.0).
     if method is Fusion.RRF:
-        return {c: (rank, s, weight * (1.0 / (rrf_k + rank))) for rank, (c, s) in ranked}
+        return {c: (rank, s, 0.0 + weight * (1.0 / (rrf_k + rank))) for rank, (c, s) in ranked}
     best = max(map(itemgetter(1), leg), default=0.0)
-    if best <= 0:
-        return {c: (rank, s, weight * 0.0) for rank, (c, s) in ranked}
-    return {c: (rank, s, weight * (max(s, 0.0) / best)) for rank, (c, s) in ranked}
+    if not best > 0:  # NaN included: a leg without a positive best adds nothing
+        return {c: (rank, s, 0.0 + weight * 0.0) for rank, (c, s) in ranked}
+    return {c: (rank, s, 0.0 + weight * (max(s, 0.0) / best)) for rank, (c, s) in ranked}
 
 
 def fuse(

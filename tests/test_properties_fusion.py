@@ -22,7 +22,7 @@ PROFILE = settings.get_profile("properties-fusion")
 # Few ids and few distinct scores, so repeats, overlaps between the legs and ties are common.
 SCORES = st.sampled_from([-1.0, 0.0, 0.25, 0.5, 1.0, 2.0, 7.5])
 LEG = st.lists(st.tuples(st.integers(1, 12), SCORES), max_size=14)
-WEIGHTS = st.sampled_from([0.0, 0.3, 1.0, 2.5])
+WEIGHTS = st.sampled_from([0.0, -0.0, 0.3, 1.0, 2.5])
 
 
 def by_the_rules(
@@ -81,6 +81,7 @@ def test_fusion_follows_its_rules(
     limit: int | None,
 ) -> None:
     params = FusionParams(method, rrf_k, *weights)
-    assert fuse(fulltext, semantic, params, limit=limit) == by_the_rules(
-        fulltext, semantic, params, limit
-    )
+    fused = fuse(fulltext, semantic, params, limit=limit)
+    expected = by_the_rules(fulltext, semantic, params, limit)
+    assert fused == expected
+    assert [repr(f.score) for f in fused] == [repr(f.score) for f in expected]  # -0.0 too

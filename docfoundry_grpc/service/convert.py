@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -276,7 +276,7 @@ def document_from_pb(document: pb.Document) -> DocumentInput:
     )
 
 
-def _vector_from_pb(values: Iterable[float]) -> Vector:
+def _vector_from_pb(values: Sequence[float]) -> Vector:
     """A repeated float field as float32, the wire's own precision: numpy copies it in
     one pass (1.5 µs for 384 values) where a tuple of Python floats takes 7.6 µs, and
     the hash and the checks downstream then read the array without converting again."""

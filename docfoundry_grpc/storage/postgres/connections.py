@@ -177,6 +177,8 @@ async def _release(pool: asyncpg.Pool, connection: asyncpg.Connection) -> None:
     try:
         await pool.release(connection)
     except Exception as exc:
+        # Only this function releases, once per acquire, so an InterfaceError here is the
+        # reset failing on a broken connection, not a misuse of the pool.
         if not is_unavailable(exc):
             raise
         log.warning("dropped a PostgreSQL connection that could not be reset: %s", exc)
