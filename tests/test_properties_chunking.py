@@ -5,20 +5,15 @@ from __future__ import annotations
 
 import string
 
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from docfoundry_grpc.chunking import Section, chunk_content
 from docfoundry_grpc.models import ContentType
 
-settings.register_profile(
-    "properties-chunking",
-    max_examples=150,
-    deadline=None,
-    database=None,  # no .hypothesis folder in the working tree
-    suppress_health_check=[HealthCheck.too_slow],
-)
-PROFILE = settings.get_profile("properties-chunking")
+from .properties import property_settings
+
+PROFILE = property_settings(150)
 
 ANY_CHAR = st.one_of(
     st.characters(exclude_categories=()),

@@ -4,20 +4,15 @@ any weights, with and without a limit."""
 
 from __future__ import annotations
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from docfoundry_grpc.models import Fusion, LegResult, ScoredId
 from docfoundry_grpc.ranking import FusedCandidate, FusionParams, fuse
 
-settings.register_profile(
-    "properties-fusion",
-    max_examples=300,
-    deadline=None,
-    database=None,  # no .hypothesis folder in the working tree
-    suppress_health_check=[HealthCheck.too_slow],
-)
-PROFILE = settings.get_profile("properties-fusion")
+from .properties import property_settings
+
+PROFILE = property_settings(300)
 
 # Few ids and few distinct scores, so repeats, overlaps between the legs and ties are common.
 SCORES = st.sampled_from([-1.0, 0.0, 0.25, 0.5, 1.0, 2.0, 7.5])

@@ -7,7 +7,7 @@ import string
 import unicodedata
 
 import Stemmer
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, example, given
 from hypothesis import strategies as st
 
 from docfoundry_grpc.snippets import _first_term, _first_term_of_each, snippet
@@ -21,14 +21,9 @@ from docfoundry_grpc.text import (
     words,
 )
 
-settings.register_profile(
-    "properties-text",
-    max_examples=200,
-    deadline=None,
-    database=None,  # no .hypothesis folder in the working tree
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-)
-PROFILE = settings.get_profile("properties-text")
+from .properties import property_settings
+
+PROFILE = property_settings(200, HealthCheck.filter_too_much)
 
 # Any text: every code point, NUL and lone surrogates included.
 ANY_CHAR = st.one_of(

@@ -16,7 +16,7 @@ from typing import TypeVar
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, example, given
 from hypothesis import strategies as st
 
 from docfoundry_grpc.config import SearchConfig
@@ -49,14 +49,9 @@ from docfoundry_grpc.validation import (
     search_query,
 )
 
-settings.register_profile(
-    "properties-validation",
-    max_examples=150,
-    deadline=None,
-    database=None,  # no .hypothesis folder in the working tree
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-PROFILE = settings.get_profile("properties-validation")
+from .properties import property_settings
+
+PROFILE = property_settings(150, HealthCheck.data_too_large)
 
 T = TypeVar("T")
 

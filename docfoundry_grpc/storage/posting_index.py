@@ -50,6 +50,11 @@ class _Tail:
     size: int = 0
     chunks: int = 0
 
+    def arrays(self, term: str) -> tuple[I64, I32]:
+        """`term`'s (chunk ids, tfs) in this tail, as arrays."""
+        ids, tfs = self.postings[term]
+        return np.asarray(ids, dtype=np.int64), np.asarray(tfs, dtype=np.int32)
+
 
 @dataclass(frozen=True)
 class Fold:
@@ -74,8 +79,7 @@ class Fold:
             parts = [old] if old is not None else []
             for tail in self.tails:
                 if term in tail.postings:
-                    tail_ids = np.asarray(tail.postings[term][0], dtype=np.int64)
-                    tail_tfs = np.asarray(tail.postings[term][1], dtype=np.int32)
+                    tail_ids, tail_tfs = tail.arrays(term)
                     parts.append((tail_ids, tail_tfs, self.lengths[tail_ids]))
             if not parts:
                 result[term] = None
@@ -216,8 +220,7 @@ class PostingIndex:
             parts.append(Postings(*self._packed[term]))
         for tail in self._tails:
             if term in tail.postings:
-                tail_ids = np.asarray(tail.postings[term][0], dtype=np.int64)
-                tail_tfs = np.asarray(tail.postings[term][1], dtype=np.int32)
+                tail_ids, tail_tfs = tail.arrays(term)
                 parts.append(Postings(tail_ids, tail_tfs, self._dl[tail_ids]))
         return parts
 
